@@ -1,0 +1,67 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "PageShare",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EROFS", targets: ["EROFS"]),
+        .executable(name: "pageshare", targets: ["pageshare"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+    ],
+    targets: [
+        // Debian's C codec libraries (liblz4, libzstd, liblzma, zlib); headers only, no Swift.
+        .target(
+            name: "CCodecs",
+            linkerSettings: [
+                .linkedLibrary("lz4"), .linkedLibrary("zstd"), .linkedLibrary("lzma"), .linkedLibrary("z"),
+            ]
+        ),
+        // Debian's libxxhash, for the page cache's key hashing.
+        .target(name: "CXXHash", linkerSettings: [.linkedLibrary("xxhash")]),
+        .target(
+            name: "EROFS",
+            dependencies: [
+                "CCodecs",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "PageCache", dependencies: ["EROFS", "CXXHash"], swiftSettings: strictSettings),
+        .target(name: "PageShareServer", dependencies: ["PageCache"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "pageshare",
+            dependencies: [
+                "EROFS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "EROFSTestSupport",
+            dependencies: ["EROFS", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/EROFSTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "EROFSTests",
+            dependencies: ["EROFS", "EROFSTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "pageshareTests",
+            dependencies: ["EROFS", "EROFSTestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Intentionally empty: CCodecs only re-exports the system headers.

@@ -1,0 +1,1 @@
+// Intentionally empty: CXXHash only re-exports the system header.

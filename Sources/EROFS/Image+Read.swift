@@ -1,0 +1,62 @@
+extension Image {
+    /// Reads `inode`'s data from byte `offset` into `buffer`, and returns how many bytes were read:
+    /// `min(buffer.count, size - offset)`, or 0 at or past the end of the file.
+    ///
+    /// Bytes go straight from the device into `buffer`; holes are zero-filled.
+    /// - Throws: `EROFSError` for a corrupt mapping, a missing extra device, an I/O failure, or a compressed
+    ///   inode (not supported yet).
+    public func read(_ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard offset < inode.size, buffer.count > 0 else { return 0 }
+        if inode.layout.isCompressed {
+            throw EROFSError(
+                .unsupported, "compressed data layout \(inode.layout) is not supported yet", nid: inode.nid)
+        }
+        let total = Int(min(UInt64(buffer.count), inode.size - offset))
+        var done = 0
+        while done < total {
+            let position = offset + UInt64(done)
+            let extent = try self.extent(of: inode, containing: position)
+            guard extent.contains(position) else {
+                throw EROFSError.corrupted("mapping does not cover offset \(position)", nid: inode.nid)
+            }
+            let within = position - extent.logicalOffset
+            let count = Int(min(UInt64(total - done), extent.length - within))
+            let destination = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
+            switch extent.storage {
+            case .hole:
+                destination.initializeMemory(as: UInt8.self, repeating: 0)
+            case .device(let source, let start):
+                try source.read(into: destination, at: start + within)
+            case .metadata(let location):
+                let bytes = try self.readMetadata(location.advanced(by: Int(within)), count: count)
+                destination.copyBytes(from: bytes)
+            }
+            done += count
+        }
+        return total
+    }
+
+    /// Reads `count` bytes of `inode`'s data from `offset` into a new array (for small reads: directory
+    /// blocks, symlink targets). Returns fewer bytes at the end of the file.
+    public func readBytes(_ inode: Inode, at offset: UInt64 = 0, count: Int) throws -> [UInt8] {
+        let available = offset < inode.size ? Int(min(UInt64(count), inode.size - offset)) : 0
+        guard available > 0 else { return [] }
+        return try [UInt8](unsafeUninitializedCapacity: available) { buffer, initialized in
+            initialized = try self.read(inode, at: offset, into: UnsafeMutableRawBufferPointer(buffer))
+        }
+    }
+
+    /// Longest symlink target accepted (`PATH_MAX` including the NUL).
+    public static let maximumSymlinkLength = 4095
+
+    /// The target of a symlink, as raw bytes.
+    public func symlinkTarget(_ inode: Inode) throws -> [UInt8] {
+        guard inode.fileType == .symlink else {
+            throw EROFSError(.notASymlink, "not a symlink", nid: inode.nid)
+        }
+        guard inode.size <= UInt64(Self.maximumSymlinkLength) else {
+            throw EROFSError.corrupted("symlink target of \(inode.size) bytes exceeds PATH_MAX", nid: inode.nid)
+        }
+        return try self.readBytes(inode, count: Int(inode.size))
+    }
+}

@@ -1,0 +1,29 @@
+extension Image {
+    /// Visits every inode reachable from the root, depth first, parents before children; `path` is relative
+    /// to the root (empty for the root itself), its components joined with `/`.
+    ///
+    /// `.` and `..` entries are skipped. A directory reached twice (a cycle, or a hard-linked directory)
+    /// throws ``EROFSError/Code/corrupted``, so the walk always ends. Uses an explicit stack, so a deep
+    /// tree cannot exhaust the thread's stack.
+    public func walk(_ body: (_ path: [UInt8], _ inode: Inode) throws -> Void) throws {
+        let root = try self.root()
+        var visitedDirectories: Set<UInt64> = [root.nid]
+        var pending: [([UInt8], Inode)] = [([], root)]
+        while let (path, inode) = pending.popLast() {
+            try body(path, inode)
+            guard inode.fileType == .directory else { continue }
+            var children: [([UInt8], Inode)] = []
+            try self.forEachEntry(of: inode) { entry in
+                guard !entry.isDotOrDotDot else { return }
+                let child = try self.inode(entry.nid)
+                if child.fileType == .directory {
+                    guard visitedDirectories.insert(child.nid).inserted else {
+                        throw EROFSError.corrupted("directory cycle: directory reached twice", nid: child.nid)
+                    }
+                }
+                children.append((path.isEmpty ? entry.name : path + [0x2F] + entry.name, child))
+            }
+            pending.append(contentsOf: children.reversed())
+        }
+    }
+}

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct PageShareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pageshare", abstract: "PageShare")
+}
