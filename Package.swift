@@ -27,6 +27,8 @@ let package = Package(
         ),
         // Debian's libxxhash, for the page cache's key hashing.
         .target(name: "CXXHash", linkerSettings: [.linkedLibrary("xxhash")]),
+        // xattr calls and makedev for extraction and the test oracle.
+        .target(name: "CHostCalls"),
         .target(
             name: "EROFS",
             dependencies: [
@@ -41,6 +43,7 @@ let package = Package(
             name: "pageshare",
             dependencies: [
                 "EROFS",
+                "CHostCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -48,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "EROFSTestSupport",
-            dependencies: ["EROFS", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["EROFS", "CHostCalls", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/EROFSTestSupport",
             swiftSettings: strictSettings
         ),

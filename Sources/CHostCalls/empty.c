@@ -1,0 +1,1 @@
+// Intentionally empty: CHostCalls only wraps system headers.

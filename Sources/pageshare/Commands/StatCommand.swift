@@ -1,0 +1,38 @@
+import ArgumentParser
+import EROFS
+
+/// `pageshare stat IMAGE PATH [--json]`: attributes, xattrs and fingerprint of one file.
+struct StatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stat", abstract: "Show one file's attributes, xattrs and fingerprint.")
+
+    @OptionGroup var options: ImageOptions
+    @Argument(help: "Path inside the image.") var path: String
+    @Flag(name: .customShort("L"), help: "Follow a final symlink.") var dereference = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let image = try self.options.open()
+        let inode = try image.resolve(self.path, followingFinalSymlink: self.dereference)
+        let description = try FileDescription(path: self.path, inode: inode, image: image, includeXattrs: true)
+        if self.json {
+            try printJSON(description)
+            return
+        }
+        print("path:        \(description.path)")
+        print("nid:         \(description.nid)")
+        print("type:        \(description.type)")
+        print("mode:        \(description.mode) (\(FileDescription.modeString(inode)))")
+        print("uid/gid:     \(description.uid)/\(description.gid)")
+        print("size:        \(description.size)")
+        print("links:       \(description.nlink)")
+        print("mtime:       \(description.mtime).\(description.mtimeNanoseconds)")
+        print("layout:      \(description.layout) (\(description.inodeFormat) inode)")
+        if let target = description.symlinkTarget { print("target:      \(target)") }
+        if let device = description.device { print("device:      \(device)") }
+        if let fingerprint = description.fingerprint { print("fingerprint: \(fingerprint)") }
+        for (name, value) in (description.xattrs ?? [:]).sorted(by: { $0.key < $1.key }) {
+            print("xattr:       \(name) = base64:\(value)")
+        }
+    }
+}

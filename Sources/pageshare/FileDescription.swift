@@ -1,0 +1,100 @@
+import EROFS
+import Foundation
+
+/// What `ls -l`, `stat` and their JSON show about one inode.
+struct FileDescription: Encodable {
+    var path: String
+    var nid: UInt64
+    var type: String
+    var mode: String
+    var uid: UInt32
+    var gid: UInt32
+    var size: UInt64
+    var nlink: UInt32
+    var mtime: Int64
+    var mtimeNanoseconds: UInt32
+    var layout: String
+    var inodeFormat: String
+    var symlinkTarget: String?
+    var device: String?
+    var fingerprint: String?
+    var xattrs: [String: String]?
+
+    init(path: String, inode: Inode, image: Image, includeXattrs: Bool) throws {
+        self.path = path
+        self.nid = inode.nid
+        self.type = inode.fileType.rawValue
+        self.mode = "0" + String(inode.permissions, radix: 8)
+        self.uid = inode.uid
+        self.gid = inode.gid
+        self.size = inode.size
+        self.nlink = inode.linkCount
+        self.mtime = inode.mtime
+        self.mtimeNanoseconds = inode.mtimeNanoseconds
+        self.layout = inode.layout.description
+        self.inodeFormat = inode.isExtended ? "extended" : "compact"
+        if inode.fileType == .symlink {
+            self.symlinkTarget = String(decoding: try image.symlinkTarget(inode), as: UTF8.self)
+        }
+        if inode.fileType == .characterDevice || inode.fileType == .blockDevice {
+            self.device = "\(inode.deviceMajor):\(inode.deviceMinor)"
+        }
+        self.fingerprint = inode.fingerprint.map(hexString)
+        if includeXattrs {
+            var xattrs: [String: String] = [:]
+            for xattr in try image.xattrs(of: inode) {
+                xattrs[xattr.nameString] = Data(xattr.value).base64EncodedString()
+            }
+            self.xattrs = xattrs
+        }
+    }
+
+    /// `drwxr-xr-x`-style mode string.
+    static func modeString(_ inode: Inode) -> String {
+        let typeCharacter: Character =
+            switch inode.fileType {
+            case .regular: "-"
+            case .directory: "d"
+            case .symlink: "l"
+            case .characterDevice: "c"
+            case .blockDevice: "b"
+            case .fifo: "p"
+            case .socket: "s"
+            }
+        var text = String(typeCharacter)
+        let permissions = inode.permissions
+        let letters: [Character] = ["r", "w", "x"]
+        for shift in stride(from: 6, through: 0, by: -3) {
+            for bit in 0..<3 {
+                let set = (permissions >> UInt16(shift + 2 - bit)) & 1 == 1
+                var character: Character = set ? letters[bit] : "-"
+                if bit == 2 {
+                    let special: UInt16 = shift == 6 ? 0o4000 : shift == 3 ? 0o2000 : 0o1000
+                    if permissions & special != 0 {
+                        let lower: Character = shift == 0 ? "t" : "s"
+                        character = set ? lower : Character(lower.uppercased())
+                    }
+                }
+                text.append(character)
+            }
+        }
+        return text
+    }
+
+    /// One `ls -l` line.
+    static func longLine(name: String, inode: Inode, image: Image) throws -> String {
+        let date = Date(timeIntervalSince1970: TimeInterval(inode.mtime))
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        let sizeField =
+            inode.fileType == .characterDevice || inode.fileType == .blockDevice
+            ? "\(inode.deviceMajor),\(inode.deviceMinor)" : String(inode.size)
+        var line =
+            "\(Self.modeString(inode)) \(inode.linkCount) \(inode.uid) \(inode.gid) \(sizeField) "
+            + "\(formatter.string(from: date)) \(name)"
+        if inode.fileType == .symlink {
+            line += " -> " + String(decoding: try image.symlinkTarget(inode), as: UTF8.self)
+        }
+        return line
+    }
+}
