@@ -110,3 +110,23 @@ public enum KernelMount {
         return try body(directory.path)
     }
 }
+
+extension KernelMount {
+    /// Mounts `image` with its extra devices attached to loop devices (`-o device=`), calls `body`, cleans up.
+    public static func withMount<T>(_ image: String, devices: [String], _ body: (String) throws -> T) throws -> T {
+        var loops: [String] = []
+        defer { for loop in loops { _ = try? run(which("losetup")!, ["-d", loop]) } }
+        for device in devices {
+            let result = try run(which("losetup")!, ["-f", "--show", "-r", device])
+            guard result.status == 0 else { throw ToolFailure(tool: "losetup", message: result.error) }
+            loops.append(String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let directory = try TemporaryDirectory("mnt")
+        defer { directory.remove() }
+        let options = (["ro", "loop"] + loops.map { "device=\($0)" }).joined(separator: ",")
+        let result = try run(which("mount")!, ["-t", "erofs", "-o", options, image, directory.path])
+        guard result.status == 0 else { throw ToolFailure(tool: "mount", message: result.error) }
+        defer { _ = try? run(which("umount")!, [directory.path]) }
+        return try body(directory.path)
+    }
+}

@@ -65,8 +65,11 @@ extension Image {
             }
             let device = self.devices[deviceID - 1]
             guard let deviceSource = device.source else {
+                let tag = device.tagDescription
                 throw EROFSError(
-                    .missingDevice, "extra device \(deviceID) (\(device.tagDescription)) was not given", nid: nid)
+                    .missingDevice,
+                    "data is on extra device \(deviceID) of \(self.devices.count)\(tag.isEmpty ? "" : " (\(tag))"), "
+                        + "which was not given", nid: nid)
             }
             source = deviceSource
         }
