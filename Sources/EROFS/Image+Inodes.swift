@@ -69,10 +69,10 @@ extension Image {
             break
         }
         if layout == .chunkBased {
-            let format = UInt16(truncatingIfNeeded: record.u)
-            guard format & ~ChunkFormat.all == 0 else {
-                throw EROFSError(.unsupported, "unsupported chunk format 0x\(String(format, radix: 16))", nid: nid)
-            }
+            try self.checkChunkTable(
+                format: UInt16(truncatingIfNeeded: record.u), size: record.size,
+                payload: location.advanced(by: record.recordSize + XattrBodyHeaderRecord.bodySize(xattrCount: record.xattrCount)),
+                limit: limit, nid: nid)
         }
 
         var inode = Inode(
@@ -86,6 +86,29 @@ extension Image {
             inode.fingerprint = try self.fingerprint(of: inode)
         }
         return inode
+    }
+
+    /// Checks a chunk-based inode's format and that its whole chunk table lies inside the metadata, so a
+    /// lying `i_size` cannot make a reader walk (or zero-fill) far beyond what the image describes.
+    private func checkChunkTable(
+        format: UInt16, size: UInt64, payload: MetadataLocation, limit: UInt64, nid: UInt64
+    ) throws {
+        guard format & ~ChunkFormat.all == 0 else {
+            throw EROFSError(.unsupported, "unsupported chunk format 0x\(String(format, radix: 16))", nid: nid)
+        }
+        let chunkBits = UInt64(self.superBlock.blockSizeBits) + UInt64(format & ChunkFormat.blockBitsMask)
+        guard chunkBits <= 47 else {
+            throw EROFSError.corrupted("chunk size 2^\(chunkBits) too large", nid: nid)
+        }
+        let unit = UInt64(format & ChunkFormat.indexes != 0 ? ChunkIndexRecord.size : 4)
+        let chunks = size == 0 ? 0 : (size - 1) >> chunkBits + 1
+        let tableStart = (payload.offset + unit - 1) / unit * unit
+        let (tableBytes, overflow1) = chunks.multipliedReportingOverflow(by: unit)
+        let (tableEnd, overflow2) = tableStart.addingReportingOverflow(tableBytes)
+        guard !overflow1, !overflow2, tableEnd <= limit else {
+            throw EROFSError.corrupted(
+                "chunk table for \(size) bytes (\(chunks) chunks) runs past the end of the metadata", nid: nid)
+        }
     }
 
     /// Byte location of inode `nid` (`erofs_iloc`).

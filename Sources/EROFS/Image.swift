@@ -22,8 +22,12 @@ public struct Image: Sendable {
     /// - Throws: `EROFSError` when the superblock is not EROFS, sets unknown incompatible features, fails
     ///   its checksum, or a structure read at open is corrupt.
     public init(source: any ImageSource, devices: [any ImageSource] = []) throws {
+        let minimumSize = SuperBlockRecord.offset + UInt64(SuperBlockRecord.baseSize)
+        guard source.size >= minimumSize else {
+            throw EROFSError(.notEROFS, "\(source.size) bytes is too small for an EROFS image (no superblock)")
+        }
         let superBlockBytes = try source.readBytes(
-            at: SuperBlockRecord.offset, count: Int(min(source.size &- SuperBlockRecord.offset, 256)))
+            at: SuperBlockRecord.offset, count: Int(min(source.size - SuperBlockRecord.offset, 256)))
         let record = try SuperBlockRecord(superBlockBytes)
         let superBlock = try SuperBlock(record: record, imageSize: source.size)
         if superBlock.compatFeatures.contains(.superBlockChecksum) {

@@ -42,10 +42,8 @@ extension Image {
     /// CHUNK_BASED: a 4-byte block map or 8-byte chunk indexes after the inode, one entry per chunk.
     private func chunkExtent(of inode: Inode, containing position: UInt64) throws -> Extent {
         let format = UInt16(truncatingIfNeeded: inode.rawU)
+        // The format and table bounds were checked when the inode was read.
         let chunkBits = UInt64(self.superBlock.blockSizeBits) + UInt64(format & ChunkFormat.blockBitsMask)
-        guard chunkBits <= 47 else {
-            throw EROFSError.corrupted("chunk size 2^\(chunkBits) too large", nid: inode.nid)
-        }
         let usesIndexes = format & ChunkFormat.indexes != 0
         let unit = UInt64(usesIndexes ? ChunkIndexRecord.size : 4)
         let chunkNumber = position >> chunkBits
