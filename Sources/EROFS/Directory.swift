@@ -63,7 +63,8 @@ extension Image {
                 throw EROFSError.corrupted(
                     "directory block \(index) entry \(position): file type \(record.fileType)", nid: directory.nid)
             }
-            entries.append(DirectoryEntry(name: Array(bytes[start..<end]), nid: record.nid, fileTypeCode: record.fileType))
+            entries.append(
+                DirectoryEntry(name: Array(bytes[start..<end]), nid: record.nid, fileTypeCode: record.fileType))
             if let next { record = next }
         }
         return entries

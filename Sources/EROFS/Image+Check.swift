@@ -29,7 +29,8 @@ extension Image {
                 var position: UInt64 = 0
                 while position < end {
                     let want = Int(min(UInt64(buffer.count), end - position))
-                    let count = try self.read(inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]))
+                    let count = try self.read(
+                        inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]))
                     guard count > 0 else { break }
                     position += UInt64(count)
                 }

@@ -71,7 +71,8 @@ extension Image {
         if layout == .chunkBased {
             try self.checkChunkTable(
                 format: UInt16(truncatingIfNeeded: record.u), size: record.size,
-                payload: location.advanced(by: record.recordSize + XattrBodyHeaderRecord.bodySize(xattrCount: record.xattrCount)),
+                payload: location.advanced(
+                    by: record.recordSize + XattrBodyHeaderRecord.bodySize(xattrCount: record.xattrCount)),
                 limit: limit, nid: nid)
         }
 

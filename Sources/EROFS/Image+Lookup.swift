@@ -29,17 +29,20 @@ extension Image {
             }
             let directory = stack[stack.count - 1]
             guard directory.fileType == .directory else {
-                throw EROFSError(.notADirectory, "\(Self.display(component)): parent is not a directory")
+                throw EROFSError(
+                    .notADirectory, "\(Self.display(path)): not a directory before \"\(Self.display(component))\"",
+                    nid: directory.nid)
             }
             guard let entry = try self.lookup(component, in: directory) else {
-                throw EROFSError(.notFound, "\(Self.display(component)): no such file or directory")
+                throw EROFSError(
+                    .notFound, "\(Self.display(path)): no such file or directory (\"\(Self.display(component))\")")
             }
             let inode = try self.inode(entry.nid)
             let isLast = pending.isEmpty
             if inode.fileType == .symlink && (!isLast || followingFinalSymlink) {
                 follows += 1
                 guard follows <= Self.maximumSymlinkFollows else {
-                    throw EROFSError(.tooManySymlinks, "too many levels of symbolic links")
+                    throw EROFSError(.tooManySymlinks, "\(Self.display(path)): too many levels of symbolic links")
                 }
                 let target = try self.symlinkTarget(inode)
                 if target.first == 0x2F { stack.removeSubrange(1...) }

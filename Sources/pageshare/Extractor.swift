@@ -58,7 +58,8 @@ final class Extractor {
             return
         case .symlink:
             let target = try self.image.symlinkTarget(inode) + [0]
-            try self.check(path, "symlink") { name in target.withUnsafeBufferPointer { symlink($0.baseAddress!, name) } }
+            try self.check(path, "symlink") { name in target.withUnsafeBufferPointer { symlink($0.baseAddress!, name) }
+            }
         case .characterDevice, .blockDevice:
             guard self.isRoot else {
                 self.skippedDevices += 1

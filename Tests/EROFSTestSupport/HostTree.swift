@@ -75,7 +75,8 @@ public func differences(_ lhs: TreeEntry, _ rhs: TreeEntry, ignoring: Set<String
     check("mtimeNanoseconds", lhs.mtimeNanoseconds, rhs.mtimeNanoseconds)
     check("linkCount", lhs.linkCount, rhs.linkCount)
     check("symlinkTarget", lhs.symlinkTarget, rhs.symlinkTarget)
-    check("device", "\(String(describing: lhs.deviceMajor)):\(String(describing: lhs.deviceMinor))",
+    check(
+        "device", "\(String(describing: lhs.deviceMajor)):\(String(describing: lhs.deviceMinor))",
         "\(String(describing: rhs.deviceMajor)):\(String(describing: rhs.deviceMinor))")
     check("xattrs", lhs.xattrs, rhs.xattrs)
     if !ignoring.contains("content") && lhs.content != rhs.content {

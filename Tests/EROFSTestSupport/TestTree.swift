@@ -45,7 +45,9 @@ public enum TestTree {
         try setXattr(root + "/tail.bin", "user.big", pattern(1000, seed: 9))
         if geteuid() == 0 {
             try setXattr(root + "/hello.txt", "trusted.overlay.opaque", Array("y".utf8))
-            try setXattr(root + "/large.bin", "security.capability", [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+            try setXattr(
+                root + "/large.bin", "security.capability",
+                [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
             guard mknod(root + "/char-dev", S_IFCHR | 0o600, pageshare_makedev(1, 3)) == 0,
                 mknod(root + "/block-dev", S_IFBLK | 0o600, pageshare_makedev(259, 300)) == 0
             else { throw HostCallError(call: "mknod", path: root, errno: errno) }
@@ -53,7 +55,9 @@ public enum TestTree {
             lchown(root + "/link-relative", 42, 43)
             lchown(root + "/block4k", 70000, 80000)
         }
-        var times = [timespec(tv_sec: 981_173_106, tv_nsec: 789_000_000), timespec(tv_sec: 981_173_106, tv_nsec: 789_000_000)]
+        var times = [
+            timespec(tv_sec: 981_173_106, tv_nsec: 789_000_000), timespec(tv_sec: 981_173_106, tv_nsec: 789_000_000),
+        ]
         utimensat(AT_FDCWD, root + "/hello.txt", &times, 0)
         times = [timespec(tv_sec: 4_102_444_800, tv_nsec: 1), timespec(tv_sec: 4_102_444_800, tv_nsec: 1)]
         utimensat(AT_FDCWD, root + "/tail.bin", &times, 0)

@@ -93,8 +93,13 @@ public enum KernelMount {
         mkdir(source, 0o755)
         guard (try? ErofsUtils.mkfs(directory.path + "/probe.img", from: source)) != nil else { return false }
         mkdir(directory.path + "/mnt", 0o755)
-        guard let mounted = try? run(which("mount")!, ["-t", "erofs", "-o", "ro,loop", directory.path + "/probe.img",
-            directory.path + "/mnt"]), mounted.status == 0
+        guard
+            let mounted = try? run(
+                which("mount")!,
+                [
+                    "-t", "erofs", "-o", "ro,loop", directory.path + "/probe.img",
+                    directory.path + "/mnt",
+                ]), mounted.status == 0
         else { return false }
         _ = try? run(which("umount")!, [directory.path + "/mnt"])
         return true

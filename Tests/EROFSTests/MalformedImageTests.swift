@@ -1,6 +1,7 @@
-@testable import EROFS
 import EROFSTestSupport
 import Testing
+
+@testable import EROFS
 
 /// Corrupt images must give `EROFSError` (or, where the damage is harmless, read fine), never trap or hang.
 @Suite("Malformed images")
@@ -64,7 +65,8 @@ struct MalformedImageTests {
                 for _ in 0..<(1 + round % 8) {
                     // Mostly the superblock and metadata, sometimes anywhere.
                     let limit = round % 4 == 0 ? bytes.count : metadataEnd
-                    let position = round % 5 == 0 ? 1024 + Int(generator.next() % 128) : Int(generator.next() % UInt64(limit))
+                    let position =
+                        round % 5 == 0 ? 1024 + Int(generator.next() % 128) : Int(generator.next() % UInt64(limit))
                     bytes[position] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
                 }
                 _ = Self.exercise(SuperBlockTests.resealed(bytes))

@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Range reads")
 struct RangeReadTests {
-    static let layouts: [[String]] = [[], ["-Enoinline_data"], ["--chunksize=4096"], ["--chunksize=16384", "-Eforce-chunk-indexes"]]
+    static let layouts: [[String]] = [
+        [], ["-Enoinline_data"], ["--chunksize=4096"], ["--chunksize=16384", "-Eforce-chunk-indexes"],
+    ]
 
     /// Many offsets and lengths, including ranges crossing block, chunk and inline-tail boundaries and
     /// zero-length and past-EOF ranges, against the bytes mkfs was given.

@@ -1,6 +1,7 @@
-@testable import EROFS
 import EROFSTestSupport
 import Testing
+
+@testable import EROFS
 
 @Suite("Superblock")
 struct SuperBlockTests {

@@ -17,9 +17,11 @@ struct CatCommand: ParsableCommand {
         guard inode.fileType == .regular else {
             throw EROFSError(.isADirectory, "\(self.path): not a regular file (\(inode.fileType.rawValue))")
         }
-        let end = self.length.map { min(inode.size, self.offset.addingReportingOverflow($0).partialValue) }
+        let end =
+            self.length.map { min(inode.size, self.offset.addingReportingOverflow($0).partialValue) }
             ?? inode.size
-        try copyFileData(image: image, inode: inode, range: self.offset..<max(end, self.offset), to: FileDescriptor.standardOutput)
+        try copyFileData(
+            image: image, inode: inode, range: self.offset..<max(end, self.offset), to: FileDescriptor.standardOutput)
     }
 }
 

@@ -1,0 +1,90 @@
+import EROFS
+import EROFSTestSupport
+import Foundation
+import Testing
+
+@Suite("pageshare inspect, ls, stat, cat")
+struct CommandLineTests {
+    let image: TestImage
+    init() throws { self.image = try TestImage.full(options: []) }
+
+    func json(_ arguments: [String]) throws -> Any {
+        let result = try PageShareBinary.run(arguments)
+        #expect(result.status == 0, "\(result.error)")
+        return try JSONSerialization.jsonObject(with: Data(result.output))
+    }
+
+    @Test func inspectReportsFeaturesAndCounts() throws {
+        defer { self.image.remove() }
+        let report = try #require(try self.json(["inspect", self.image.path, "--json"]) as? [String: Any])
+        #expect(report["blockSize"] as? Int == 4096)
+        #expect((report["compatFeatures"] as? [String])?.contains("sb_csum") == true)
+        let counts = try #require(report["counts"] as? [String: Int])
+        #expect(counts["regular"] == 3012)
+        #expect(counts["symlink"] == 6)
+        let text = try PageShareBinary.run(["inspect", self.image.path])
+        #expect(String(decoding: text.output, as: UTF8.self).contains("block size:         4096"))
+    }
+
+    @Test func lsListsLongAndRecursive() throws {
+        defer { self.image.remove() }
+        let plain = String(decoding: try PageShareBinary.run(["ls", self.image.path]).output, as: UTF8.self)
+        #expect(plain.split(separator: "\n").contains("hello.txt"))
+        let long = String(decoding: try PageShareBinary.run(["ls", "-l", self.image.path, "/"]).output, as: UTF8.self)
+        #expect(long.contains("-rwsr-xr-x 1 "))
+        #expect(long.contains(" link-relative -> hello.txt"))
+        let recursive = String(
+            decoding: try PageShareBinary.run(["ls", "-R", self.image.path, "dir"]).output, as: UTF8.self)
+        #expect(recursive.split(separator: "\n").contains("dir/sub/deeper/leaf"))
+        let rows = try #require(try self.json(["ls", self.image.path, "many", "--json"]) as? [[String: Any]])
+        #expect(rows.count == 3000)
+    }
+
+    @Test func statShowsXattrsAndLayout() throws {
+        defer { self.image.remove() }
+        let stat = try #require(try self.json(["stat", self.image.path, "hello.txt", "--json"]) as? [String: Any])
+        #expect(stat["size"] as? Int == 17)
+        #expect(stat["mode"] as? String == "0644")
+        #expect(stat["mtime"] as? Int == 981_173_106)
+        #expect(stat["mtimeNanoseconds"] as? Int == 789_000_000)
+        #expect(stat["nlink"] as? Int == 2)
+        let xattrs = try #require(stat["xattrs"] as? [String: String])
+        #expect(xattrs["user.comment"] == Data("a comment".utf8).base64EncodedString())
+        let link = try #require(try self.json(["stat", self.image.path, "link-relative", "--json"]) as? [String: Any])
+        #expect(link["symlinkTarget"] as? String == "hello.txt")
+    }
+
+    @Test func catWritesRanges() throws {
+        defer { self.image.remove() }
+        let source = Array(try Data(contentsOf: URL(fileURLWithPath: self.image.source + "/large.bin")))
+        #expect(try PageShareBinary.run(["cat", self.image.path, "large.bin"]).output == source)
+        let slice = try PageShareBinary.run([
+            "cat", self.image.path, "large.bin", "--offset", "4000", "--length", "9000",
+        ])
+        #expect(slice.output == Array(source[4000..<13000]))
+        let tail = try PageShareBinary.run(["cat", self.image.path, "large.bin", "--offset", "299990"])
+        #expect(tail.output == Array(source[299_990...]))
+        #expect(
+            try PageShareBinary.run(["cat", self.image.path, "link-relative"]).output
+                == Array("hello, pageshare\n".utf8))
+    }
+
+    @Test func errorsAreOneLineOnStderr() throws {
+        defer { self.image.remove() }
+        let cases: [[String]] = [
+            ["cat", self.image.path, "no/such/file"],
+            ["cat", self.image.path, "dir"],
+            ["ls", self.image.path, "loop-a"],
+            ["inspect", self.image.directory.path + "/missing.img"],
+            ["inspect", self.image.source + "/hello.txt"],
+        ]
+        for arguments in cases {
+            let result = try PageShareBinary.run(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.output.isEmpty, "\(arguments)")
+            let lines = result.error.split(separator: "\n")
+            #expect(lines.count == 1, "\(arguments): \(result.error)")
+            #expect(!result.error.contains("Fatal error"), "\(arguments)")
+        }
+    }
+}
