@@ -26,7 +26,8 @@ struct StatCommand: ParsableCommand {
         print("uid/gid:     \(description.uid)/\(description.gid)")
         print("size:        \(description.size)")
         print("links:       \(description.nlink)")
-        print("mtime:       \(description.mtime).\(description.mtimeNanoseconds)")
+        let nanoseconds = String(description.mtimeNanoseconds)
+        print("mtime:       \(description.mtime).\(String(repeating: "0", count: 9 - nanoseconds.count))\(nanoseconds)")
         print("layout:      \(description.layout) (\(description.inodeFormat) inode)")
         if let target = description.symlinkTarget { print("target:      \(target)") }
         if let device = description.device { print("device:      \(device)") }
