@@ -11,22 +11,23 @@ struct XattrPrefix: Sendable {
 
 extension Image {
     /// Loads the long xattr prefix table: `xattr_prefix_count` records at `xattr_prefix_start` × 4, each a
-    /// 2-byte length then the record, padded to 4 bytes. The table lives in the packed inode's data when
-    /// there is one (and PLAIN_XATTR_PFX is not set), else in the image itself.
+    /// 2-byte length then the record, padded to 4 bytes. Unless PLAIN_XATTR_PFX is set, the table lives in
+    /// the metabox's data when there is a metabox, else in the packed inode's data when there is one; it is
+    /// in the image itself otherwise (the kernel's `erofs_xattr_prefixes_init`).
     func loadXattrPrefixes() throws -> [XattrPrefix] {
         let count = self.superBlock.xattrPrefixCount
         guard count > 0 else { return [] }
-        let inPacked =
-            self.packedInode != nil && !self.superBlock.compatFeatures.contains(.plainXattrPrefixes)
+        let plain = self.superBlock.compatFeatures.contains(.plainXattrPrefixes)
+        let container: Inode? = plain ? nil : (self.metabox ?? self.packedInode)
         var position = UInt64(self.superBlock.xattrPrefixStart) << 2
         var prefixes: [XattrPrefix] = []
         for index in 0..<count {
-            let lengthBytes = try self.prefixBytes(at: position, count: 2, inPacked: inPacked)
+            let lengthBytes = try self.prefixBytes(at: position, count: 2, in: container)
             let length = Int(lengthBytes.le16(0))
             guard length >= 1, length <= Self.maximumNameLength + 1 else {
                 throw EROFSError.corrupted("long xattr prefix \(index) has length \(length)", at: position)
             }
-            let record = try self.prefixBytes(at: position + 2, count: length, inPacked: inPacked)
+            let record = try self.prefixBytes(at: position + 2, count: length, in: container)
             guard let short = Self.shortPrefix(record[0]) else {
                 throw EROFSError.corrupted(
                     "long xattr prefix \(index) has base index \(record[0])", at: position + 2)
@@ -38,13 +39,13 @@ extension Image {
         return prefixes
     }
 
-    private func prefixBytes(at offset: UInt64, count: Int, inPacked: Bool) throws -> [UInt8] {
-        guard inPacked, let packed = self.packedInode else {
+    private func prefixBytes(at offset: UInt64, count: Int, in container: Inode?) throws -> [UInt8] {
+        guard let container else {
             return try self.readMetadata(MetadataLocation(offset: offset, inMetabox: false), count: count)
         }
-        let bytes = try self.readBytes(packed, at: offset, count: count)
+        let bytes = try self.readBytes(container, at: offset, count: count)
         guard bytes.count == count else {
-            throw EROFSError.corrupted("long xattr prefix table runs past the packed inode", nid: packed.nid)
+            throw EROFSError.corrupted("long xattr prefix table runs past its inode's data", nid: container.nid)
         }
         return bytes
     }

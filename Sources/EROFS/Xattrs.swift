@@ -70,10 +70,11 @@ extension Image {
         }
     }
 
-    /// Reads shared xattr `id`: one entry at `xattr_blkaddr` + 4 × id, or in the metabox at 4 × id.
+    /// Reads shared xattr `id`: one entry at byte `xattr_blkaddr` × block size + 4 × id, of the image or, with
+    /// SHARED_EA_IN_METABOX, of the metabox's data.
     private func sharedXattr(id: UInt32, nid: UInt64) throws -> Xattr? {
         let inMetabox = self.superBlock.compatFeatures.contains(.sharedXattrsInMetabox)
-        let base = inMetabox ? 0 : self.superBlock.xattrBlockAddress << UInt64(self.superBlock.blockSizeBits)
+        let base = self.superBlock.xattrBlockAddress << UInt64(self.superBlock.blockSizeBits)
         let location = MetadataLocation(offset: base + UInt64(id) * 4, inMetabox: inMetabox)
         let header = try self.readMetadata(location, count: XattrEntryRecord.size)
         let entry = XattrEntryRecord(header, at: 0)

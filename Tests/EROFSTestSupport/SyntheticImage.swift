@@ -1,0 +1,383 @@
+/// Builds small EROFS images byte by byte, for format features Debian's mkfs.erofs 1.5 cannot produce:
+/// 512 B and 64 KiB blocks, long xattr name prefixes, ishare fingerprint xattrs, the nlink-1 bit, the 48-bit
+/// root nid, metabox inodes, shared xattrs in the metabox, and extended inodes that cross a block boundary.
+///
+/// The layout is deliberately simple (one metadata area, then data blocks); it follows `erofs_fs.h` and is
+/// checked against the kernel mount where one is available.
+public struct SyntheticImage: Sendable {
+    /// An xattr as stored: a name index (short prefix, or 0x80 | long prefix id), the name suffix, the value.
+    public struct StoredXattr: Sendable {
+        public var nameIndex: UInt8
+        public var suffix: [UInt8]
+        public var value: [UInt8]
+        public init(nameIndex: UInt8, suffix: String, value: [UInt8]) {
+            self.nameIndex = nameIndex
+            self.suffix = Array(suffix.utf8)
+            self.value = value
+        }
+        var entrySize: Int { (4 + self.suffix.count + self.value.count + 3) & ~3 }
+    }
+
+    /// A node of the tree.
+    public final class Node: @unchecked Sendable {
+        public enum Kind: Sendable {
+            case regular([UInt8])
+            case directory
+            case symlink(String)
+        }
+        public enum DataPlacement: Sendable {
+            /// FLAT_PLAIN: every byte in data blocks.
+            case blocks
+            /// FLAT_INLINE: whole blocks, then the tail right after the inode.
+            case inlineTail
+        }
+
+        public let name: String
+        public let kind: Kind
+        public var children: [Node] = []
+        public var permissions: UInt16 = 0o644
+        public var uid: UInt32 = 0
+        public var gid: UInt32 = 0
+        public var mtime: UInt64 = 1_700_000_000
+        public var mtimeNanoseconds: UInt32 = 0
+        public var extended = false
+        /// Compact non-directory inodes only: set `EROFS_I_NLINK_1_BIT`.
+        public var nlinkOneBit = false
+        public var inMetabox = false
+        public var placement: DataPlacement = .blocks
+        /// Place the record so that it starts 32 bytes before a block boundary (extended records then cross it).
+        public var straddleBlockBoundary = false
+        public var xattrs: [StoredXattr] = []
+        /// Ids (index into ``SyntheticImage/sharedXattrs``) of shared xattrs.
+        public var sharedXattrIDs: [Int] = []
+
+        // Filled in by the builder.
+        var location = 0
+        var nid: UInt64 = 0
+        var startBlock: UInt64 = 0
+        var data: [UInt8] = []
+
+        public init(_ name: String, _ kind: Kind) {
+            self.name = name
+            self.kind = kind
+            if case .directory = kind { self.permissions = 0o755 }
+            if case .symlink = kind { self.permissions = 0o777 }
+        }
+
+        public func adding(_ children: Node...) -> Node {
+            self.children.append(contentsOf: children)
+            return self
+        }
+
+        var isDirectory: Bool {
+            if case .directory = self.kind { return true }
+            return false
+        }
+
+        var mode: UInt16 {
+            switch self.kind {
+            case .regular: 0o100000 | self.permissions
+            case .directory: 0o040000 | self.permissions
+            case .symlink: 0o120000 | self.permissions
+            }
+        }
+
+        var fileTypeCode: UInt8 {
+            switch self.kind {
+            case .regular: 1
+            case .directory: 2
+            case .symlink: 7
+            }
+        }
+
+        var recordSize: Int { self.extended ? 64 : 32 }
+
+        var xattrBodySize: Int {
+            guard !self.xattrs.isEmpty || !self.sharedXattrIDs.isEmpty else { return 0 }
+            return 12 + 4 * self.sharedXattrIDs.count + self.xattrs.reduce(0) { $0 + $1.entrySize }
+        }
+
+        var xattrCount: UInt16 {
+            let size = self.xattrBodySize
+            return size == 0 ? 0 : UInt16((size - 12) / 4 + 1)
+        }
+    }
+
+    public var blockSizeBits = 12
+    public var root: Node
+    /// Long xattr name prefixes: a short prefix index and an infix.
+    public var longPrefixes: [(base: UInt8, infix: String)] = []
+    public var ishareXattrPrefixID: UInt8?
+    public var sharedXattrs: [StoredXattr] = []
+    public var sharedXattrsInMetabox = false
+    /// Set PLAIN_XATTR_PFX: the prefix table stays in the plain image even when there is a metabox.
+    public var plainXattrPrefixes = false
+    public var use48BitRootNid = false
+
+    public init(root: Node) { self.root = root }
+
+    private var blockSize: Int { 1 << self.blockSizeBits }
+
+    private func allNodes() -> [Node] {
+        var result: [Node] = []
+        var pending = [self.root]
+        while let node = pending.popLast() {
+            result.append(node)
+            pending.append(contentsOf: node.children.reversed())
+        }
+        return result
+    }
+
+    private var usesMetabox: Bool { self.allNodes().contains { $0.inMetabox } || self.sharedXattrsInMetabox }
+
+    /// Serialises the image.
+    public func build() -> [UInt8] {
+        let blockSize = self.blockSize
+        let nodes = self.allNodes()
+        let metabox = Node("(metabox)", .regular([]))
+        let metaStart = roundUp(1024 + 128 + 16, blockSize)
+
+        // Shared xattrs: in the metabox data, or in their own block after the metadata.
+        var sharedBytes: [UInt8] = []
+        var sharedIDs: [UInt32] = []
+        for xattr in self.sharedXattrs {
+            sharedIDs.append(UInt32(sharedBytes.count / 4))
+            sharedBytes += serialize(xattr)
+        }
+
+        var prefixTable: [UInt8] = []
+        for prefix in self.longPrefixes {
+            let record = [prefix.base] + Array(prefix.infix.utf8)
+            prefixTable += le16(UInt16(record.count)) + record
+            while prefixTable.count % 4 != 0 { prefixTable.append(0) }
+        }
+        // Like the kernel: the prefix table is in the metabox when there is one (unless plain prefixes).
+        let prefixesInMetabox = self.usesMetabox && !self.plainXattrPrefixes
+        var metaboxHead = self.sharedXattrsInMetabox ? sharedBytes : []
+        let metaboxPrefixStart = metaboxHead.count
+        if prefixesInMetabox { metaboxHead += prefixTable }
+
+        // Phase 1: place inode records (main metadata area, or the metabox data).
+        // With the 48-bit root nid, keep nid 0 empty so that a reader using rootnid_2b would fail.
+        var mainCursor = self.use48BitRootNid ? 64 : 0
+        var metaboxCursor = roundUp(metaboxHead.count, 32)
+        var placed = nodes
+        if self.usesMetabox { placed.append(metabox) }
+        for node in placed {
+            let tail = node.placement == .inlineTail ? self.tailLength(of: node) : 0
+            var cursor = node.inMetabox ? metaboxCursor : mainCursor
+            if node.straddleBlockBoundary {
+                while cursor % blockSize != blockSize - 32 { cursor += 32 }
+            }
+            if tail > 0 {
+                let payload = cursor + node.recordSize + node.xattrBodySize
+                if payload % blockSize + tail > blockSize { cursor = roundUp(cursor + 1, blockSize) }
+            }
+            node.location = cursor
+            node.nid = UInt64(cursor / 32) | (node.inMetabox ? 1 << 63 : 0)
+            let end = roundUp(cursor + node.recordSize + node.xattrBodySize + tail, 32)
+            if node.inMetabox { metaboxCursor = end } else { mainCursor = end }
+        }
+
+        // Phase 2: directory contents (needs the nids), then data blocks.
+        for node in nodes where node.isDirectory {
+            node.data = self.directoryBytes(node, parent: self.parent(of: node))
+        }
+        for node in nodes {
+            switch node.kind {
+            case .regular(let bytes): node.data = bytes
+            case .symlink(let target): node.data = Array(target.utf8)
+            case .directory: break
+            }
+        }
+        let metaboxData = self.usesMetabox ? [UInt8](repeating: 0, count: roundUp(metaboxCursor, blockSize)) : []
+        metabox.data = metaboxData
+        var cursorBlock = (metaStart + roundUp(mainCursor, blockSize)) / blockSize
+        let xattrBlock = cursorBlock
+        let sharedInBlocks = self.sharedXattrsInMetabox ? [] : sharedBytes
+        let prefixesInBlocks = prefixesInMetabox ? [] : prefixTable
+        let prefixStart =
+            prefixesInMetabox ? metaboxPrefixStart : xattrBlock * blockSize + roundUp(sharedInBlocks.count, 4)
+        cursorBlock += roundUp(sharedInBlocks.count + prefixesInBlocks.count, blockSize) / blockSize
+        for node in placed {
+            let blockBytes =
+                node.placement == .inlineTail ? node.data.count - self.tailLength(of: node) : node.data.count
+            node.startBlock = UInt64(cursorBlock)
+            cursorBlock += roundUp(blockBytes, blockSize) / blockSize
+            if blockBytes == 0 && node.placement == .blocks { node.startBlock = UInt64(UInt32.max) }
+        }
+        let totalBlocks = cursorBlock
+
+        // Phase 3: serialise.
+        var image = [UInt8](repeating: 0, count: totalBlocks * blockSize)
+        var metaboxBytes = metaboxData
+        metaboxBytes.replaceSubrange(0..<metaboxHead.count, with: metaboxHead)
+        let xattrStart = xattrBlock * blockSize
+        image.replaceSubrange(xattrStart..<xattrStart + sharedInBlocks.count, with: sharedInBlocks)
+        if !prefixesInMetabox {
+            image.replaceSubrange(prefixStart..<prefixStart + prefixTable.count, with: prefixTable)
+        }
+        for node in nodes where node.inMetabox {
+            let record = self.inodeBytes(node, sharedIDs: sharedIDs)
+            metaboxBytes.replaceSubrange(node.location..<node.location + record.count, with: record)
+        }
+        metabox.data = metaboxBytes
+        for node in placed where !node.inMetabox {
+            let record = self.inodeBytes(node, sharedIDs: sharedIDs)
+            let start = metaStart + node.location
+            image.replaceSubrange(start..<start + record.count, with: record)
+        }
+        for node in placed {
+            let blockBytes =
+                node.placement == .inlineTail ? node.data.count - self.tailLength(of: node) : node.data.count
+            guard blockBytes > 0 else { continue }
+            let start = Int(node.startBlock) * blockSize
+            image.replaceSubrange(start..<start + blockBytes, with: node.data[0..<blockBytes])
+        }
+
+        var superBlock = [UInt8](repeating: 0, count: 144)
+        put32(&superBlock, 0, 0xE0F5_E1E2)
+        var compat: UInt32 = 0x02  // MTIME
+        if self.ishareXattrPrefixID != nil { compat |= 0x20 }
+        if self.sharedXattrsInMetabox { compat |= 0x08 }
+        if self.plainXattrPrefixes { compat |= 0x10 }
+        put32(&superBlock, 0x08, compat)
+        superBlock[0x0C] = UInt8(self.blockSizeBits)
+        superBlock[0x0D] = 1
+        if self.use48BitRootNid {
+            put64(&superBlock, 0x70, self.root.nid)
+        } else {
+            put16(&superBlock, 0x0E, UInt16(self.root.nid))
+        }
+        put64(&superBlock, 0x10, UInt64(nodes.count))
+        put64(&superBlock, 0x18, 1_600_000_000)
+        put32(&superBlock, 0x24, UInt32(totalBlocks))
+        put32(&superBlock, 0x28, UInt32(metaStart / blockSize))
+        // Shared xattrs in the metabox start at its byte 0: xattr_blkaddr is relative to the metabox data.
+        put32(&superBlock, 0x2C, self.sharedXattrsInMetabox ? 0 : UInt32(xattrBlock))
+        for index in 0..<16 { superBlock[0x30 + index] = UInt8(index * 17) }
+        var incompat: UInt32 = 0
+        if !self.longPrefixes.isEmpty { incompat |= 0x40 }
+        if self.use48BitRootNid { incompat |= 0x80 }
+        if self.usesMetabox { incompat |= 0x100 }
+        put32(&superBlock, 0x50, incompat)
+        superBlock[0x5B] = UInt8(self.longPrefixes.count)
+        put32(&superBlock, 0x5C, UInt32(prefixStart / 4))
+        superBlock[0x69] = self.ishareXattrPrefixID ?? 0
+        if self.usesMetabox { put64(&superBlock, 0x80, metabox.nid) }
+        image.replaceSubrange(1024..<1024 + superBlock.count, with: superBlock)
+        return image
+    }
+
+    private func parent(of target: Node) -> Node {
+        var pending = [self.root]
+        while let node = pending.popLast() {
+            if node.children.contains(where: { $0 === target }) { return node }
+            pending.append(contentsOf: node.children)
+        }
+        return self.root
+    }
+
+    private func tailLength(of node: Node) -> Int {
+        let remainder = node.data.count % self.blockSize
+        if case .regular(let bytes) = node.kind, !bytes.isEmpty {
+            return bytes.count % self.blockSize == 0 ? self.blockSize : bytes.count % self.blockSize
+        }
+        if case .symlink(let target) = node.kind { return target.utf8.count % self.blockSize }
+        return remainder
+    }
+
+    /// Directory blocks: dirents sorted byte-wise (`.` and `..` included), names packed at the block end.
+    private func directoryBytes(_ node: Node, parent: Node) -> [UInt8] {
+        var entries: [([UInt8], UInt64, UInt8)] = [(Array(".".utf8), node.nid, 2), (Array("..".utf8), parent.nid, 2)]
+        for child in node.children { entries.append((Array(child.name.utf8), child.nid, child.fileTypeCode)) }
+        entries.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        var bytes: [UInt8] = []
+        var index = 0
+        while index < entries.count {
+            var count = 0
+            var used = 0
+            while index + count < entries.count && used + 12 + entries[index + count].0.count <= self.blockSize {
+                used += 12 + entries[index + count].0.count
+                count += 1
+            }
+            var block = [UInt8](repeating: 0, count: self.blockSize)
+            var nameOffset = 12 * count
+            for slot in 0..<count {
+                let (name, nid, type) = entries[index + slot]
+                put64(&block, slot * 12, nid)
+                put16(&block, slot * 12 + 8, UInt16(nameOffset))
+                block[slot * 12 + 10] = type
+                block.replaceSubrange(nameOffset..<nameOffset + name.count, with: name)
+                nameOffset += name.count
+            }
+            index += count
+            bytes += index < entries.count ? block : Array(block[0..<nameOffset])
+        }
+        return bytes
+    }
+
+    private func inodeBytes(_ node: Node, sharedIDs: [UInt32]) -> [UInt8] {
+        var record = [UInt8](repeating: 0, count: node.recordSize)
+        let layout: UInt16 = node.placement == .inlineTail ? 2 : 0
+        var format = (layout << 1) | (node.extended ? 1 : 0)
+        put16(&record, 0x02, node.xattrCount)
+        put16(&record, 0x04, node.mode)
+        let startBlock = node.startBlock
+        if node.extended {
+            put64(&record, 0x08, UInt64(node.data.count))
+            put32(&record, 0x10, UInt32(truncatingIfNeeded: startBlock))
+            put16(&record, 0x06, UInt16(truncatingIfNeeded: startBlock >> 32))
+            put32(&record, 0x18, node.uid)
+            put32(&record, 0x1C, node.gid)
+            put64(&record, 0x20, node.mtime)
+            put32(&record, 0x28, node.mtimeNanoseconds)
+            put32(&record, 0x2C, node.isDirectory ? 2 + UInt32(node.children.filter(\.isDirectory).count) : 1)
+        } else {
+            put32(&record, 0x08, UInt32(node.data.count))
+            put32(&record, 0x0C, UInt32(node.mtime - 1_600_000_000))
+            put32(&record, 0x10, UInt32(truncatingIfNeeded: startBlock))
+            put16(&record, 0x18, UInt16(node.uid))
+            put16(&record, 0x1A, UInt16(node.gid))
+            if node.nlinkOneBit && !node.isDirectory {
+                format |= 1 << 4
+                put16(&record, 0x06, UInt16(truncatingIfNeeded: startBlock >> 32))
+            } else {
+                put16(&record, 0x06, node.isDirectory ? 2 + UInt16(node.children.filter(\.isDirectory).count) : 1)
+            }
+        }
+        put16(&record, 0x00, format)
+        if node.xattrBodySize > 0 {
+            var body = [UInt8](repeating: 0, count: 12)
+            body[4] = UInt8(node.sharedXattrIDs.count)
+            for id in node.sharedXattrIDs { body += le32(sharedIDs[id]) }
+            for xattr in node.xattrs { body += serialize(xattr) }
+            record += body
+        }
+        if node.placement == .inlineTail {
+            let tail = self.tailLength(of: node)
+            record += node.data[(node.data.count - tail)...]
+        }
+        return record
+    }
+}
+
+private func serialize(_ xattr: SyntheticImage.StoredXattr) -> [UInt8] {
+    var bytes: [UInt8] = [UInt8(xattr.suffix.count), xattr.nameIndex] + le16(UInt16(xattr.value.count))
+    bytes += xattr.suffix + xattr.value
+    while bytes.count % 4 != 0 { bytes.append(0) }
+    return bytes
+}
+
+private func roundUp(_ value: Int, _ multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }
+private func le16(_ value: UInt16) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8)] }
+private func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+private func put16(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt16) {
+    bytes.replaceSubrange(offset..<offset + 2, with: le16(value))
+}
+private func put32(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt32) {
+    bytes.replaceSubrange(offset..<offset + 4, with: le32(value))
+}
+private func put64(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt64) {
+    bytes.replaceSubrange(offset..<offset + 8, with: (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) })
+}
