@@ -68,3 +68,10 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer target is built only on request (`make fuzz`), with -sanitize=fuzzer,address.
+if Context.environment["PAGESHARE_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "EROFSFuzzer", dependencies: ["EROFS"], path: "Fuzz/EROFSFuzzer")
+    )
+}

@@ -164,3 +164,22 @@ struct SyntheticImageTests {
         #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
     }
 }
+
+/// Seeds for `make fuzz`: the synthetic images reach format paths mkfs.erofs 1.5 images do not.
+@Test(
+    "write synthetic fuzz seeds",
+    .enabled(if: ProcessInfo.processInfo.environment["PAGESHARE_FUZZ_SEEDS"] != nil, "only for make fuzz"))
+func writeSyntheticFuzzSeeds() throws {
+    let directory = try #require(ProcessInfo.processInfo.environment["PAGESHARE_FUZZ_SEEDS"])
+    var images = [
+        ("synthetic-512", SyntheticImageTests.makeTree(blockSize: 512)),
+        ("synthetic-4k", SyntheticImageTests.makeTree(blockSize: 4096)),
+        ("synthetic-metabox", SyntheticImageTests.metaboxTree()),
+    ]
+    var plain = SyntheticImageTests.metaboxTree()
+    plain.plainXattrPrefixes = true
+    images.append(("synthetic-metabox-plain-prefixes", plain))
+    for (name, image) in images {
+        try Data(image.build()).write(to: URL(fileURLWithPath: "\(directory)/\(name).img"))
+    }
+}
