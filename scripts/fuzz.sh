@@ -30,6 +30,6 @@ if [ -z "$(ls -A "$corpus")" ]; then
     # Byte-built images for features mkfs.erofs 1.5 cannot make (metabox, long prefixes, 512 B blocks...).
     PAGESHARE_FUZZ_SEEDS=$(realpath "$corpus") swift test --filter writeSyntheticFuzzSeeds >/dev/null
 fi
-echo "fuzzing for ${seconds}s with $(ls "$corpus" | wc -l) seed/corpus files"
+echo "fuzzing for ${seconds}s with $(find "$corpus" -type f | wc -l) seed/corpus files"
 "$fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix=Fuzz/out/ "$corpus" 2>&1 | tee Fuzz/out/last-run.log | grep -E "^#|ERROR|SUMMARY|Done" | tail -n 25

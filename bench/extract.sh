@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmark: `pageshare extract` against `fsck.erofs --extract` (Debian erofs-utils) on one uncompressed
+# image of real files, in one run, and (as root) against `cat`-ing every file from the kernel mount with
+# cold caches. Reports medians and ratios. Not a test: numbers depend on the machine.
+#
+#   bench/extract.sh [SOURCE_DIR] [RUNS]     (default: /usr/share, 3 runs)
+#
+# Both extractors write to a tmpfs so that the destination disk does not dominate; the image is read
+# warm (page cache) for the extract comparison and cold (drop_caches) for the kernel comparison.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source_dir=${1:-/usr/share}
+runs=${2:-3}
+work=${BENCH_DIR:-/dev/shm/pageshare-bench}
+rm -rf "$work" && mkdir -p "$work"
+trap 'umount "$work/mnt" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+swift build -c release --product pageshare >/dev/null
+pageshare=$(swift build -c release --show-bin-path)/pageshare
+image=${BENCH_IMAGE:-$work/bench.img}
+if [ ! -f "$image" ]; then
+    mkfs.erofs --quiet "$image" "$source_dir" >/dev/null
+fi
+files=$("$pageshare" inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"].get("regular", 0))')
+bytes=$("$pageshare" inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalFileBytes"])')
+echo "image: $image ($(du -h "$image" | cut -f1)), $files files, $((bytes / 1048576)) MiB of file data, from $source_dir"
+cat "$image" >/dev/null  # warm
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+time_it() {  # prints seconds
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null 2>&1
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'
+}
+
+declare -a ours theirs
+for run in $(seq 1 "$runs"); do
+    rm -rf "$work/out-ours" "$work/out-fsck"
+    ours+=("$(time_it "$pageshare" extract "$image" "$work/out-ours")")
+    theirs+=("$(time_it fsck.erofs --extract="$work/out-fsck" "$image")")
+    if [ "$run" = 1 ] && ! diff -r --no-dereference "$work/out-ours" "$work/out-fsck" >/dev/null; then
+        echo "WARNING: the two extractions differ"
+    fi
+done
+ours_median=$(printf '%s\n' "${ours[@]}" | median)
+fsck_median=$(printf '%s\n' "${theirs[@]}" | median)
+printf 'pageshare extract   median %.3f s  (runs: %s)\n' "$ours_median" "${ours[*]}"
+printf 'fsck.erofs --extract median %.3f s  (runs: %s)\n' "$fsck_median" "${theirs[*]}"
+printf 'ratio pageshare/fsck.erofs: %.2f (below 1 = PageShare faster)\n' "$(awk -v a="$ours_median" -v b="$fsck_median" 'BEGIN { print a / b }')"
+
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
+    mkdir -p "$work/mnt"
+    mount -t erofs -o ro,loop "$image" "$work/mnt"
+    declare -a kernel cold
+    for _ in $(seq 1 "$runs"); do
+        sync; echo 3 >/proc/sys/vm/drop_caches
+        kernel+=("$(time_it sh -c "find '$work/mnt' -type f -print0 | xargs -0 cat >/dev/null")")
+        sync; echo 3 >/proc/sys/vm/drop_caches
+        rm -rf "$work/out-cold"
+        cold+=("$(time_it "$pageshare" extract "$image" "$work/out-cold")")
+    done
+    umount "$work/mnt"
+    kernel_median=$(printf '%s\n' "${kernel[@]}" | median)
+    cold_median=$(printf '%s\n' "${cold[@]}" | median)
+    printf 'kernel mount, cat every file (cold) median %.3f s\n' "$kernel_median"
+    printf 'pageshare extract (cold)             median %.3f s\n' "$cold_median"
+    printf 'ratio pageshare/kernel (cold): %.2f\n' "$(awk -v a="$cold_median" -v b="$kernel_median" 'BEGIN { print a / b }')"
+else
+    echo "kernel comparison skipped: needs root to mount and drop caches"
+fi
