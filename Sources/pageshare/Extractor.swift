@@ -32,7 +32,13 @@ final class Extractor {
     func run() throws {
         try self.image.walk { path, inode in
             let target = path.isEmpty ? self.destination : self.destination + [0x2F] + path
-            try self.create(target, inode)
+            do {
+                try self.create(target, inode)
+            } catch var error as EROFSError {
+                // Name the file: the reader's message only knows the nid.
+                error.message = "/\(String(decoding: path, as: UTF8.self)): \(error.message)"
+                throw error
+            }
         }
         for (path, inode) in self.directories.reversed() {
             try self.applyMetadata(path, inode, descriptor: nil)

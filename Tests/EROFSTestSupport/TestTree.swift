@@ -17,6 +17,10 @@ public enum TestTree {
         try write(root + "/block4k-plus1", pattern(4097, seed: 2))
         try write(root + "/large.bin", pattern(largeFileBytes, seed: 3))
         try write(root + "/tail.bin", pattern(3 * 4096 + 1234, seed: 4))
+        // Compressible text, so that compressed images (-z) really hold a compressed inode.
+        try write(
+            root + "/compressible.txt",
+            Array((0..<6000).map { "line \($0 % 97) of a compressible file\n" }.joined().utf8))
         try make(root + "/dir/sub/deeper")
         try write(root + "/dir/sub/deeper/leaf", Array("leaf\n".utf8))
         try make(root + "/many")

@@ -20,7 +20,7 @@ struct CommandLineTests {
         #expect(report["blockSize"] as? Int == 4096)
         #expect((report["compatFeatures"] as? [String])?.contains("sb_csum") == true)
         let counts = try #require(report["counts"] as? [String: Int])
-        #expect(counts["regular"] == 3012)
+        #expect(counts["regular"] == 3013)
         #expect(counts["symlink"] == 6)
         let text = try PageShareBinary.run(["inspect", self.image.path])
         #expect(String(decoding: text.output, as: UTF8.self).contains("block size:         4096"))

@@ -54,4 +54,13 @@ struct ExtractCommandTests {
         #expect(result.error.contains("hello.txt"))
         #expect(try snapshotHostTree(output)["hello.txt"]?.content == Array("mine".utf8))
     }
+
+    @Test func compressedFilesFailWithTheirPath() throws {
+        let image = try TestImage.full(options: ["-zlz4"])
+        defer { image.remove() }
+        let result = try PageShareBinary.run(["extract", image.path, image.directory.path + "/out"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("/compressible.txt: compressed data layout"))
+        #expect(result.error.split(separator: "\n").count == 1)
+    }
 }
