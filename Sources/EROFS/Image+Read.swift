@@ -2,16 +2,19 @@ extension Image {
     /// Reads `inode`'s data from byte `offset` into `buffer`, and returns how many bytes were read:
     /// `min(buffer.count, size - offset)`, or 0 at or past the end of the file.
     ///
-    /// Bytes go straight from the device into `buffer`; holes are zero-filled.
-    /// - Throws: `EROFSError` for a corrupt mapping, a missing extra device, an I/O failure, or a compressed
-    ///   inode (not supported yet).
-    public func read(_ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    /// Uncompressed bytes go straight from the device into `buffer`; holes are zero-filled. Compressed
+    /// extents are decoded through `context`'s scratch; pass the same context to sequential reads of a file so
+    /// that each pcluster is decoded once (without one, a temporary context is used).
+    /// - Throws: `EROFSError` for a corrupt mapping or stream, a missing extra device, or an I/O failure.
+    public func read(
+        _ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, context: ReadContext? = nil
+    ) throws -> Int {
         guard offset < inode.size, buffer.count > 0 else { return 0 }
-        if inode.layout.isCompressed {
-            throw EROFSError(
-                .unsupported, "compressed data layout \(inode.layout) is not supported yet", nid: inode.nid)
-        }
         let total = Int(min(UInt64(buffer.count), inode.size - offset))
+        if inode.layout.isCompressed {
+            try self.readCompressed(inode, at: offset, into: buffer, total: total, context: context ?? ReadContext())
+            return total
+        }
         var done = 0
         while done < total {
             let position = offset + UInt64(done)

@@ -9,6 +9,8 @@ public struct Image: Sendable {
     let source: any ImageSource
     /// Extra devices in device-table order (device id 1 is index 0).
     let devices: [ExtraDevice]
+    /// Compression settings from the configuration records after the superblock.
+    public let compression: CompressionConfiguration
     private(set) var xattrPrefixes: [XattrPrefix] = []
     private(set) var metabox: Inode?
     private(set) var packedInode: Inode?
@@ -36,6 +38,8 @@ public struct Image: Sendable {
         self.superBlock = superBlock
         self.source = source
         self.devices = try Self.loadDeviceTable(source: source, superBlock: superBlock, given: devices)
+        self.compression = try Self.loadCompressionConfiguration(
+            source: source, superBlock: superBlock, superBlockSize: superBlock.recordSize)
         // Staged: the metabox must be known before inodes inside it (the packed inode may be one) can be
         // read, and the packed inode before the long xattr prefixes stored in it.
         if let nid = superBlock.metaboxNid { self.metabox = try self.inode(nid, readingFingerprint: false) }

@@ -37,6 +37,8 @@ public struct SuperBlock: Sendable {
     public let ishareXattrPrefixID: Int?
     /// The stored superblock checksum (verified at open when the feature bit is set).
     public let checksum: UInt32
+    /// Bytes of the on-disk superblock: 128 plus 16 per extension slot.
+    let recordSize: Int
 
     /// The volume UUID in the usual 8-4-4-4-12 form.
     public var uuidString: String {
@@ -128,6 +130,7 @@ public struct SuperBlock: Sendable {
             self.ishareXattrPrefixID = nil
         }
         self.checksum = record.checksum
+        self.recordSize = superBlockSize
         let (metaEnd, overflow) = self.metaBlockAddress.multipliedReportingOverflow(by: UInt64(self.blockSize))
         guard !overflow, metaEnd <= imageSize else {
             throw EROFSError.corrupted(

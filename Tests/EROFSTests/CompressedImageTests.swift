@@ -1,0 +1,98 @@
+import EROFS
+import EROFSTestSupport
+import Foundation
+import Testing
+
+/// Compressed images Debian's mkfs.erofs 1.5 makes (LZ4 and LZ4HC; compact and legacy full indexes; big
+/// pclusters; ztailpacking; incompressible data stored as plain pclusters) read exactly as the kernel and
+/// fsck.erofs read them.
+@Suite("Compressed images from mkfs.erofs")
+struct CompressedImageTests {
+    static let layouts: [[String]] = [
+        ["-zlz4"],
+        ["-zlz4hc,9"],
+        ["-zlz4", "-Elegacy-compress"],
+        ["-zlz4hc", "-C65536"],
+        ["-zlz4hc,12", "-C16384", "-Eztailpacking"],
+        ["-zlz4", "-Eztailpacking"],
+        ["-zlz4hc", "-C131072", "-Eforce-inode-extended"],
+    ]
+
+    @Test("reader matches fsck.erofs --extract", arguments: layouts)
+    func readerMatchesFsck(options: [String]) throws {
+        let image = try TestImage.full(options: options, largeFileBytes: 700_000)
+        defer { image.remove() }
+        let extracted = image.directory.path + "/fsck"
+        try ErofsUtils.fsckExtract(image.path, to: extracted)
+        let ours = try snapshotImage(try image.open())
+        let theirs = try snapshotHostTree(extracted, readingXattrs: false)
+        var ignoring: Set<String> = ["linkCount", "xattrs"]
+        if geteuid() != 0 { ignoring.insert("owner") }
+        let problems = compareTrees(
+            ours.filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() },
+            theirs.filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() }, ignoring: ignoring)
+        #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
+        #expect(try image.open().resolve("compressible.txt").layout.isCompressed)
+    }
+
+    @Test(
+        "reader matches the kernel mount", .enabled(if: KernelMount.isAvailable, "needs root and mount -t erofs"),
+        arguments: layouts)
+    func readerMatchesKernel(options: [String]) throws {
+        let image = try TestImage.full(options: options, largeFileBytes: 700_000)
+        defer { image.remove() }
+        let ours = try snapshotImage(try image.open())
+        let theirs = try KernelMount.withMount(image.path) { try snapshotHostTree($0) }
+        let problems = compareTrees(ours, theirs)
+        #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
+    }
+
+    /// Ranges crossing extent and pcluster boundaries, zero-length and past-EOF ranges, read with and without
+    /// a shared context, against the source bytes.
+    @Test(arguments: [["-zlz4hc", "-C65536"], ["-zlz4", "-Eztailpacking"], ["-zlz4", "-Elegacy-compress"]])
+    func randomRangesEqualTheSource(options: [String]) throws {
+        let image = try TestImage(options: options) { root in
+            try TestTree.write(root + "/mixed", Self.mixedContent(900_000))
+            try TestTree.write(
+                root + "/text", Array((0..<9000).map { "line \($0 % 101) of plain text\n" }.joined().utf8))
+            try TestTree.write(root + "/small", Array("short text, short text, short text\n".utf8))
+        }
+        defer { image.remove() }
+        let erofs = try image.open()
+        let context = ReadContext()
+        var generator = SplitMix64(seed: 99)
+        #expect(try erofs.resolve("text").layout.isCompressed)
+        for name in ["mixed", "text", "small"] {
+            let inode = try erofs.resolve(name)
+            let expected = Array(try Data(contentsOf: URL(fileURLWithPath: image.source + "/" + name)))
+            for _ in 0..<300 {
+                let offset = Int(generator.next() % UInt64(expected.count + 3))
+                let length = Int(generator.next() % 150_000)
+                let end = min(expected.count, offset + length)
+                let want = offset < expected.count ? Array(expected[offset..<end]) : []
+                #expect(try erofs.readBytes(inode, at: UInt64(offset), count: length) == want, "\(name) @\(offset)")
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 8)
+                defer { buffer.deallocate() }
+                let count = try erofs.read(
+                    inode, at: UInt64(offset), into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
+                    context: context)
+                #expect(Array(buffer[0..<count]) == want, "\(name) @\(offset) with context")
+            }
+        }
+    }
+
+    /// Compressible text with incompressible stretches, so files mix compressed and plain pclusters.
+    static func mixedContent(_ count: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = 0
+        while bytes.count < count {
+            if index % 7 == 3 {
+                bytes += TestTree.pattern(5000, seed: UInt64(index))
+            } else {
+                bytes += Array("record \(index): the quick brown fox jumps over the lazy dog\n".utf8)
+            }
+            index += 1
+        }
+        return Array(bytes[0..<count])
+    }
+}
