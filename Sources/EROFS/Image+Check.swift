@@ -16,6 +16,7 @@ extension Image {
         var report = CheckReport()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
         defer { buffer.deallocate() }
+        let context = ReadContext()
         try self.walk { _, inode in
             report.inodes += 1
             report.xattrs += try self.xattrs(of: inode).count
@@ -30,7 +31,8 @@ extension Image {
                 while position < end {
                     let want = Int(min(UInt64(buffer.count), end - position))
                     let count = try self.read(
-                        inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]))
+                        inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]),
+                        context: context)
                     guard count > 0 else { break }
                     position += UInt64(count)
                 }

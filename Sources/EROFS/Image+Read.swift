@@ -28,7 +28,7 @@ extension Image {
             switch extent.storage {
             case .hole:
                 destination.initializeMemory(as: UInt8.self, repeating: 0)
-            case .device(let source, let start):
+            case .device(let source, let start, _):
                 try source.read(into: destination, at: start + within)
             case .metadata(let location):
                 let bytes = try self.readMetadata(location.advanced(by: Int(within)), count: count)

@@ -15,6 +15,8 @@ final class Extractor {
     private var firstPathOfNid: [UInt64: [UInt8]] = [:]
     private var directories: [([UInt8], Inode)] = []
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    /// Decoding scratch reused across files; keeps a pcluster decoded across buffer-sized reads.
+    private let context = ReadContext()
     private(set) var skippedDevices = 0
 
     init(image: Image, destination: String) throws {
@@ -90,7 +92,7 @@ final class Extractor {
         defer { try? descriptor.close() }
         var position: UInt64 = 0
         while position < inode.size {
-            let count = try self.image.read(inode, at: position, into: self.buffer)
+            let count = try self.image.read(inode, at: position, into: self.buffer, context: self.context)
             guard count > 0 else { break }
             do {
                 _ = try descriptor.writeAll(UnsafeRawBufferPointer(rebasing: self.buffer[..<count]))

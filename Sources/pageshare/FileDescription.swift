@@ -19,8 +19,15 @@ struct FileDescription: Encodable {
     var device: String?
     var fingerprint: String?
     var xattrs: [String: String]?
+    var extents: [ExtentDescription]?
 
-    init(path: String, inode: Inode, image: Image, includeXattrs: Bool) throws {
+    struct ExtentDescription: Encodable {
+        var offset: UInt64
+        var length: UInt64
+        var kind: String
+    }
+
+    init(path: String, inode: Inode, image: Image, includeXattrs: Bool, includeExtents: Bool = false) throws {
         self.path = path
         self.nid = inode.nid
         self.type = inode.fileType.rawValue
@@ -40,6 +47,11 @@ struct FileDescription: Encodable {
             self.device = "\(inode.deviceMajor):\(inode.deviceMinor)"
         }
         self.fingerprint = inode.fingerprint.map(hexString)
+        if includeExtents && inode.fileType != .characterDevice && inode.fileType != .blockDevice {
+            self.extents = try image.extents(of: inode).map {
+                ExtentDescription(offset: $0.logicalOffset, length: $0.length, kind: $0.kind.description)
+            }
+        }
         if includeXattrs {
             var xattrs: [String: String] = [:]
             for xattr in try image.xattrs(of: inode) {

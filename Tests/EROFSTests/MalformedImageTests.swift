@@ -93,7 +93,7 @@ struct MalformedImageTests {
         let extent = try image.extent(of: directory, containing: 0)
         let blockStart: Int
         switch extent.storage {
-        case .device(_, let offset): blockStart = Int(offset)
+        case .device(_, let offset, _): blockStart = Int(offset)
         case .metadata(let location): blockStart = Int(location.offset)
         case .hole: throw EROFSError(.corrupted, "directory is a hole")
         }

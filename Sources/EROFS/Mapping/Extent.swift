@@ -4,8 +4,8 @@ struct Extent {
     enum Storage {
         /// Reads as zeros (a sparse chunk, or a plain file without blocks).
         case hole
-        /// Raw bytes on the primary or an extra device, starting at `offset`.
-        case device(any ImageSource, offset: UInt64)
+        /// Raw bytes on the primary (id 0) or an extra device, starting at `offset`.
+        case device(any ImageSource, offset: UInt64, deviceID: Int)
         /// Bytes in the metadata space (inline tails), starting at the location.
         case metadata(MetadataLocation)
     }

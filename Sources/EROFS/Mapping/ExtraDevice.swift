@@ -79,6 +79,6 @@ extension Image {
             throw EROFSError.corrupted(
                 "data block \(block) (+\(byteCount) bytes) lies past the end of device \(deviceID)", nid: nid)
         }
-        return .device(source, offset: offset)
+        return .device(source, offset: offset, deviceID: deviceID)
     }
 }

@@ -28,6 +28,8 @@ struct InspectCommand: ParsableCommand {
         var counts: [String: Int]
         var totalFileBytes: UInt64
         var compressedFiles: Int
+        var compressionAlgorithms: [String]
+        var compression: [String: Int]
     }
 
     func run() throws {
@@ -50,7 +52,9 @@ struct InspectCommand: ParsableCommand {
             incompatFeatures: superBlock.incompatFeatures.names, extraDevices: superBlock.extraDeviceCount,
             packedNid: superBlock.packedNid, metaboxNid: superBlock.metaboxNid,
             xattrPrefixes: superBlock.xattrPrefixCount, ishareXattrPrefixID: superBlock.ishareXattrPrefixID,
-            counts: counts, totalFileBytes: totalBytes, compressedFiles: compressed)
+            counts: counts, totalFileBytes: totalBytes, compressedFiles: compressed,
+            compressionAlgorithms: image.compression.algorithms.sorted { $0.rawValue < $1.rawValue }.map(\.description),
+            compression: Self.compressionSettings(image.compression))
         if self.json {
             try printJSON(report)
             return
@@ -75,5 +79,27 @@ struct InspectCommand: ParsableCommand {
         }
         print("file bytes:         \(report.totalFileBytes)")
         print("compressed files:   \(report.compressedFiles)")
+        if compressed > 0 || superBlock.incompatFeatures.contains(.compressionConfigs) {
+            let settings = report.compression.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            print(
+                "compression:        \(report.compressionAlgorithms.joined(separator: " ")) (\(settings.joined(separator: ", ")))"
+            )
+        }
+    }
+
+    /// The configuration records of the algorithms in use, as `name: value`.
+    static func compressionSettings(_ configuration: CompressionConfiguration) -> [String: Int] {
+        var settings: [String: Int] = [:]
+        for algorithm in configuration.algorithms {
+            switch algorithm {
+            case .lz4:
+                settings["lz4MaxDistance"] = Int(configuration.lz4MaxDistance)
+                settings["lz4MaxPclusterBlocks"] = configuration.lz4MaxPclusterBlocks
+            case .lzma: settings["lzmaDictionarySize"] = Int(configuration.lzmaDictionarySize)
+            case .deflate: settings["deflateWindowBits"] = Int(configuration.deflateWindowBits)
+            case .zstd: settings["zstdWindowLog"] = Int(configuration.zstdWindowLog)
+            }
+        }
+        return settings
     }
 }

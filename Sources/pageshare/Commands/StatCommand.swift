@@ -14,7 +14,8 @@ struct StatCommand: ParsableCommand {
     func run() throws {
         let image = try self.options.open()
         let inode = try image.resolve(self.path, followingFinalSymlink: self.dereference)
-        let description = try FileDescription(path: self.path, inode: inode, image: image, includeXattrs: true)
+        let description = try FileDescription(
+            path: self.path, inode: inode, image: image, includeXattrs: true, includeExtents: true)
         if self.json {
             try printJSON(description)
             return
@@ -29,6 +30,9 @@ struct StatCommand: ParsableCommand {
         let nanoseconds = String(description.mtimeNanoseconds)
         print("mtime:       \(description.mtime).\(String(repeating: "0", count: 9 - nanoseconds.count))\(nanoseconds)")
         print("layout:      \(description.layout) (\(description.inodeFormat) inode)")
+        let extents = description.extents ?? []
+        let kinds = Dictionary(grouping: extents, by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
+        print("extents:     \(extents.count)\(kinds.isEmpty ? "" : " (" + kinds.joined(separator: ", ") + ")")")
         if let target = description.symlinkTarget { print("target:      \(target)") }
         if let device = description.device { print("device:      \(device)") }
         if let fingerprint = description.fingerprint { print("fingerprint: \(fingerprint)") }
