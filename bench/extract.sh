@@ -3,27 +3,33 @@
 # image of real files, in one run, and (as root) against `cat`-ing every file from the kernel mount with
 # cold caches. Reports medians and ratios. Not a test: numbers depend on the machine.
 #
-#   bench/extract.sh [SOURCE_DIR] [RUNS]     (default: /usr/share, 3 runs)
+#   bench/extract.sh [SOURCE_DIR] [RUNS] [MKFS_OPTIONS...]   (default: /usr/share, 3 runs, uncompressed)
 #
-# Both extractors write to a tmpfs so that the destination disk does not dominate; the image is read
-# warm (page cache) for the extract comparison and cold (drop_caches) for the kernel comparison.
+# The image lives on disk (bench/out/, or BENCH_IMAGE_DIR) so that drop_caches makes it cold; both
+# extractors write to a tmpfs so that the destination disk does not dominate. The image is read warm (in
+# the page cache) for the fsck.erofs comparison and cold for the kernel comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source_dir=${1:-/usr/share}
 runs=${2:-3}
+shift $(($# > 2 ? 2 : $#))
+mkfs_options=("$@")
 work=${BENCH_DIR:-/dev/shm/pageshare-bench}
-rm -rf "$work" && mkdir -p "$work"
+image_dir=${BENCH_IMAGE_DIR:-bench/out}
+rm -rf "$work" && mkdir -p "$work" "$image_dir"
 trap 'umount "$work/mnt" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 swift build -c release --product pageshare >/dev/null
 pageshare=$(swift build -c release --show-bin-path)/pageshare
-image=${BENCH_IMAGE:-$work/bench.img}
+tag=$(printf '%s' "$source_dir ${mkfs_options[*]:-}" | tr -c 'a-zA-Z0-9' '_')
+image=$image_dir/bench-$tag.img
 if [ ! -f "$image" ]; then
-    mkfs.erofs --quiet "$image" "$source_dir" >/dev/null
+    mkfs.erofs --quiet "${mkfs_options[@]}" "$image" "$source_dir" >/dev/null
 fi
 files=$("$pageshare" inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"].get("regular", 0))')
 bytes=$("$pageshare" inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalFileBytes"])')
-echo "image: $image ($(du -h "$image" | cut -f1)), $files files, $((bytes / 1048576)) MiB of file data, from $source_dir"
+echo "image: $image ($(du -h "$image" | cut -f1)), $files files, $((bytes / 1048576)) MiB of file data," \
+    "from $source_dir, mkfs options: ${mkfs_options[*]:-none}"
 cat "$image" >/dev/null  # warm
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
