@@ -81,6 +81,26 @@ struct CompressedImageTests {
         }
     }
 
+    /// Regression: a big-pcluster head followed by another head lcluster (files of one to a few blocks).
+    /// Found on /usr/share by bench/extract.sh: the pcluster address was taken after the next lcluster loaded.
+    @Test(arguments: [["-zlz4hc", "-C65536"], ["-zlz4hc", "-C16384", "-Eztailpacking"], ["-zlz4", "-C8192"]])
+    func smallFilesWithBigPclusters(options: [String]) throws {
+        let sizes = [100, 4095, 4097, 5000, 6934, 8191, 8192, 8193, 12_000, 20_000, 70_000]
+        let image = try TestImage(options: options) { root in
+            for size in sizes {
+                let text = (0..<(size / 20 + 1)).map { "entry \($0 % 13) = \($0 % 7)\n" }.joined()
+                try TestTree.write(root + "/file-\(size)", Array(text.utf8.prefix(size)))
+            }
+        }
+        defer { image.remove() }
+        let erofs = try image.open()
+        for size in sizes {
+            let inode = try erofs.resolve("file-\(size)")
+            let expected = Array(try Data(contentsOf: URL(fileURLWithPath: image.source + "/file-\(size)")))
+            #expect(try erofs.readBytes(inode, count: size + 10) == expected, "file-\(size) \(inode.layout)")
+        }
+    }
+
     /// Compressible text with incompressible stretches, so files mix compressed and plain pclusters.
     static func mixedContent(_ count: Int) -> [UInt8] {
         var bytes: [UInt8] = []

@@ -79,7 +79,7 @@ extension Image {
                 format: .shifted, partialReference: false)
         }
         let located = try self.locateHead(of: inode, info: info, position: position)
-        var head = located.head
+        let head = located.head
         let length = try self.decodedLength(of: inode, info: info, head: head, logicalOffset: located.logicalOffset)
         guard located.logicalOffset <= position, position - located.logicalOffset < length,
             length <= UInt64(CompressionConfiguration.maximumDecodedBytes)
@@ -96,19 +96,19 @@ extension Image {
         } else if info.advise.contains(.fragmentPcluster), head.lcn == info.tailHeadLcluster {
             storage = .fragment(offset: info.fragmentOffset)
         } else {
-            let blocks = try self.pclusterBlocks(of: inode, info: info, head: &head)
-            guard blocks > 0,
-                blocks << UInt64(self.superBlock.blockSizeBits)
-                    <= UInt64(CompressionConfiguration.maximumPclusterBytes),
-                head.blockAddress < 1 << 48
-            else {
-                throw EROFSError.corrupted("pcluster of \(blocks) blocks @ lcn \(head.lcn)", nid: inode.nid)
+            // The head's address, before pclusterBlocks loads the next lcluster into the recorder.
+            let blockAddress = head.blockAddress
+            var recorder = head
+            let blocks = try self.pclusterBlocks(of: inode, info: info, head: &recorder)
+            let maximumBlocks = UInt64(CompressionConfiguration.maximumPclusterBytes >> self.superBlock.blockSizeBits)
+            guard blocks > 0, blocks <= maximumBlocks, blockAddress < 1 << 48 else {
+                throw EROFSError.corrupted("pcluster of \(blocks) blocks @ block \(blockAddress)", nid: inode.nid)
             }
-            let offset = head.blockAddress << UInt64(self.superBlock.blockSizeBits)
+            let offset = blockAddress << UInt64(self.superBlock.blockSizeBits)
             let byteCount = Int(blocks) << self.superBlock.blockSizeBits
             let (end, overflow) = offset.addingReportingOverflow(UInt64(byteCount))
             guard !overflow, end <= self.source.size else {
-                throw EROFSError.corrupted("pcluster at block \(head.blockAddress) lies past the end", nid: inode.nid)
+                throw EROFSError.corrupted("pcluster at block \(blockAddress) lies past the end", nid: inode.nid)
             }
             storage = .blocks(offset: offset, byteCount: byteCount)
         }
