@@ -105,26 +105,35 @@ final class Extractor {
     }
 
     /// Owner (root only), xattrs (root only), mode and mtime, in that order: chown clears set-id bits, so
-    /// the mode comes after it.
+    /// the mode comes after it. With an open descriptor (regular files) the f* calls skip the path walks.
     private func applyMetadata(_ path: [UInt8], _ inode: Inode, descriptor: Int32?) throws {
-        let isSymlink = inode.fileType == .symlink
+        func checked(_ operation: String, _ result: Int32) throws {
+            if result != 0 { throw HostError(path: path, operation: operation, errno: errno) }
+        }
         if self.isRoot {
-            try self.check(path, "lchown") { lchown($0, inode.uid, inode.gid) }
+            if let descriptor {
+                try checked("fchown", fchown(descriptor, inode.uid, inode.gid))
+            } else {
+                try self.check(path, "lchown") { lchown($0, inode.uid, inode.gid) }
+            }
             for xattr in try self.image.xattrs(of: inode) {
                 let name = xattr.name + [0]
                 let result = name.withUnsafeBufferPointer { namePointer in
                     xattr.value.withUnsafeBytes { value in
-                        path.cString { lsetxattr($0, namePointer.baseAddress!, value.baseAddress, value.count, 0) }
+                        if let descriptor {
+                            return fsetxattr(descriptor, namePointer.baseAddress!, value.baseAddress, value.count, 0)
+                        }
+                        return path.cString {
+                            lsetxattr($0, namePointer.baseAddress!, value.baseAddress, value.count, 0)
+                        }
                     }
                 }
-                if result != 0 { throw HostError(path: path, operation: "lsetxattr \(xattr.nameString)", errno: errno) }
+                try checked("setxattr \(xattr.nameString)", result)
             }
         }
-        if !isSymlink {
+        if inode.fileType != .symlink {
             if let descriptor {
-                if fchmod(descriptor, mode_t(inode.permissions)) != 0 {
-                    throw HostError(path: path, operation: "chmod", errno: errno)
-                }
+                try checked("fchmod", fchmod(descriptor, mode_t(inode.permissions)))
             } else {
                 try self.check(path, "chmod") { chmod($0, mode_t(inode.permissions)) }
             }
@@ -133,7 +142,11 @@ final class Extractor {
             timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds)),
             timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds)),
         ]
-        try self.check(path, "utimensat") { utimensat(AT_FDCWD, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        if let descriptor {
+            try checked("futimens", futimens(descriptor, &times))
+        } else {
+            try self.check(path, "utimensat") { utimensat(AT_FDCWD, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        }
     }
 
     private func check(_ path: [UInt8], _ operation: String, _ call: (UnsafePointer<CChar>) -> Int32) throws {
