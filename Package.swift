@@ -51,7 +51,9 @@ let package = Package(
         ),
         .target(
             name: "EROFSTestSupport",
-            dependencies: ["EROFS", "CHostCalls", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "EROFS", "CCodecs", "CHostCalls", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/EROFSTestSupport",
             swiftSettings: strictSettings
         ),

@@ -1,3 +1,5 @@
+import EROFS
+
 /// Builds small EROFS images byte by byte, for format features Debian's mkfs.erofs 1.5 cannot produce:
 /// 512 B and 64 KiB blocks, long xattr name prefixes, ishare fingerprint xattrs, the nlink-1 bit, the 48-bit
 /// root nid, metabox inodes, shared xattrs in the metabox, and extended inodes that cross a block boundary.
@@ -50,6 +52,18 @@ public struct SyntheticImage: Sendable {
         public var xattrs: [StoredXattr] = []
         /// Ids (index into ``SyntheticImage/sharedXattrs``) of shared xattrs.
         public var sharedXattrIDs: [Int] = []
+        /// Store the data compressed (COMPRESSED_FULL, one block per lcluster; incompressible lclusters
+        /// stored plain).
+        public var compression: CompressionAlgorithm?
+        /// With compression: keep the tail (or the whole file) as a fragment in the packed inode.
+        public var fragment: Fragment = .none
+
+        public enum Fragment: Sendable { case none, tail, wholeFile }
+
+        // Compressed layout, filled in by the builder: one entry per lcluster (type, encoded block or nil
+        // for the fragment tail), and the fragment's offset in the packed inode.
+        var lclusters: [(type: UInt16, block: [UInt8]?)] = []
+        var fragmentOffset: UInt64 = 0
 
         // Filled in by the builder.
         var location = 0
@@ -112,6 +126,8 @@ public struct SyntheticImage: Sendable {
     public var sharedXattrsInMetabox = false
     /// Set PLAIN_XATTR_PFX: the prefix table stays in the plain image even when there is a metabox.
     public var plainXattrPrefixes = false
+    /// Compression configuration written for each algorithm in use (LZMA dictionary, DEFLATE window...).
+    public var lzmaDictionarySize: UInt32 = 64 << 10
     public var use48BitRootNid = false
 
     public init(root: Node) { self.root = root }
@@ -157,12 +173,37 @@ public struct SyntheticImage: Sendable {
         let metaboxPrefixStart = metaboxHead.count
         if prefixesInMetabox { metaboxHead += prefixTable }
 
+        // Phase 0: encode compressed files; their fragments go to the packed inode.
+        let packed = Node("(packed)", .regular([]))
+        var packedData: [UInt8] = []
+        for node in nodes {
+            guard let algorithm = node.compression, case .regular(let bytes) = node.kind else { continue }
+            node.lclusters = []
+            let count = (bytes.count + blockSize - 1) / blockSize
+            for index in 0..<count {
+                let chunk = Array(bytes[(index * blockSize)..<min(bytes.count, (index + 1) * blockSize)])
+                if node.fragment == .wholeFile || (node.fragment == .tail && index == count - 1) {
+                    if index == 0 || node.fragment == .tail { node.fragmentOffset = UInt64(packedData.count) }
+                    packedData += chunk
+                    node.lclusters.append((1, nil))
+                } else if let encoded = TestCompressor.compress(chunk, with: algorithm, capacity: blockSize) {
+                    // Zero padding: the stream sits at the end of its block.
+                    node.lclusters.append((1, [UInt8](repeating: 0, count: blockSize - encoded.count) + encoded))
+                } else {
+                    node.lclusters.append((0, chunk + [UInt8](repeating: 0, count: blockSize - chunk.count)))
+                }
+            }
+        }
+        packed.data = packedData
+        let usesPacked = !packedData.isEmpty
+
         // Phase 1: place inode records (main metadata area, or the metabox data).
         // With the 48-bit root nid, keep nid 0 empty so that a reader using rootnid_2b would fail.
         var mainCursor = self.use48BitRootNid ? 64 : 0
         var metaboxCursor = roundUp(metaboxHead.count, 32)
         var placed = nodes
         if self.usesMetabox { placed.append(metabox) }
+        if usesPacked { placed.append(packed) }
         for node in placed {
             let tail = node.placement == .inlineTail ? self.tailLength(of: node) : 0
             var cursor = node.inMetabox ? metaboxCursor : mainCursor
@@ -175,7 +216,7 @@ public struct SyntheticImage: Sendable {
             }
             node.location = cursor
             node.nid = UInt64(cursor / 32) | (node.inMetabox ? 1 << 63 : 0)
-            let end = roundUp(cursor + node.recordSize + node.xattrBodySize + tail, 32)
+            let end = roundUp(cursor + node.recordSize + node.xattrBodySize + tail + Self.indexBytes(node), 32)
             if node.inMetabox { metaboxCursor = end } else { mainCursor = end }
         }
 
@@ -185,6 +226,7 @@ public struct SyntheticImage: Sendable {
         }
         for node in nodes {
             switch node.kind {
+            case .regular(let bytes) where node.compression != nil: node.data = bytes
             case .regular(let bytes): node.data = bytes
             case .symlink(let target): node.data = Array(target.utf8)
             case .directory: break
@@ -200,9 +242,13 @@ public struct SyntheticImage: Sendable {
             prefixesInMetabox ? metaboxPrefixStart : xattrBlock * blockSize + roundUp(sharedInBlocks.count, 4)
         cursorBlock += roundUp(sharedInBlocks.count + prefixesInBlocks.count, blockSize) / blockSize
         for node in placed {
+            node.startBlock = UInt64(cursorBlock)
+            if node.compression != nil {
+                cursorBlock += node.lclusters.filter { $0.block != nil }.count
+                continue
+            }
             let blockBytes =
                 node.placement == .inlineTail ? node.data.count - self.tailLength(of: node) : node.data.count
-            node.startBlock = UInt64(cursorBlock)
             cursorBlock += roundUp(blockBytes, blockSize) / blockSize
             if blockBytes == 0 && node.placement == .blocks { node.startBlock = UInt64(UInt32.max) }
         }
@@ -227,7 +273,15 @@ public struct SyntheticImage: Sendable {
             let start = metaStart + node.location
             image.replaceSubrange(start..<start + record.count, with: record)
         }
-        for node in placed {
+        for node in placed where node.compression != nil {
+            var block = Int(node.startBlock)
+            for lcluster in node.lclusters {
+                guard let bytes = lcluster.block else { continue }
+                image.replaceSubrange(block * blockSize..<(block + 1) * blockSize, with: bytes)
+                block += 1
+            }
+        }
+        for node in placed where node.compression == nil {
             let blockBytes =
                 node.placement == .inlineTail ? node.data.count - self.tailLength(of: node) : node.data.count
             guard blockBytes > 0 else { continue }
@@ -257,6 +311,23 @@ public struct SyntheticImage: Sendable {
         put32(&superBlock, 0x2C, self.sharedXattrsInMetabox ? 0 : UInt32(xattrBlock))
         for index in 0..<16 { superBlock[0x30 + index] = UInt8(index * 17) }
         var incompat: UInt32 = 0
+        let algorithms = Set(nodes.compactMap(\.compression))
+        if !algorithms.isEmpty {
+            incompat |= 0x01 | 0x02  // ZERO_PADDING, COMPR_CFGS
+            put16(&superBlock, 0x54, algorithms.reduce(0) { $0 | UInt16(1) << UInt16($1.rawValue) })
+            var position = 1024 + 144
+            for algorithm in algorithms.sorted(by: { $0.rawValue < $1.rawValue }) {
+                position = roundUp(position, 4)
+                let record = self.configurationRecord(algorithm)
+                image.replaceSubrange(position..<position + 2, with: le16(UInt16(record.count)))
+                image.replaceSubrange(position + 2..<position + 2 + record.count, with: record)
+                position += 2 + record.count
+            }
+        }
+        if usesPacked {
+            incompat |= 0x20  // FRAGMENTS
+            put64(&superBlock, 0x60, packed.nid)
+        }
         if !self.longPrefixes.isEmpty { incompat |= 0x40 }
         if self.use48BitRootNid { incompat |= 0x80 }
         if self.usesMetabox { incompat |= 0x100 }
@@ -267,6 +338,56 @@ public struct SyntheticImage: Sendable {
         if self.usesMetabox { put64(&superBlock, 0x80, metabox.nid) }
         image.replaceSubrange(1024..<1024 + superBlock.count, with: superBlock)
         return image
+    }
+
+    /// Bytes after a compressed inode's record and xattrs: padding to 8, the map header and the full index.
+    private static func indexBytes(_ node: Node) -> Int {
+        guard node.compression != nil else { return 0 }
+        let used = node.recordSize + node.xattrBodySize
+        let header = (8 - used % 8) % 8 + 8
+        return node.fragment == .wholeFile ? header : header + 8 + 8 * node.lclusters.count
+    }
+
+    private func compressionIndex(_ node: Node, recordBytes: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: (8 - recordBytes % 8) % 8)
+        guard let algorithm = node.compression else { return bytes }
+        if node.fragment == .wholeFile {
+            // Bit 63 (bit 7 of h_clusterbits) set: the rest of the 8-byte header is the fragment offset.
+            let header = node.fragmentOffset | 1 << 63
+            return bytes + (0..<8).map { UInt8(truncatingIfNeeded: header >> (8 * UInt64($0))) }
+        }
+        var header = [UInt8](repeating: 0, count: 8)
+        put32(&header, 0, UInt32(truncatingIfNeeded: node.fragmentOffset))
+        put16(&header, 4, node.fragment == .tail ? 0x20 : 0)
+        header[6] = algorithm.rawValue | algorithm.rawValue << 4
+        bytes += header + [UInt8](repeating: 0, count: 8)
+        var block = UInt32(node.startBlock)
+        for lcluster in node.lclusters {
+            var entry = [UInt8](repeating: 0, count: 8)
+            put16(&entry, 0, lcluster.type)
+            if lcluster.block != nil {
+                put32(&entry, 4, block)
+                block += 1
+            }
+            bytes += entry
+        }
+        return bytes
+    }
+
+    /// The `z_erofs_*_cfgs` record for `algorithm`.
+    private func configurationRecord(_ algorithm: CompressionAlgorithm) -> [UInt8] {
+        var record = [UInt8](repeating: 0, count: 14)
+        switch algorithm {
+        case .lz4:
+            put16(&record, 2, 1)  // max_pclusterblks
+        case .lzma:
+            put32(&record, 0, self.lzmaDictionarySize)
+        case .deflate:
+            record = [15, 0, 0, 0, 0, 0]
+        case .zstd:
+            record = [0, 17 - 10, 0, 0, 0, 0]
+        }
+        return record
     }
 
     private func parent(of target: Node) -> Node {
@@ -319,11 +440,12 @@ public struct SyntheticImage: Sendable {
 
     private func inodeBytes(_ node: Node, sharedIDs: [UInt32]) -> [UInt8] {
         var record = [UInt8](repeating: 0, count: node.recordSize)
-        let layout: UInt16 = node.placement == .inlineTail ? 2 : 0
+        let layout: UInt16 = node.compression != nil ? 1 : node.placement == .inlineTail ? 2 : 0
         var format = (layout << 1) | (node.extended ? 1 : 0)
         put16(&record, 0x02, node.xattrCount)
         put16(&record, 0x04, node.mode)
-        let startBlock = node.startBlock
+        let startBlock =
+            node.compression != nil ? UInt64(node.lclusters.filter { $0.block != nil }.count) : node.startBlock
         if node.extended {
             put64(&record, 0x08, UInt64(node.data.count))
             put32(&record, 0x10, UInt32(truncatingIfNeeded: startBlock))
@@ -353,6 +475,9 @@ public struct SyntheticImage: Sendable {
             for id in node.sharedXattrIDs { body += le32(sharedIDs[id]) }
             for xattr in node.xattrs { body += serialize(xattr) }
             record += body
+        }
+        if node.compression != nil {
+            record += self.compressionIndex(node, recordBytes: record.count)
         }
         if node.placement == .inlineTail {
             let tail = self.tailLength(of: node)
