@@ -59,6 +59,13 @@ public struct SyntheticImage: Sendable {
         public var fragment: Fragment = .none
 
         public enum Fragment: Sendable { case none, tail, wholeFile }
+        /// With compression: odd lclusters use this algorithm as HEAD2 (two algorithms in one file).
+        public var head2Compression: CompressionAlgorithm?
+        /// With compression: incompressible lclusters are stored interlaced instead of shifted.
+        public var interlacedPlain = false
+        /// Dedupe: this file's only lcluster reuses the first pcluster of `node` (marked PARTIAL_REF); the file
+        /// must be a prefix of that pcluster's decoded data.
+        public var sharesFirstPcluster: Node?
 
         // Compressed layout, filled in by the builder: one entry per lcluster (type, encoded block or nil
         // for the fragment tail), and the fragment's offset in the packed inode.
@@ -186,9 +193,18 @@ public struct SyntheticImage: Sendable {
                     if index == 0 || node.fragment == .tail { node.fragmentOffset = UInt64(packedData.count) }
                     packedData += chunk
                     node.lclusters.append((1, nil))
-                } else if let encoded = TestCompressor.compress(chunk, with: algorithm, capacity: blockSize) {
+                } else if node.sharesFirstPcluster != nil {
+                    node.lclusters.append((1 | 0x8000, nil))  // HEAD1 | Z_EROFS_LI_PARTIAL_REF, block shared
+                } else if let encoded = TestCompressor.compress(
+                    chunk, with: index % 2 == 1 ? node.head2Compression ?? algorithm : algorithm, capacity: blockSize)
+                {
                     // Zero padding: the stream sits at the end of its block.
-                    node.lclusters.append((1, [UInt8](repeating: 0, count: blockSize - encoded.count) + encoded))
+                    let type: UInt16 = index % 2 == 1 && node.head2Compression != nil ? 3 : 1
+                    node.lclusters.append((type, [UInt8](repeating: 0, count: blockSize - encoded.count) + encoded))
+                } else if node.interlacedPlain {
+                    // Interlaced: the extent's bytes up to its block's end are stored last in the pcluster (the
+                    // extents here start block-aligned, so the whole chunk goes to the end).
+                    node.lclusters.append((0, [UInt8](repeating: 0, count: blockSize - chunk.count) + chunk))
                 } else {
                     node.lclusters.append((0, chunk + [UInt8](repeating: 0, count: blockSize - chunk.count)))
                 }
@@ -311,7 +327,8 @@ public struct SyntheticImage: Sendable {
         put32(&superBlock, 0x2C, self.sharedXattrsInMetabox ? 0 : UInt32(xattrBlock))
         for index in 0..<16 { superBlock[0x30 + index] = UInt8(index * 17) }
         var incompat: UInt32 = 0
-        let algorithms = Set(nodes.compactMap(\.compression))
+        let algorithms = Set(nodes.compactMap(\.compression) + nodes.compactMap(\.head2Compression))
+        if nodes.contains(where: { $0.head2Compression != nil }) { incompat |= 0x08 }  // COMPR_HEAD2
         if !algorithms.isEmpty {
             incompat |= 0x01 | 0x02  // ZERO_PADDING, COMPR_CFGS
             put16(&superBlock, 0x54, algorithms.reduce(0) { $0 | UInt16(1) << UInt16($1.rawValue) })
@@ -358,8 +375,8 @@ public struct SyntheticImage: Sendable {
         }
         var header = [UInt8](repeating: 0, count: 8)
         put32(&header, 0, UInt32(truncatingIfNeeded: node.fragmentOffset))
-        put16(&header, 4, node.fragment == .tail ? 0x20 : 0)
-        header[6] = algorithm.rawValue | algorithm.rawValue << 4
+        put16(&header, 4, (node.fragment == .tail ? 0x20 : 0) | (node.interlacedPlain ? 0x10 : 0))
+        header[6] = algorithm.rawValue | (node.head2Compression ?? algorithm).rawValue << 4
         bytes += header + [UInt8](repeating: 0, count: 8)
         var block = UInt32(node.startBlock)
         for lcluster in node.lclusters {
@@ -368,6 +385,8 @@ public struct SyntheticImage: Sendable {
             if lcluster.block != nil {
                 put32(&entry, 4, block)
                 block += 1
+            } else if let shared = node.sharesFirstPcluster {
+                put32(&entry, 4, UInt32(shared.startBlock))
             }
             bytes += entry
         }

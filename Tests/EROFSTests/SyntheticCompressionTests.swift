@@ -39,7 +39,47 @@ struct SyntheticCompressionTests {
             root.children.append(node)
         }
         root.children.append(Node("uncompressed", .regular(Array("plain file\n".utf8))))
+        // Incompressible lclusters stored interlaced; a short file sharing (a prefix of) another's pcluster.
+        let interlaced = Node("interlaced", .regular(TestTree.pattern(4096 * 2 + 700, seed: 5)))
+        interlaced.compression = algorithm
+        interlaced.interlacedPlain = true
+        let source = root.children.first { $0.name == "exact-blocks" }!
+        let deduplicated = Node("deduplicated", .regular(Array(Self.contents()[2].1.prefix(1500))))
+        deduplicated.compression = algorithm
+        deduplicated.sharesFirstPcluster = source
+        root.children += [interlaced, deduplicated]
         return SyntheticImage(root: root)
+    }
+
+    /// Two algorithms in one file: even lclusters HEAD1, odd ones HEAD2.
+    static func twoAlgorithmImage() -> SyntheticImage {
+        let root = Node("", .directory)
+        let text = Array((0..<6000).map { "row \($0 % 23) of text\n" }.joined().utf8)
+        let pairs: [(CompressionAlgorithm, CompressionAlgorithm)] = [(.lz4, .zstd), (.lzma, .deflate), (.zstd, .lz4)]
+        for (first, second) in pairs {
+            let node = Node("\(first)-\(second)", .regular(text))
+            node.compression = first
+            node.head2Compression = second
+            root.children.append(node)
+        }
+        return SyntheticImage(root: root)
+    }
+
+    @Test func readsHead1AndHead2InOneFile() throws {
+        let erofs = try Image(source: MemoryImageSource(Self.twoAlgorithmImage().build()))
+        let text = Array((0..<6000).map { "row \($0 % 23) of text\n" }.joined().utf8)
+        for name in ["lz4-zstd", "lzma-deflate", "zstd-lz4"] {
+            let inode = try erofs.resolve(name)
+            #expect(try erofs.readBytes(inode, count: text.count) == text, "\(name)")
+            let kinds = Set(try erofs.extents(of: inode).map(\.kind.description))
+            #expect(kinds.count == 2, "\(name): \(kinds)")
+        }
+    }
+
+    @Test(
+        "the kernel agrees on HEAD2", .enabled(if: KernelMount.isAvailable, "needs root and mount -t erofs"))
+    func kernelAgreesOnHead2() throws {
+        try SyntheticImageTests.compareWithKernel(Self.twoAlgorithmImage().build())
     }
 
     @Test(arguments: CompressionAlgorithm.allCases)
@@ -61,6 +101,11 @@ struct SyntheticCompressionTests {
                     "\(name)@\(offset)")
             }
         }
+        let interlaced = try erofs.resolve("interlaced")
+        #expect(try erofs.readBytes(interlaced, count: 9000) == TestTree.pattern(4096 * 2 + 700, seed: 5))
+        #expect(try erofs.extents(of: interlaced).first?.kind == .encoded("plain (interlaced)", inline: false))
+        let deduplicated = try erofs.resolve("deduplicated")
+        #expect(try erofs.readBytes(deduplicated, count: 2000) == Array(Self.contents()[2].1.prefix(1500)))
         let extents = try erofs.extents(of: try erofs.resolve("tail-fragment"))
         #expect(extents.last?.kind == .fragment)
         #expect(try erofs.extents(of: try erofs.resolve("whole-fragment")).map(\.kind) == [.fragment])
