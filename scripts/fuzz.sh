@@ -21,8 +21,10 @@ if [ -z "$(ls -A "$corpus")" ]; then
     ln -s a "$tree/src/link"
     setfattr -n user.one -v 1 "$tree/src/a" 2>/dev/null || true
     n=0
+    seq 1 3000 >"$tree/src/numbers"
     for options in "" "-Eforce-inode-extended" "-Enoinline_data" "--chunksize=4096" \
-        "--chunksize=8192 -Eforce-chunk-indexes" "-Eforce-inode-compact" "-x -1"; do
+        "--chunksize=8192 -Eforce-chunk-indexes" "-Eforce-inode-compact" "-x -1" \
+        "-zlz4" "-zlz4hc -C16384" "-zlz4 -Eztailpacking" "-zlz4 -Elegacy-compress"; do
         # shellcheck disable=SC2086
         mkfs.erofs --quiet $options "$corpus/seed-$n.img" "$tree/src" >/dev/null
         n=$((n + 1))

@@ -10,10 +10,15 @@ struct MalformedImageTests {
     /// shared), symlinks, several directory blocks.
     static func images() throws -> [(String, [UInt8])] {
         var result: [(String, [UInt8])] = []
-        for options in [[], ["--chunksize=4096", "-Eforce-chunk-indexes"], ["-Eforce-inode-extended"]] {
+        for options in [
+            [], ["--chunksize=4096", "-Eforce-chunk-indexes"], ["-Eforce-inode-extended"],
+            ["-zlz4hc", "-C16384", "-Eztailpacking"], ["-zlz4", "-Elegacy-compress"],
+        ] {
             let image = try TestImage(options: options) { source in
                 try TestTree.write(source + "/inline", Array("tail data\n".utf8))
                 try TestTree.write(source + "/blocks", TestTree.pattern(3 * 4096 + 100, seed: 5))
+                try TestTree.write(
+                    source + "/text", Array((0..<2500).map { "compressible line \($0 % 11)\n" }.joined().utf8))
                 try TestTree.make(source + "/d/e")
                 for index in 0..<300 { try TestTree.write(source + "/d/file-\(index)", Array("\(index)".utf8)) }
                 try TestTree.symlink("../inline", source + "/d/e/up")
@@ -53,6 +58,23 @@ struct MalformedImageTests {
             // Cutting into the superblock or metadata must be noticed.
             #expect(failures > 0, "\(name)")
             #expect(Self.exercise(Array(bytes[..<1100]))?.code == .notEROFS)
+        }
+    }
+
+    /// Synthetic compressed images (every algorithm, fragments, HEAD2, dedupe) under byte flips.
+    @Test func compressedMetadataAndStreamFlipsNeverTrap() throws {
+        var generator = SplitMix64(seed: 77)
+        var images = CompressionAlgorithm.allCases.map { SyntheticCompressionTests.image($0).build() }
+        images.append(SyntheticCompressionTests.twoAlgorithmImage().build())
+        for pristine in images {
+            #expect(Self.exercise(pristine) == nil)
+            for round in 0..<150 {
+                var bytes = pristine
+                for _ in 0..<(1 + round % 6) {
+                    bytes[Int(generator.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
+                }
+                _ = Self.exercise(bytes)
+            }
         }
     }
 

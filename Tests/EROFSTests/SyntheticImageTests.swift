@@ -179,6 +179,10 @@ func writeSyntheticFuzzSeeds() throws {
     var plain = SyntheticImageTests.metaboxTree()
     plain.plainXattrPrefixes = true
     images.append(("synthetic-metabox-plain-prefixes", plain))
+    for algorithm in CompressionAlgorithm.allCases {
+        images.append(("synthetic-\(algorithm)", SyntheticCompressionTests.image(algorithm)))
+    }
+    images.append(("synthetic-head2", SyntheticCompressionTests.twoAlgorithmImage()))
     for (name, image) in images {
         try Data(image.build()).write(to: URL(fileURLWithPath: "\(directory)/\(name).img"))
     }
