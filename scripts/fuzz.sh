@@ -33,5 +33,5 @@ if [ -z "$(ls -A "$corpus")" ]; then
     PAGESHARE_FUZZ_SEEDS=$(realpath "$corpus") swift test --filter writeSyntheticFuzzSeeds >/dev/null
 fi
 echo "fuzzing for ${seconds}s with $(find "$corpus" -type f | wc -l) seed/corpus files"
-"$fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+"$fuzzer" -max_total_time="$seconds" -max_len=262144 -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix=Fuzz/out/ "$corpus" 2>&1 | tee Fuzz/out/last-run.log | grep -E "^#|ERROR|SUMMARY|Done" | tail -n 25
