@@ -71,7 +71,8 @@ struct MalformedImageTests {
             for round in 0..<150 {
                 var bytes = pristine
                 for _ in 0..<(1 + round % 6) {
-                    bytes[Int(generator.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
+                    bytes[Int(generator.next() % UInt64(bytes.count))] ^= UInt8(
+                        truncatingIfNeeded: generator.next() | 1)
                 }
                 _ = Self.exercise(bytes)
             }
