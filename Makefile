@@ -46,7 +46,8 @@ fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
-	@bench/extract.sh
+	@bench/extract.sh /usr/share 3
+	@bench/extract.sh /usr/share 3 -zlz4hc -C65536
 
 clean:
 	rm -rf .build .build-fuzz $(DEMO) Fuzz/out
