@@ -101,6 +101,36 @@ struct CompressedImageTests {
         }
     }
 
+    @Test(
+        "ranges equal the kernel's", .enabled(if: KernelMount.isAvailable, "needs root and mount -t erofs"),
+        arguments: [["-zlz4hc", "-C65536"], ["-zlz4", "-Eztailpacking"]])
+    func rangesEqualTheKernel(options: [String]) throws {
+        let image = try TestImage(options: options) { root in
+            try TestTree.write(root + "/mixed", Self.mixedContent(600_000))
+        }
+        defer { image.remove() }
+        let erofs = try image.open()
+        let inode = try erofs.resolve("mixed")
+        let context = ReadContext()
+        try KernelMount.withMount(image.path) { mountPoint in
+            let handle = try #require(FileHandle(forReadingAtPath: mountPoint + "/mixed"))
+            defer { try? handle.close() }
+            var generator = SplitMix64(seed: 3)
+            for _ in 0..<400 {
+                let offset = generator.next() % 600_010
+                let length = Int(generator.next() % 70_000)
+                try handle.seek(toOffset: offset)
+                let kernel = Array(try handle.read(upToCount: length) ?? Data())
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 8)
+                defer { buffer.deallocate() }
+                let count = try erofs.read(
+                    inode, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
+                    context: context)
+                #expect(Array(buffer[0..<count]) == kernel, "@\(offset) +\(length)")
+            }
+        }
+    }
+
     /// Compressible text with incompressible stretches, so files mix compressed and plain pclusters.
     static func mixedContent(_ count: Int) -> [UInt8] {
         var bytes: [UInt8] = []

@@ -82,7 +82,7 @@ extension Image {
             partial: output.count < Int(extent.length) || extent.partialReference,
             logicalOffset: extent.logicalOffset, blockSize: self.superBlock.blockSize,
             zeroPadding: self.superBlock.incompatFeatures.contains(.zeroPadding), configuration: self.compression,
-            nid: inode.nid)
+            nid: inode.nid, codecs: context.codecs)
         try PclusterDecoder.decode(extent.format, request)
     }
 }

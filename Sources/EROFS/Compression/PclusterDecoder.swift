@@ -14,6 +14,8 @@ struct DecodeRequest {
     var zeroPadding: Bool
     var configuration: CompressionConfiguration
     var nid: UInt64
+    /// Reusable decoder state (one per ReadContext).
+    var codecs: CodecState
 }
 
 enum PclusterDecoder {

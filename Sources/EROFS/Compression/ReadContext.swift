@@ -7,6 +7,8 @@ public final class ReadContext {
     var decoded: (nid: UInt64, logicalOffset: UInt64, count: Int)?
     /// The compression info of the last compressed inode read.
     var info: (nid: UInt64, info: CompressionInfo)?
+    /// Decoder state reused across pclusters.
+    let codecs = CodecState()
 
     public init() {}
 

@@ -4,10 +4,9 @@ import CCodecs
 enum ZstdDecompressor {
     static func decode(_ request: DecodeRequest) throws {
         let input = try PclusterDecoder.strippingZeroPadding(request, .zstd)
-        guard let context = ZSTD_createDCtx() else {
+        guard let context = request.codecs.zstd() else {
             throw EROFSError(.ioFailure, "cannot allocate a zstd context", nid: request.nid)
         }
-        defer { ZSTD_freeDCtx(context) }
         var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
         var outBuffer = ZSTD_outBuffer(dst: request.output.baseAddress, size: request.output.count, pos: 0)
         while outBuffer.pos < outBuffer.size {
