@@ -22,52 +22,11 @@ extension Image {
         return (directory.size + blockSize - 1) / blockSize
     }
 
-    /// Parses directory block `index` of `directory` (`erofs_fill_dentries` checks).
-    func directoryBlock(_ directory: Inode, index: UInt64) throws -> [DirectoryEntry] {
+    /// Reads directory block `index` of `directory`.
+    func directoryBlock(_ directory: Inode, index: UInt64) throws -> DirectoryBlock {
         let blockSize = UInt64(self.superBlock.blockSize)
         let bytes = try self.readBytes(directory, at: index * blockSize, count: Int(blockSize))
-        let blockLength = bytes.count
-        guard blockLength >= DirentRecord.size else {
-            throw EROFSError.corrupted("directory block \(index) of \(blockLength) bytes too short", nid: directory.nid)
-        }
-        let firstNameOffset = Int(bytes.le16(8))
-        guard firstNameOffset >= DirentRecord.size, firstNameOffset < blockLength else {
-            throw EROFSError.corrupted(
-                "directory block \(index): first nameoff \(firstNameOffset) outside 12..<\(blockLength)",
-                nid: directory.nid)
-        }
-        let count = firstNameOffset / DirentRecord.size
-        var entries: [DirectoryEntry] = []
-        entries.reserveCapacity(count)
-        var record = DirentRecord(bytes, at: 0)
-        for position in 0..<count {
-            let next = position + 1 < count ? DirentRecord(bytes, at: (position + 1) * DirentRecord.size) : nil
-            let start = Int(record.nameOffset)
-            let end: Int
-            if let next {
-                end = Int(next.nameOffset)
-            } else {
-                // The last name runs to the first NUL or the end of the block.
-                var stop = start
-                while stop < blockLength && bytes[stop] != 0 { stop += 1 }
-                end = stop
-            }
-            guard start >= firstNameOffset, start < end, end <= blockLength,
-                end - start <= Self.maximumNameLength
-            else {
-                throw EROFSError.corrupted(
-                    "directory block \(index) entry \(position): name bytes \(start)..<\(end) invalid",
-                    nid: directory.nid)
-            }
-            guard record.fileType <= 7 else {
-                throw EROFSError.corrupted(
-                    "directory block \(index) entry \(position): file type \(record.fileType)", nid: directory.nid)
-            }
-            entries.append(
-                DirectoryEntry(name: Array(bytes[start..<end]), nid: record.nid, fileTypeCode: record.fileType))
-            if let next { record = next }
-        }
-        return entries
+        return try DirectoryBlock(bytes: bytes, index: index, nid: directory.nid)
     }
 
     /// All entries of `directory` in on-disk (byte-wise sorted) order, `.` and `..` included when stored.
@@ -83,7 +42,8 @@ extension Image {
             throw EROFSError(.notADirectory, "not a directory", nid: directory.nid)
         }
         for index in 0..<self.directoryBlockCount(directory) {
-            for entry in try self.directoryBlock(directory, index: index) { try body(entry) }
+            let block = try self.directoryBlock(directory, index: index)
+            for position in 0..<block.count { try body(try block.entry(position)) }
         }
     }
 
@@ -94,28 +54,28 @@ extension Image {
             throw EROFSError(.notADirectory, "not a directory", nid: directory.nid)
         }
         guard !name.isEmpty, name.count <= Self.maximumNameLength else { return nil }
+        // Compare against names in place: a lookup materialises only the entry it returns.
         var low: UInt64 = 0
         var high = self.directoryBlockCount(directory)
-        var candidate: [DirectoryEntry]? = nil
+        var candidate: DirectoryBlock? = nil
         while low < high {
             let middle = low + (high - low) / 2
-            let entries = try self.directoryBlock(directory, index: middle)
-            guard let first = entries.first else { break }
-            if name.lexicographicallyPrecedes(first.name) {
+            let block = try self.directoryBlock(directory, index: middle)
+            if try block.compare(name, withNameAt: 0) < 0 {
                 high = middle
             } else {
-                candidate = entries
+                candidate = block
                 low = middle + 1
             }
         }
-        guard let entries = candidate else { return nil }
+        guard let block = candidate else { return nil }
         var lower = 0
-        var upper = entries.count
+        var upper = block.count
         while lower < upper {
             let middle = (lower + upper) / 2
-            let entry = entries[middle]
-            if entry.name == name { return entry }
-            if entry.name.lexicographicallyPrecedes(name) { lower = middle + 1 } else { upper = middle }
+            let order = try block.compare(name, withNameAt: middle)
+            if order == 0 { return try block.entry(middle) }
+            if order > 0 { lower = middle + 1 } else { upper = middle }
         }
         return nil
     }
