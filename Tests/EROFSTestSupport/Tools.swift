@@ -104,21 +104,14 @@ public enum KernelMount {
         _ = try? run(which("umount")!, [directory.path + "/mnt"])
         return true
     }()
-
-    /// Mounts `image` read-only at a fresh directory, calls `body` with the mount point, and unmounts.
-    public static func withMount<T>(_ image: String, _ body: (String) throws -> T) throws -> T {
-        let directory = try TemporaryDirectory("mnt")
-        defer { directory.remove() }
-        let result = try run(which("mount")!, ["-t", "erofs", "-o", "ro,loop", image, directory.path])
-        guard result.status == 0 else { throw ToolFailure(tool: "mount", message: result.error) }
-        defer { _ = try? run(which("umount")!, [directory.path]) }
-        return try body(directory.path)
-    }
 }
 
 extension KernelMount {
-    /// Mounts `image` with its extra devices attached to loop devices (`-o device=`), calls `body`, cleans up.
-    public static func withMount<T>(_ image: String, devices: [String], _ body: (String) throws -> T) throws -> T {
+    /// Mounts `image` read-only (its extra devices attached to loop devices, `-o device=`) at a fresh
+    /// directory, calls `body` with the mount point, and unmounts.
+    public static func withMount<T>(
+        _ image: String, devices: [String] = [], _ body: (String) throws -> T
+    ) throws -> T {
         var loops: [String] = []
         defer { for loop in loops { _ = try? run(which("losetup")!, ["-d", loop]) } }
         for device in devices {

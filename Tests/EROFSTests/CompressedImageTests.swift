@@ -22,15 +22,7 @@ struct CompressedImageTests {
     func readerMatchesFsck(options: [String]) throws {
         let image = try TestImage.full(options: options, largeFileBytes: 700_000)
         defer { image.remove() }
-        let extracted = image.directory.path + "/fsck"
-        try ErofsUtils.fsckExtract(image.path, to: extracted)
-        let ours = try snapshotImage(try image.open())
-        let theirs = try snapshotHostTree(extracted, readingXattrs: false)
-        var ignoring: Set<String> = ["linkCount", "xattrs"]
-        if geteuid() != 0 { ignoring.insert("owner") }
-        let problems = compareTrees(
-            ours.filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() },
-            theirs.filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() }, ignoring: ignoring)
+        let problems = try image.readerVersusFsck()
         #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
         #expect(try image.open().resolve("compressible.txt").layout.isCompressed)
     }
@@ -41,9 +33,7 @@ struct CompressedImageTests {
     func readerMatchesKernel(options: [String]) throws {
         let image = try TestImage.full(options: options, largeFileBytes: 700_000)
         defer { image.remove() }
-        let ours = try snapshotImage(try image.open())
-        let theirs = try KernelMount.withMount(image.path) { try snapshotHostTree($0) }
-        let problems = compareTrees(ours, theirs)
+        let problems = try image.readerVersusKernel()
         #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
     }
 

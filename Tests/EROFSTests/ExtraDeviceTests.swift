@@ -13,15 +13,8 @@ struct ExtraDeviceTests {
     @Test func readsDataFromTheGivenDevice() throws {
         let (image, blob) = try Self.makeImage()
         defer { image.remove() }
-        let erofs = try image.open(devicePaths: [blob])
-        #expect(erofs.superBlock.extraDeviceCount == 1)
-        let extracted = image.directory.path + "/fsck"
-        try ErofsUtils.fsckExtract(image.path, to: extracted, devices: [blob])
-        let problems = compareTrees(
-            try snapshotImage(erofs).filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() },
-            try snapshotHostTree(extracted, readingXattrs: false).filter { !$0.key.isEmpty }
-                .mapValues { $0.maskingSpecialBits() },
-            ignoring: ["linkCount", "xattrs", "owner"])
+        #expect(try image.open(devicePaths: [blob]).superBlock.extraDeviceCount == 1)
+        let problems = try image.readerVersusFsck(devices: [blob])
         #expect(problems.isEmpty, "\(problems.prefix(10))")
     }
 
@@ -29,9 +22,7 @@ struct ExtraDeviceTests {
     func matchesTheKernel() throws {
         let (image, blob) = try Self.makeImage()
         defer { image.remove() }
-        let ours = try snapshotImage(try image.open(devicePaths: [blob]))
-        let theirs = try KernelMount.withMount(image.path, devices: [blob]) { try snapshotHostTree($0) }
-        let problems = compareTrees(ours, theirs)
+        let problems = try image.readerVersusKernel(devices: [blob])
         #expect(problems.isEmpty, "\(problems.prefix(10))")
     }
 

@@ -37,12 +37,7 @@ struct ExtractCommandTests {
         let result = try PageShareBinary.run(["extract", image.path, ours])
         #expect(result.status == 0, "\(result.error)")
         try ErofsUtils.fsckExtract(image.path, to: theirs)
-        var ignoring: Set<String> = ["linkCount", "xattrs"]
-        if geteuid() != 0 { ignoring.formUnion(["owner", "kind"]) }
-        let problems = compareTrees(
-            try snapshotHostTree(ours).filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() },
-            try snapshotHostTree(theirs).filter { !$0.key.isEmpty }.mapValues { $0.maskingSpecialBits() },
-            ignoring: ignoring)
+        let problems = fsckComparableProblems(try snapshotHostTree(ours), try snapshotHostTree(theirs))
         #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
     }
 
