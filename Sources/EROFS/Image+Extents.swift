@@ -42,6 +42,7 @@ extension Image {
                 case .blocks: kind = .encoded(extent.format.description, inline: false)
                 case .inline: kind = .encoded(extent.format.description, inline: true)
                 case .fragment: kind = .fragment
+                case .hole: kind = .hole
                 }
                 summary = ExtentSummary(logicalOffset: extent.logicalOffset, length: extent.length, kind: kind)
             } else {

@@ -70,6 +70,12 @@ public struct SyntheticImage: Sendable {
         // Compressed layout, filled in by the builder: one entry per lcluster (type, encoded block or nil
         // for the fragment tail), and the fragment's offset in the packed inode.
         var lclusters: [(type: UInt16, block: [UInt8]?)] = []
+        /// With compression: use encoded extent records of this size (4, 8, 16 or 32 bytes) instead of
+        /// lcluster indexes; pclusters are then packed back to back, not block-aligned.
+        public var encodedExtentRecordSize: Int?
+        // Encoded-extent pclusters, one per lcluster: format code (0 plain, algorithm + 1) and bytes (empty
+        // for a hole or the fragment tail).
+        var encoded: [(code: UInt32, bytes: [UInt8])] = []
         var fragmentOffset: UInt64 = 0
 
         // Filled in by the builder.
@@ -186,7 +192,25 @@ public struct SyntheticImage: Sendable {
         for node in nodes {
             guard let algorithm = node.compression, case .regular(let bytes) = node.kind else { continue }
             node.lclusters = []
+            node.encoded = []
             let count = (bytes.count + blockSize - 1) / blockSize
+            if node.encodedExtentRecordSize != nil {
+                for index in 0..<count {
+                    let chunk = Array(bytes[(index * blockSize)..<min(bytes.count, (index + 1) * blockSize)])
+                    if node.fragment == .tail && index == count - 1 {
+                        node.fragmentOffset = UInt64(packedData.count)
+                        packedData += chunk
+                        node.encoded.append((0, []))
+                    } else if chunk.allSatisfy({ $0 == 0 }) {
+                        node.encoded.append((0, []))  // a hole: plen 0
+                    } else if let stream = TestCompressor.compress(chunk, with: algorithm, capacity: chunk.count - 1) {
+                        node.encoded.append((UInt32(algorithm.rawValue) + 1, stream))
+                    } else {
+                        node.encoded.append((0, chunk))
+                    }
+                }
+                continue
+            }
             for index in 0..<count {
                 let chunk = Array(bytes[(index * blockSize)..<min(bytes.count, (index + 1) * blockSize)])
                 if node.fragment == .wholeFile || (node.fragment == .tail && index == count - 1) {
@@ -259,6 +283,10 @@ public struct SyntheticImage: Sendable {
         cursorBlock += roundUp(sharedInBlocks.count + prefixesInBlocks.count, blockSize) / blockSize
         for node in placed {
             node.startBlock = UInt64(cursorBlock)
+            if node.encodedExtentRecordSize != nil {
+                cursorBlock += roundUp(node.encoded.reduce(0) { $0 + $1.bytes.count }, blockSize) / blockSize
+                continue
+            }
             if node.compression != nil {
                 cursorBlock += node.lclusters.filter { $0.block != nil }.count
                 continue
@@ -289,7 +317,14 @@ public struct SyntheticImage: Sendable {
             let start = metaStart + node.location
             image.replaceSubrange(start..<start + record.count, with: record)
         }
-        for node in placed where node.compression != nil {
+        for node in placed where node.encodedExtentRecordSize != nil {
+            var offset = Int(node.startBlock) * blockSize
+            for pcluster in node.encoded {
+                image.replaceSubrange(offset..<offset + pcluster.bytes.count, with: pcluster.bytes)
+                offset += pcluster.bytes.count
+            }
+        }
+        for node in placed where node.compression != nil && node.encodedExtentRecordSize == nil {
             var block = Int(node.startBlock)
             for lcluster in node.lclusters {
                 guard let bytes = lcluster.block else { continue }
@@ -362,10 +397,42 @@ public struct SyntheticImage: Sendable {
         guard node.compression != nil else { return 0 }
         let used = node.recordSize + node.xattrBodySize
         let header = (8 - used % 8) % 8 + 8
+        if let size = node.encodedExtentRecordSize {
+            let padding = (size - (used + header) % size) % size
+            return header + padding + (size == 4 ? 8 : 0) + size * node.encoded.count
+        }
         return node.fragment == .wholeFile ? header : header + 8 + 8 * node.lclusters.count
     }
 
+    /// Map header and encoded extent records (`struct z_erofs_extent`, truncated to the record size).
+    private func encodedExtentIndex(_ node: Node, size: Int, recordBytes: Int) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 8)
+        put32(&header, 0, UInt32(node.encoded.count))  // h_extents_lo; h_extents_hi (bytes 6-7) stays 0
+        let sizeCode = UInt16(size.trailingZeroBitCount - 2)
+        put16(&header, 4, 0x1 | sizeCode << 1 | (node.fragment == .tail ? 0x20 : 0) | (node.interlacedPlain ? 0x10 : 0))
+        var bytes = [UInt8](repeating: 0, count: (8 - recordBytes % 8) % 8) + header
+        while (recordBytes + bytes.count) % size != 0 { bytes.append(0) }
+        let base = node.startBlock * UInt64(self.blockSize)
+        if size == 4 { bytes += (0..<8).map { UInt8(truncatingIfNeeded: base >> (8 * UInt64($0))) } }
+        var physical = base
+        for (index, pcluster) in node.encoded.enumerated() {
+            var record = [UInt8](repeating: 0, count: 32)
+            let isFragment = node.fragment == .tail && index == node.encoded.count - 1
+            let plen = isFragment ? UInt32(node.fragmentOffset) : pcluster.code << 28 | UInt32(pcluster.bytes.count)
+            put32(&record, 0, plen)
+            put32(&record, 4, isFragment ? 0 : UInt32(truncatingIfNeeded: physical))
+            put32(&record, 8, isFragment ? 0 : UInt32(truncatingIfNeeded: physical >> 32))
+            put32(&record, 12, UInt32(index * self.blockSize))
+            bytes += record[0..<size]
+            physical += UInt64(pcluster.bytes.count)
+        }
+        return bytes
+    }
+
     private func compressionIndex(_ node: Node, recordBytes: Int) -> [UInt8] {
+        if let size = node.encodedExtentRecordSize {
+            return self.encodedExtentIndex(node, size: size, recordBytes: recordBytes)
+        }
         var bytes = [UInt8](repeating: 0, count: (8 - recordBytes % 8) % 8)
         guard let algorithm = node.compression else { return bytes }
         if node.fragment == .wholeFile {
@@ -464,7 +531,9 @@ public struct SyntheticImage: Sendable {
         put16(&record, 0x02, node.xattrCount)
         put16(&record, 0x04, node.mode)
         let startBlock =
-            node.compression != nil ? UInt64(node.lclusters.filter { $0.block != nil }.count) : node.startBlock
+            node.encodedExtentRecordSize != nil
+            ? UInt64(roundUp(node.encoded.reduce(0) { $0 + $1.bytes.count }, self.blockSize) / self.blockSize)
+            : node.compression != nil ? UInt64(node.lclusters.filter { $0.block != nil }.count) : node.startBlock
         if node.extended {
             put64(&record, 0x08, UInt64(node.data.count))
             put32(&record, 0x10, UInt32(truncatingIfNeeded: startBlock))

@@ -66,6 +66,7 @@ struct MalformedImageTests {
         var generator = SplitMix64(seed: 77)
         var images = CompressionAlgorithm.allCases.map { SyntheticCompressionTests.image($0).build() }
         images.append(SyntheticCompressionTests.twoAlgorithmImage().build())
+        images.append(SyntheticCompressionTests.encodedExtentImage(.zstd).build())
         for pristine in images {
             #expect(Self.exercise(pristine) == nil)
             for round in 0..<150 {

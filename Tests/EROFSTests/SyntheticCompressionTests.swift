@@ -51,6 +51,65 @@ struct SyntheticCompressionTests {
         return SyntheticImage(root: root)
     }
 
+    /// Encoded extent records of every size (Linux 6.15+): byte-addressed pclusters packed back to back,
+    /// plain and compressed extents, holes (all-zero lclusters) and a fragment tail.
+    static func encodedExtentImage(_ algorithm: CompressionAlgorithm) -> SyntheticImage {
+        let root = Node("", .directory)
+        for size in [4, 8, 16, 32] {
+            for fragment in [Node.Fragment.none, .tail] {
+                let node = Node("records-\(size)\(fragment == .tail ? "-fragment" : "")", .regular(Self.encodedContent))
+                node.compression = algorithm
+                node.encodedExtentRecordSize = size
+                node.fragment = fragment
+                root.children.append(node)
+            }
+        }
+        return SyntheticImage(root: root)
+    }
+
+    /// Text, an incompressible stretch, two all-zero lclusters (holes) and a short tail.
+    static let encodedContent: [UInt8] = {
+        let text = Array((0..<700).map { "encoded extent line \($0 % 31)\n" }.joined().utf8)
+        return text + TestTree.pattern(6000, seed: 8)
+            + [UInt8](repeating: 0, count: 8192 + 4096 - (text.count + 6000) % 4096)
+            + text.prefix(5000)
+    }()
+
+    @Test(arguments: CompressionAlgorithm.allCases)
+    func readsEncodedExtents(algorithm: CompressionAlgorithm) throws {
+        let erofs = try Image(source: MemoryImageSource(Self.encodedExtentImage(algorithm).build()))
+        let context = ReadContext()
+        for size in [4, 8, 16, 32] {
+            for suffix in ["", "-fragment"] {
+                let inode = try erofs.resolve("records-\(size)\(suffix)")
+                let content = Self.encodedContent
+                #expect(try erofs.readBytes(inode, count: content.count) == content, "\(size)\(suffix)")
+                var generator = SplitMix64(seed: UInt64(size))
+                for _ in 0..<50 {
+                    let offset = Int(generator.next() % UInt64(content.count))
+                    let length = Int(generator.next() % 9000)
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 8)
+                    defer { buffer.deallocate() }
+                    let count = try erofs.read(
+                        inode, at: UInt64(offset), into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
+                        context: context)
+                    #expect(Array(buffer[0..<count]) == Array(content[offset..<min(content.count, offset + length)]))
+                }
+                let kinds = try erofs.extents(of: inode).map(\.kind)
+                #expect(kinds.contains(.hole), "\(size)\(suffix): \(kinds)")
+                #expect(kinds.contains(.encoded(algorithm.description, inline: false)))
+                #expect((kinds.last == .fragment) == (suffix == "-fragment"))
+            }
+        }
+    }
+
+    @Test(
+        "the kernel agrees on encoded extents", .enabled(if: KernelMount.isAvailable, "needs root and mount -t erofs"),
+        arguments: CompressionAlgorithm.allCases)
+    func kernelAgreesOnEncodedExtents(algorithm: CompressionAlgorithm) throws {
+        try SyntheticImageTests.compareWithKernel(Self.encodedExtentImage(algorithm).build())
+    }
+
     /// Two algorithms in one file: even lclusters HEAD1, odd ones HEAD2.
     static func twoAlgorithmImage() -> SyntheticImage {
         let root = Node("", .directory)

@@ -183,6 +183,7 @@ func writeSyntheticFuzzSeeds() throws {
         images.append(("synthetic-\(algorithm)", SyntheticCompressionTests.image(algorithm)))
     }
     images.append(("synthetic-head2", SyntheticCompressionTests.twoAlgorithmImage()))
+    images.append(("synthetic-encoded-extents", SyntheticCompressionTests.encodedExtentImage(.lz4)))
     for (name, image) in images {
         try Data(image.build()).write(to: URL(fileURLWithPath: "\(directory)/\(name).img"))
     }

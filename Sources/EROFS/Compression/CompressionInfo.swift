@@ -15,12 +15,15 @@ struct CompressionInfo: Sendable, Hashable {
     var wholeFileIsFragment: Bool
     /// Head lcluster of the tail extent (the one that may be inline or a fragment).
     var tailHeadLcluster: UInt64
+    /// COMPRESSED_FULL with `Z_EROFS_ADVISE_EXTENTS`: the number of encoded extent records.
+    var encodedExtentCount: UInt64?
 
     static func == (lhs: CompressionInfo, rhs: CompressionInfo) -> Bool {
         lhs.advise == rhs.advise && lhs.algorithms == rhs.algorithms
             && lhs.logicalClusterBits == rhs.logicalClusterBits && lhs.inlineDataSize == rhs.inlineDataSize
             && lhs.inlineDataLocation == rhs.inlineDataLocation && lhs.fragmentOffset == rhs.fragmentOffset
             && lhs.wholeFileIsFragment == rhs.wholeFileIsFragment && lhs.tailHeadLcluster == rhs.tailHeadLcluster
+            && lhs.encodedExtentCount == rhs.encodedExtentCount
     }
 
     func hash(into hasher: inout Hasher) {
@@ -45,9 +48,22 @@ extension Image {
             return CompressionInfo(
                 advise: .fragmentPcluster, algorithms: (.lz4, .lz4), logicalClusterBits: self.superBlock.blockSizeBits,
                 inlineDataSize: 0, inlineDataLocation: nil, fragmentOffset: header.raw ^ (1 << 63),
-                wholeFileIsFragment: true, tailHeadLcluster: 0)
+                wholeFileIsFragment: true, tailHeadLcluster: 0, encodedExtentCount: nil)
         }
         let advise = MapAdvise(rawValue: header.advise)
+        let bits = self.superBlock.blockSizeBits + Int(header.clusterBits & 15)
+        guard bits <= 30 else {
+            throw EROFSError.corrupted("logical cluster of 2^\(bits) bytes", nid: inode.nid)
+        }
+        if inode.layout == .compressedFull && advise.contains(.encodedExtents) {
+            // Encoded extents: h_extents_lo (32 bits) and h_extents_hi (16 bits) count the records; each
+            // record carries its own algorithm.
+            let count = UInt64(header.raw & 0xFFFF_FFFF) | (header.raw >> 48) << 32
+            return CompressionInfo(
+                advise: advise, algorithms: (.lz4, .lz4), logicalClusterBits: bits, inlineDataSize: 0,
+                inlineDataLocation: nil, fragmentOffset: 0, wholeFileIsFragment: false, tailHeadLcluster: .max,
+                encodedExtentCount: count)
+        }
         guard let head1 = CompressionAlgorithm(rawValue: header.algorithmType & 15),
             let head2 = CompressionAlgorithm(rawValue: header.algorithmType >> 4)
         else {
@@ -55,7 +71,6 @@ extension Image {
                 .unsupported, "unknown compression algorithm type 0x\(String(header.algorithmType, radix: 16))",
                 nid: inode.nid)
         }
-        let bits = self.superBlock.blockSizeBits + Int(header.clusterBits & 7)
         let bigPcluster = advise.intersection([.bigPcluster1, .bigPcluster2])
         if !bigPcluster.isEmpty && !self.superBlock.incompatFeatures.contains(.compressionConfigs) {
             throw EROFSError.corrupted("big pclusters without the superblock feature", nid: inode.nid)
@@ -68,7 +83,8 @@ extension Image {
         var info = CompressionInfo(
             advise: advise, algorithms: (head1, head2), logicalClusterBits: bits,
             inlineDataSize: Int(header.inlineDataSize), inlineDataLocation: nil,
-            fragmentOffset: UInt64(header.fragmentOffset), wholeFileIsFragment: false, tailHeadLcluster: .max)
+            fragmentOffset: UInt64(header.fragmentOffset), wholeFileIsFragment: false, tailHeadLcluster: .max,
+            encodedExtentCount: nil)
         guard inode.size > 0, advise.contains(.inlinePcluster) || advise.contains(.fragmentPcluster) else {
             return info
         }

@@ -1,8 +1,11 @@
 /// One decoded extent of a compressed file and where its encoded pcluster is.
 struct CompressedExtent {
     enum Storage {
-        /// A pcluster of `byteCount` bytes at `offset` of the primary device.
+        /// A pcluster of `byteCount` bytes at byte `offset` of the primary device (block-aligned except for
+        /// encoded extents).
         case blocks(offset: UInt64, byteCount: Int)
+        /// No data: reads as zeros (an encoded extent without a pcluster).
+        case hole
         /// The ztailpacking pcluster, inline in the metadata.
         case inline(MetadataLocation, byteCount: Int)
         /// Bytes in the packed inode starting at `offset` (the extent's first byte).
@@ -77,6 +80,9 @@ extension Image {
             return CompressedExtent(
                 logicalOffset: 0, length: inode.size, storage: .fragment(offset: info.fragmentOffset),
                 format: .shifted, partialReference: false)
+        }
+        if let count = info.encodedExtentCount {
+            return try self.encodedExtent(of: inode, info: info, count: count, containing: position)
         }
         let located = try self.locateHead(of: inode, info: info, position: position)
         let head = located.head

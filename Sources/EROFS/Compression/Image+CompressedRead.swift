@@ -22,7 +22,9 @@ extension Image {
             let within = Int(position - extent.logicalOffset)
             let count = min(total - done, Int(extent.length) - within)
             let destination = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
-            if case .fragment(let fragmentOffset) = extent.storage {
+            if case .hole = extent.storage {
+                destination.initializeMemory(as: UInt8.self, repeating: 0)
+            } else if case .fragment(let fragmentOffset) = extent.storage {
                 guard let packed = self.packedInode else {
                     throw EROFSError.corrupted("fragment without a packed inode", nid: inode.nid)
                 }
@@ -69,13 +71,13 @@ extension Image {
         case .blocks(let offset, let byteCount):
             input = context.inputBuffer(byteCount)
             try self.source.read(into: input, at: offset)
-            blockOffset = 0
+            blockOffset = Int(offset % UInt64(self.superBlock.blockSize))
         case .inline(let location, let byteCount):
             input = context.inputBuffer(byteCount)
             input.copyBytes(from: try self.readMetadata(location, count: byteCount))
             blockOffset = Int(location.offset % UInt64(self.superBlock.blockSize))
-        case .fragment:
-            throw EROFSError.corrupted("fragment extents are not decoded", nid: inode.nid)
+        case .fragment, .hole:
+            throw EROFSError.corrupted("fragments and holes are not decoded", nid: inode.nid)
         }
         let request = DecodeRequest(
             input: UnsafeRawBufferPointer(input), inputBlockOffset: blockOffset, output: output,

@@ -29,7 +29,10 @@ struct MapHeaderRecord: Sendable {
 /// `h_advise` bits of the map header.
 struct MapAdvise: OptionSet, Sendable {
     let rawValue: UInt16
+    /// COMPRESSED_COMPACT: 2-byte packs are used.
     static let compacted2B = MapAdvise(rawValue: 0x0001)
+    /// COMPRESSED_FULL: encoded extent records instead of lcluster indexes (same bit).
+    static let encodedExtents = MapAdvise(rawValue: 0x0001)
     static let bigPcluster1 = MapAdvise(rawValue: 0x0002)
     static let bigPcluster2 = MapAdvise(rawValue: 0x0004)
     static let inlinePcluster = MapAdvise(rawValue: 0x0008)
@@ -71,4 +74,15 @@ struct LclusterIndexRecord: Sendable {
         self.clusterOffset = bytes.le16(offset + 2)
         self.blockAddress = bytes.le32(offset + 4)
     }
+}
+
+/// On-disk `struct z_erofs_extent` (encoded extents): `plen` (bits 0–20 length, bit 27 partial reference,
+/// bits 28–31 algorithm + 1, 0 for plain), `pstart_lo`, `pstart_hi`, `lstart_lo`, `lstart_hi`. Records are
+/// 4, 8, 16 or 32 bytes (`4 << h_advise bits 1–2`) and hold only a prefix of these fields.
+enum EncodedExtentRecord {
+    static let lengthMask: UInt32 = (1 << 21) - 1
+    static let partialReference: UInt32 = 1 << 27
+    static let formatShift: UInt32 = 28
+
+    static func recordSize(_ advise: MapAdvise) -> Int { 4 << Int((advise.rawValue >> 1) & 3) }
 }
