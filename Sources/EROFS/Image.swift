@@ -11,6 +11,8 @@ public struct Image: Sendable {
     let devices: [ExtraDevice]
     /// Compression settings from the configuration records after the superblock.
     public let compression: CompressionConfiguration
+    /// Distinguishes this opened image in caches keyed by nid (a ``ReadContext`` may serve several images).
+    let identity = ImageIdentity()
     private(set) var xattrPrefixes: [XattrPrefix] = []
     private(set) var metabox: Inode?
     private(set) var packedInode: Inode?
@@ -77,3 +79,6 @@ public struct Image: Sendable {
         }
     }
 }
+
+/// A reference whose identity names one opened image.
+final class ImageIdentity: Sendable {}

@@ -108,6 +108,10 @@ public struct SuperBlock: Sendable {
         self.xattrPrefixCount = Int(record.xattrPrefixCount)
         self.xattrPrefixStart = record.xattrPrefixStart
         self.packedNid = incompat.contains(.fragments) && record.packedNid != 0 ? record.packedNid : nil
+        // The packed inode may hold the metabox's fragments, so it must not live in the metabox itself.
+        guard (self.packedNid ?? 0) >> 63 == 0 else {
+            throw EROFSError.corrupted("packed nid \(record.packedNid) points into the metabox", at: offset + 0x60)
+        }
         if incompat.contains(.metabox) {
             guard let metaboxNid = record.metaboxNid else {
                 throw EROFSError.corrupted("METABOX set but the superblock has no extension slot", at: offset)

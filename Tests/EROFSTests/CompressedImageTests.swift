@@ -121,6 +121,29 @@ struct CompressedImageTests {
         }
     }
 
+    /// Two images with the same layout (same nids) but different bytes, read through one context.
+    @Test func aContextSharedByImagesNeverMixesThem() throws {
+        let images = try ["first", "second"].map { word in
+            try TestImage(options: ["-zlz4hc"]) { root in
+                try TestTree.write(
+                    root + "/text", Array((0..<4000).map { "\(word) line \($0 % 50)\n" }.joined().utf8))
+            }
+        }
+        defer { images.forEach { $0.remove() } }
+        let opened = try images.map { try $0.open() }
+        let inodes = try opened.map { try $0.resolve("text") }
+        #expect(inodes[0].nid == inodes[1].nid)
+        let context = ReadContext()
+        for round in 0..<6 {
+            let index = round % 2
+            let expected = Array(try Data(contentsOf: URL(fileURLWithPath: images[index].source + "/text")))
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 3000, alignment: 8)
+            defer { buffer.deallocate() }
+            let count = try opened[index].read(inodes[index], at: 100, into: buffer, context: context)
+            #expect(Array(buffer[0..<count]) == Array(expected[100..<3100]), "image \(index)")
+        }
+    }
+
     /// Compressible text with incompressible stretches, so files mix compressed and plain pclusters.
     static func mixedContent(_ count: Int) -> [UInt8] {
         var bytes: [UInt8] = []

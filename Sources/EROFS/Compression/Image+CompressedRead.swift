@@ -5,13 +5,16 @@ extension Image {
         _ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, total: Int,
         context: ReadContext
     ) throws {
+        let image = self.identity
         let info: CompressionInfo
-        if let cached = context.info, cached.nid == inode.nid {
+        if let cached = context.info, cached.image === image, cached.nid == inode.nid {
             info = cached.info
         } else {
             info = try self.compressionInfo(of: inode)
-            context.info = (inode.nid, info)
+            context.info = (image, inode.nid, info)
         }
+        // Fragments are read from the packed inode, so it cannot have fragments itself (that would recurse
+        // forever); the superblock check keeps the packed inode out of the metabox for the same reason.
         if inode.nid == self.packedInode?.nid, !info.advise.isDisjoint(with: [.fragmentPcluster]) {
             throw EROFSError.corrupted("the packed inode refers to fragments of itself", nid: inode.nid)
         }
@@ -48,8 +51,9 @@ extension Image {
     private func decodeExtent(
         _ extent: CompressedExtent, of inode: Inode, upTo count: Int, context: ReadContext
     ) throws -> UnsafeMutableRawBufferPointer {
-        if let decoded = context.decoded, decoded.nid == inode.nid, decoded.logicalOffset == extent.logicalOffset,
-            decoded.count >= count
+        let image = self.identity
+        if let decoded = context.decoded, decoded.image === image, decoded.nid == inode.nid,
+            decoded.logicalOffset == extent.logicalOffset, decoded.count >= count
         {
             return UnsafeMutableRawBufferPointer(rebasing: context.output[0..<decoded.count])
         }
@@ -57,7 +61,7 @@ extension Image {
         let wanted = max(count, Int(extent.length))
         let output = UnsafeMutableRawBufferPointer(rebasing: context.outputBuffer(wanted)[0..<wanted])
         try self.decode(extent, of: inode, into: output, context: context)
-        context.decoded = (inode.nid, extent.logicalOffset, wanted)
+        context.decoded = (image, inode.nid, extent.logicalOffset, wanted)
         return output
     }
 

@@ -3,10 +3,11 @@
 public final class ReadContext {
     var input: UnsafeMutableRawBufferPointer = .init(start: nil, count: 0)
     var output: UnsafeMutableRawBufferPointer = .init(start: nil, count: 0)
-    /// What `output` holds: (nid, extent offset, decoded byte count).
-    var decoded: (nid: UInt64, logicalOffset: UInt64, count: Int)?
-    /// The compression info of the last compressed inode read.
-    var info: (nid: UInt64, info: CompressionInfo)?
+    /// What `output` holds: (image, nid, extent offset, decoded byte count). The image is held strongly so
+    /// that its identity cannot be reused by another image while cached.
+    var decoded: (image: ImageIdentity, nid: UInt64, logicalOffset: UInt64, count: Int)?
+    /// The compression info of the last compressed inode read, and its image.
+    var info: (image: ImageIdentity, nid: UInt64, info: CompressionInfo)?
     /// Decoder state reused across pclusters.
     let codecs = CodecState()
 
