@@ -48,6 +48,7 @@ fuzz: deps
 bench: build
 	@bench/extract.sh /usr/share 3
 	@bench/extract.sh /usr/share 3 -zlz4hc -C65536
+	@bench/extract.sh /usr/share 3 synthetic:zstd
 
 clean:
 	rm -rf .build .build-fuzz $(DEMO) Fuzz/out

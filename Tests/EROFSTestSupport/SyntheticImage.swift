@@ -261,8 +261,10 @@ public struct SyntheticImage: Sendable {
         }
 
         // Phase 2: directory contents (needs the nids), then data blocks.
+        var parents: [ObjectIdentifier: Node] = [:]
+        for node in nodes { for child in node.children { parents[ObjectIdentifier(child)] = node } }
         for node in nodes where node.isDirectory {
-            node.data = self.directoryBytes(node, parent: self.parent(of: node))
+            node.data = self.directoryBytes(node, parent: parents[ObjectIdentifier(node)] ?? self.root)
         }
         for node in nodes {
             switch node.kind {
@@ -474,15 +476,6 @@ public struct SyntheticImage: Sendable {
             record = [0, 17 - 10, 0, 0, 0, 0]
         }
         return record
-    }
-
-    private func parent(of target: Node) -> Node {
-        var pending = [self.root]
-        while let node = pending.popLast() {
-            if node.children.contains(where: { $0 === target }) { return node }
-            pending.append(contentsOf: node.children)
-        }
-        return self.root
     }
 
     private func tailLength(of node: Node) -> Int {

@@ -75,7 +75,7 @@ public enum TestCompressor {
         var output = [UInt8](repeating: 0, count: max(capacity, Int(ZSTD_compressBound(input.count))))
         let count = input.withUnsafeBytes { source in
             output.withUnsafeMutableBytes { destination in
-                ZSTD_compress(destination.baseAddress, destination.count, source.baseAddress, input.count, 19)
+                ZSTD_compress(destination.baseAddress, destination.count, source.baseAddress, input.count, 3)
             }
         }
         guard ZSTD_isError(count) == 0, count <= capacity else { return nil }

@@ -188,3 +188,18 @@ func writeSyntheticFuzzSeeds() throws {
         try Data(image.build()).write(to: URL(fileURLWithPath: "\(directory)/\(name).img"))
     }
 }
+
+/// `bench/extract.sh` uses this to build a Zstandard (or LZMA, DEFLATE) image of a directory, which
+/// mkfs.erofs 1.5 cannot write: PAGESHARE_BENCH_SOURCE, PAGESHARE_BENCH_IMAGE, PAGESHARE_BENCH_ALGORITHM.
+@Test(
+    "write a synthetic benchmark image",
+    .enabled(if: ProcessInfo.processInfo.environment["PAGESHARE_BENCH_IMAGE"] != nil, "only for bench/extract.sh"))
+func writeSyntheticBenchmarkImage() throws {
+    let environment = ProcessInfo.processInfo.environment
+    let output = try #require(environment["PAGESHARE_BENCH_IMAGE"])
+    let source = try #require(environment["PAGESHARE_BENCH_SOURCE"])
+    let name = environment["PAGESHARE_BENCH_ALGORITHM"] ?? "zstd"
+    let algorithm = try #require(CompressionAlgorithm.allCases.first { $0.description == name })
+    let image = try SyntheticImage.tree(fromDirectory: source, compressing: algorithm)
+    try Data(image.build()).write(to: URL(fileURLWithPath: output))
+}
