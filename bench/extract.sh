@@ -31,7 +31,7 @@ if [ ! -f "$image" ]; then
     synthetic:*)
         PAGESHARE_BENCH_IMAGE=$(realpath -m "$image") PAGESHARE_BENCH_SOURCE=$source_dir \
             PAGESHARE_BENCH_ALGORITHM=${mkfs_options[0]#synthetic:} \
-            swift test --filter writeSyntheticBenchmarkImage >/dev/null
+            swift test --filter writeSyntheticBenchmarkImage >/dev/null 2>&1
         ;;
     *) mkfs.erofs --quiet "${mkfs_options[@]}" "$image" "$source_dir" >/dev/null ;;
     esac
@@ -55,7 +55,7 @@ declare -a ours theirs
 fsck_reads=yes
 if ! fsck.erofs --extract="$work/probe" "$image" >/dev/null 2>&1; then
     fsck_reads=no
-    echo "fsck.erofs $(fsck.erofs -V 2>&1 | grep -o '[0-9.]*' | head -1) cannot read this image: fsck comparison skipped"
+    echo "$(fsck.erofs -V 2>&1 | head -1) cannot read this image: fsck comparison skipped"
 fi
 rm -rf "$work/probe"
 for run in $(seq 1 "$runs"); do
