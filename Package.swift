@@ -63,6 +63,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "PageCacheTests",
+            dependencies: ["PageCache", "EROFS", "EROFSTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "pageshareTests",
             dependencies: ["EROFS", "EROFSTestSupport"],
             swiftSettings: strictSettings

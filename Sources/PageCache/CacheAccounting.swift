@@ -1,0 +1,39 @@
+import Synchronization
+
+/// Counters of one fingerprint domain, updated with relaxed atomics on the read path.
+final class DomainCounters: Sendable {
+    let residentBytes = Atomic<Int>(0)
+    let logicalReadBytes = Atomic<Int>(0)
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+    let fills = Atomic<Int>(0)
+    let evictions = Atomic<Int>(0)
+
+    enum Counter { case residentBytes, logicalReadBytes, hits, misses, fills, evictions }
+
+    func add(_ counter: Counter, _ value: Int) {
+        switch counter {
+        case .residentBytes: self.residentBytes.wrappingAdd(value, ordering: .relaxed)
+        case .logicalReadBytes: self.logicalReadBytes.wrappingAdd(value, ordering: .relaxed)
+        case .hits: self.hits.wrappingAdd(value, ordering: .relaxed)
+        case .misses: self.misses.wrappingAdd(value, ordering: .relaxed)
+        case .fills: self.fills.wrappingAdd(value, ordering: .relaxed)
+        case .evictions: self.evictions.wrappingAdd(value, ordering: .relaxed)
+        }
+    }
+}
+
+/// A snapshot of one domain's accounting.
+public struct DomainStatistics: Sendable, Hashable {
+    /// Bytes of page data held for the domain's files.
+    public var residentBytes: Int
+    /// Bytes served to readers.
+    public var logicalReadBytes: Int
+    public var hits: Int
+    public var misses: Int
+    /// Pages read from an image and published.
+    public var fills: Int
+    public var evictions: Int
+    /// Σ over shared files of (sharers − 1) × resident bytes: what separate caches would have held more.
+    public var savedBytes: Int
+}

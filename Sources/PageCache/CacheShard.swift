@@ -1,0 +1,238 @@
+import Synchronization
+
+/// A cached page's identity: the shared file and the page index within it.
+struct PageKey: Hashable, Sendable {
+    var file: UInt64
+    var page: UInt64
+}
+
+/// One stripe of the page cache: its own lock, slots, page memory and eviction state, so that readers of
+/// different stripes never contend.
+///
+/// Eviction is SIEVE (Zhang et al., "SIEVE is Simpler than LRU", NSDI '24): a hit only sets a `visited`
+/// bit under the lock (no list surgery on the read path); new pages enter at the head of a FIFO list; a hand
+/// moves from the tail towards the head, clearing `visited` bits and evicting the first unvisited page.
+/// Chosen over S3-FIFO for the same scan resistance (a one-pass scan's pages are never revisited, so the
+/// hand evicts them while pages hit twice survive) with one queue and one bit per page.
+final class CacheShard: Sendable {
+    let pageSize: Int
+    let capacity: Int
+    private let state: Mutex<State>
+
+    /// Slot bookkeeping in parallel arrays (no per-page allocation); `-1` ends a list.
+    struct State: ~Copyable {
+        var index: [PageKey: Int32] = [:]
+        var waiters: [PageKey: [CheckedContinuation<Void, Never>]] = [:]
+        var keys: [PageKey?]
+        var files: [SharedFile?]
+        var visited: [Bool]
+        /// A slot being filled: not in `index`, never evicted.
+        var reserved: [Bool]
+        var previous: [Int32]
+        var next: [Int32]
+        var head: Int32 = -1
+        var tail: Int32 = -1
+        var hand: Int32 = -1
+        var freeSlots: [Int32] = []
+        var usedSlots: Int32 = 0
+    }
+
+    private let arena: PageArena
+
+    init(capacity: Int, pageSize: Int) {
+        self.capacity = capacity
+        self.pageSize = pageSize
+        self.arena = PageArena(pages: capacity, pageSize: pageSize)
+        self.state = Mutex(
+            State(
+                keys: .init(repeating: nil, count: capacity), files: .init(repeating: nil, count: capacity),
+                visited: .init(repeating: false, count: capacity), reserved: .init(repeating: false, count: capacity),
+                previous: .init(repeating: -1, count: capacity), next: .init(repeating: -1, count: capacity)))
+    }
+
+    deinit { self.arena.deallocate() }
+
+    /// What a lookup found.
+    enum Lookup {
+        /// Copied into the destination.
+        case hit
+        /// Another reader is filling the page: wait, then look again.
+        case busy
+        /// The caller must fill `slot` (its memory is ``page(_:)``) and then ``publish`` or ``abandon`` it.
+        case fill(slot: Int32, evicted: SharedFile?)
+    }
+
+    /// Copies page `key` bytes `range` into `destination` on a hit; otherwise claims the fill.
+    func lookup(
+        _ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer
+    ) throws -> Lookup {
+        try self.state.withLock { state throws -> Lookup in
+            if let slot = state.index[key] {
+                state.visited[Int(slot)] = true
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
+                return .hit
+            }
+            if state.waiters[key] != nil { return .busy }
+            guard let (slot, evicted) = self.claimSlot(&state) else {
+                throw PageCacheError(.fillFailed, "every page of the cache is being filled; the cache is too small")
+            }
+            state.waiters[key] = []
+            return .fill(slot: slot, evicted: evicted)
+        }
+    }
+
+    /// Waits until a fill of `key` in progress ends (immediately if none is).
+    func waitForFill(_ key: PageKey) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let queued = self.state.withLock { state -> Bool in
+                guard state.waiters[key] != nil else { return false }
+                state.waiters[key]!.append(continuation)
+                return true
+            }
+            if !queued { continuation.resume() }
+        }
+    }
+
+    /// Publishes a filled slot and copies `range` of it to `destination`; wakes the waiters.
+    func publish(
+        _ key: PageKey, slot: Int32, file: SharedFile, range: Range<Int>,
+        into destination: UnsafeMutableRawBufferPointer
+    ) {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let index = Int(slot)
+            state.reserved[index] = false
+            state.keys[index] = key
+            state.files[index] = file
+            state.visited[index] = false
+            state.index[key] = slot
+            Self.pushHead(&state, slot)
+            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
+            return state.waiters.removeValue(forKey: key) ?? []
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Gives back a slot whose fill failed; wakes the waiters (they retry, and fail or fill themselves).
+    func abandon(_ key: PageKey, slot: Int32) {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.reserved[Int(slot)] = false
+            state.freeSlots.append(slot)
+            return state.waiters.removeValue(forKey: key) ?? []
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Drops every page of the given files (detached content); returns the files whose pages went, one entry
+    /// per page, for accounting.
+    func purge(files ids: Set<UInt64>) -> [SharedFile] {
+        self.state.withLock { state -> [SharedFile] in
+            var dropped: [SharedFile] = []
+            for (key, slot) in state.index where ids.contains(key.file) {
+                if let file = state.files[Int(slot)] { dropped.append(file) }
+                self.release(&state, slot)
+            }
+            return dropped
+        }
+    }
+
+    /// Pages resident in this shard.
+    var residentPages: Int { self.state.withLock { $0.index.count } }
+
+    // MARK: Slots
+
+    /// The memory of `slot`: written only by the filler that reserved it, read only under the lock.
+    func page(_ slot: Int32) -> UnsafeMutableRawBufferPointer { self.arena.page(slot) }
+
+    /// A slot for a new page: a free one, a never-used one (allocating a slab when needed), or the one SIEVE
+    /// evicts. Nil when every slot is being filled.
+    private func claimSlot(_ state: inout State) -> (Int32, SharedFile?)? {
+        if let slot = state.freeSlots.popLast() {
+            state.reserved[Int(slot)] = true
+            return (slot, nil)
+        }
+        if Int(state.usedSlots) < self.capacity {
+            let slot = state.usedSlots
+            state.usedSlots += 1
+            state.reserved[Int(slot)] = true
+            return (slot, nil)
+        }
+        guard let victim = Self.sieveVictim(&state) else { return nil }
+        let file = state.files[Int(victim)]
+        self.release(&state, victim)
+        _ = state.freeSlots.popLast()  // release() freed it; claim it directly
+        state.reserved[Int(victim)] = true
+        return (victim, file)
+    }
+
+    /// Removes a resident page and frees its slot.
+    private func release(_ state: inout State, _ slot: Int32) {
+        let index = Int(slot)
+        if let key = state.keys[index] { state.index.removeValue(forKey: key) }
+        if state.hand == slot { state.hand = state.previous[index] }
+        Self.unlink(&state, slot)
+        state.keys[index] = nil
+        state.files[index] = nil
+        state.visited[index] = false
+        state.freeSlots.append(slot)
+    }
+
+    /// SIEVE: from the hand (or the tail) towards the head, clear visited bits until an unvisited page.
+    private static func sieveVictim(_ state: inout State) -> Int32? {
+        var candidate = state.hand >= 0 ? state.hand : state.tail
+        var steps = 0
+        let limit = 2 * state.keys.count + 2
+        while candidate >= 0 && steps < limit {
+            let index = Int(candidate)
+            if state.visited[index] {
+                state.visited[index] = false
+                candidate = state.previous[index] >= 0 ? state.previous[index] : state.tail
+            } else {
+                state.hand = state.previous[index]
+                return candidate
+            }
+            steps += 1
+        }
+        return nil
+    }
+
+    private static func pushHead(_ state: inout State, _ slot: Int32) {
+        let index = Int(slot)
+        state.previous[index] = -1
+        state.next[index] = state.head
+        if state.head >= 0 { state.previous[Int(state.head)] = slot }
+        state.head = slot
+        if state.tail < 0 { state.tail = slot }
+    }
+
+    private static func unlink(_ state: inout State, _ slot: Int32) {
+        let index = Int(slot)
+        let previous = state.previous[index]
+        let next = state.next[index]
+        if previous >= 0 { state.next[Int(previous)] = next } else if state.head == slot { state.head = next }
+        if next >= 0 { state.previous[Int(next)] = previous } else if state.tail == slot { state.tail = previous }
+        state.previous[index] = -1
+        state.next[index] = -1
+    }
+}
+
+/// The page memory of one shard: one allocation of `pages × pageSize` bytes made at start (the OS commits
+/// it as pages are first written), so there is no per-page malloc and slot addresses never move.
+///
+/// `@unchecked Sendable`: the pointer is immutable; each slot is written only by the one filler that
+/// reserved it and read only under the shard's lock after it was published.
+struct PageArena: @unchecked Sendable {
+    private let base: UnsafeMutableRawBufferPointer
+    let pageSize: Int
+
+    init(pages: Int, pageSize: Int) {
+        self.base = .allocate(byteCount: pages * pageSize, alignment: 4096)
+        self.pageSize = pageSize
+    }
+
+    func page(_ slot: Int32) -> UnsafeMutableRawBufferPointer {
+        let start = Int(slot) * self.pageSize
+        return UnsafeMutableRawBufferPointer(rebasing: self.base[start..<start + self.pageSize])
+    }
+
+    func deallocate() { self.base.deallocate() }
+}

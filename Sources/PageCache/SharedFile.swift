@@ -1,0 +1,36 @@
+import EROFS
+import Synchronization
+
+/// What makes two files the same cached content: the domain, the fingerprint and the size (the kernel's
+/// `erofs_ishare_fill_inode` also refuses to share on a size mismatch), or one image's own inode.
+enum FileKey: Hashable, Sendable {
+    case shared(domain: TrustDomain, fingerprint: [UInt8], size: UInt64)
+    case privateFile(image: ObjectIdentifier, nid: UInt64)
+}
+
+/// One image's view of a shared file: where its bytes can be read from.
+struct Sharer: Sendable {
+    let imageID: String
+    let image: Image
+    let inode: Inode
+}
+
+/// A dedup inode: one cached copy of content that one or more attached images hold.
+final class SharedFile: Sendable {
+    let id: UInt64
+    let key: FileKey
+    let size: UInt64
+    let counters: DomainCounters
+    let sharers: Mutex<[Sharer]>
+    let residentPages = Atomic<Int>(0)
+
+    init(id: UInt64, key: FileKey, size: UInt64, counters: DomainCounters, first: Sharer) {
+        self.id = id
+        self.key = key
+        self.size = size
+        self.counters = counters
+        self.sharers = Mutex([first])
+    }
+
+    var sharerCount: Int { self.sharers.withLock { $0.count } }
+}

@@ -1,0 +1,300 @@
+import EROFS
+import Synchronization
+
+/// The node-wide page cache: decoded file bytes in fixed-size pages, one copy per content within a
+/// fingerprint domain (the userspace form of the kernel's page cache share), under a hard byte budget.
+///
+/// Reads go page by page: a hit copies under its shard's lock; a miss is filled once (single flight: other
+/// readers of the page wait for it) from whichever attached image holds the content, falling back to the
+/// next one if a read fails. Images, domains and shared files are control-plane state behind their own locks,
+/// touched once per read call, never per page.
+public final class SharedPageCache: Sendable {
+    /// Sizing of the cache.
+    public struct Configuration: Sendable {
+        /// Hard budget for page data, in bytes.
+        public var budgetBytes: Int
+        /// Page size (4 KiB to 64 KiB, a power of two).
+        public var pageSize: Int
+        /// Lock stripes (rounded to a power of two).
+        public var shardCount: Int
+
+        public init(budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64) {
+            self.budgetBytes = budgetBytes
+            self.pageSize = pageSize
+            self.shardCount = shardCount
+        }
+    }
+
+    public let configuration: Configuration
+    private let shards: [CacheShard]
+    private let registry = Mutex(Registry())
+
+    private struct Registry: ~Copyable {
+        var images: [String: AttachedImage] = [:]
+        var files: [FileKey: SharedFile] = [:]
+        var domains: [TrustDomain: DomainCounters] = [:]
+        var nextFileID: UInt64 = 1
+    }
+
+    /// Creates an empty cache.
+    /// - Throws: ``PageCacheError`` (`invalidArgument`) for a page size that is not a power of two in 4 KiB
+    ///   ... 64 KiB, or a budget smaller than one page per shard.
+    public init(configuration: Configuration) throws {
+        let pageSize = configuration.pageSize
+        guard pageSize >= 4096, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else {
+            throw PageCacheError(.invalidArgument, "page size \(pageSize) is not a power of two in 4 KiB...64 KiB")
+        }
+        let pages = configuration.budgetBytes / pageSize
+        var shardCount = 1
+        while shardCount * 2 <= max(1, min(configuration.shardCount, pages)) { shardCount *= 2 }
+        guard pages >= shardCount, pages > 0 else {
+            throw PageCacheError(.invalidArgument, "budget of \(configuration.budgetBytes) bytes holds no page")
+        }
+        self.configuration = configuration
+        self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
+    }
+
+    // MARK: Images
+
+    /// Attaches `image` as `id` in `domain`. Cheap: no file is read until it is.
+    /// - Throws: ``PageCacheError`` (`imageExists`) when `id` is taken.
+    public func attach(_ image: Image, id: String, domain: TrustDomain, mode: FingerprintMode) throws {
+        try self.registry.withLock { registry in
+            guard registry.images[id] == nil else {
+                throw PageCacheError(.imageExists, "image \(id) is already attached")
+            }
+            let counters = registry.domains[domain] ?? DomainCounters()
+            registry.domains[domain] = counters
+            registry.images[id] = AttachedImage(id: id, image: image, domain: domain, mode: mode, counters: counters)
+        }
+    }
+
+    /// Detaches `id`: its files stop being sharers; content no other image holds is dropped at once, shared
+    /// content stays for the other sharers. Reads already in flight finish.
+    public func detach(id: String) throws {
+        let orphans = try self.registry.withLock { registry -> Set<UInt64> in
+            guard let attached = registry.images.removeValue(forKey: id) else {
+                throw PageCacheError(.unknownImage, "no image \(id) is attached")
+            }
+            var orphans: Set<UInt64> = []
+            for file in attached.touchedFiles() {
+                let remaining = file.sharers.withLock { sharers -> Int in
+                    sharers.removeAll { $0.imageID == id }
+                    return sharers.count
+                }
+                if remaining == 0 {
+                    registry.files.removeValue(forKey: file.key)
+                    orphans.insert(file.id)
+                }
+            }
+            return orphans
+        }
+        guard !orphans.isEmpty else { return }
+        for shard in self.shards {
+            for file in shard.purge(files: orphans) {
+                file.residentPages.wrappingSubtract(1, ordering: .relaxed)
+                file.counters.add(.residentBytes, -self.configuration.pageSize)
+            }
+        }
+    }
+
+    /// Ids of the attached images.
+    public var imageIDs: [String] { self.registry.withLock { Array($0.images.keys).sorted() } }
+
+    // MARK: Reads
+
+    /// Reads `inode` of image `imageID` from `offset` into `buffer` through the cache; returns the byte count
+    /// (0 at or past the end).
+    /// - Throws: ``PageCacheError``: `unknownImage`, `notARegularFile`, or `fillFailed` (with the image's
+    ///   `EROFSError` as cause) when no sharer could supply a page.
+    public func read(
+        imageID: String, inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) async throws -> Int {
+        guard inode.fileType == .regular else {
+            throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
+        }
+        let file = try self.sharedFile(imageID: imageID, inode: inode)
+        guard offset < file.size, buffer.count > 0 else { return 0 }
+        let pageSize = UInt64(self.configuration.pageSize)
+        let total = Int(min(UInt64(buffer.count), file.size - offset))
+        var done = 0
+        while done < total {
+            let position = offset + UInt64(done)
+            let page = position / pageSize
+            let within = Int(position % pageSize)
+            let count = min(total - done, Int(pageSize) - within)
+            try await self.copyPage(
+                file, page: page, range: within..<within + count,
+                into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
+            done += count
+        }
+        file.counters.add(.logicalReadBytes, total)
+        return total
+    }
+
+    /// Reads the file at `path` (symlinks followed inside the image).
+    public func read(
+        imageID: String, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) async throws -> Int {
+        let attached = try self.attachedImage(imageID)
+        let inode = try attached.image.resolve(path)
+        return try await self.read(imageID: imageID, inode: inode, at: offset, into: buffer)
+    }
+
+    private func copyPage(
+        _ file: SharedFile, page: UInt64, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer
+    ) async throws {
+        let key = PageKey(file: file.id, page: page)
+        let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
+        while true {
+            switch try shard.lookup(key, range: range, into: destination) {
+            case .hit:
+                file.counters.add(.hits, 1)
+                return
+            case .busy:
+                await shard.waitForFill(key)
+            case .fill(let slot, let evicted):
+                if let evicted {
+                    evicted.residentPages.wrappingSubtract(1, ordering: .relaxed)
+                    evicted.counters.add(.residentBytes, -self.configuration.pageSize)
+                    evicted.counters.add(.evictions, 1)
+                }
+                file.counters.add(.misses, 1)
+                do {
+                    try self.fill(file, page: page, into: shard.page(slot))
+                } catch {
+                    shard.abandon(key, slot: slot)
+                    throw error
+                }
+                file.residentPages.wrappingAdd(1, ordering: .relaxed)
+                file.counters.add(.residentBytes, self.configuration.pageSize)
+                file.counters.add(.fills, 1)
+                shard.publish(key, slot: slot, file: file, range: range, into: destination)
+                return
+            }
+        }
+    }
+
+    /// Reads page `page` of `file` from the first sharer that can supply it; bytes past the end are zero.
+    private func fill(_ file: SharedFile, page: UInt64, into memory: UnsafeMutableRawBufferPointer) throws {
+        let offset = page * UInt64(self.configuration.pageSize)
+        let count = Int(min(UInt64(memory.count), file.size - offset))
+        let sharers = file.sharers.withLock { $0 }
+        var lastError: (any Error)? = nil
+        for sharer in sharers {
+            do {
+                let read = try sharer.image.read(
+                    sharer.inode, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<count]))
+                guard read == count else {
+                    throw EROFSError(.corrupted, "short read of \(read) bytes", nid: sharer.inode.nid)
+                }
+                if count < memory.count {
+                    UnsafeMutableRawBufferPointer(rebasing: memory[count...]).initializeMemory(
+                        as: UInt8.self, repeating: 0)
+                }
+                return
+            } catch {
+                lastError = error
+            }
+        }
+        throw PageCacheError(
+            .fillFailed, "no attached image could supply page \(page): \(lastError.map { "\($0)" } ?? "no sharer")",
+            cause: lastError)
+    }
+
+    private static func shardIndex(_ key: PageKey, count: Int) -> Int {
+        // Fibonacci hashing of the key: cheap, and consecutive pages of a file spread over the stripes.
+        let mixed = (key.file &* 0x9E37_79B9_7F4A_7C15) ^ (key.page &* 0xC2B2_AE3D_27D4_EB4F)
+        return Int(truncatingIfNeeded: mixed >> 32) & (count - 1)
+    }
+
+    // MARK: Files
+
+    private func attachedImage(_ id: String) throws -> AttachedImage {
+        guard let attached = self.registry.withLock({ $0.images[id] }) else {
+            throw PageCacheError(.unknownImage, "no image \(id) is attached")
+        }
+        return attached
+    }
+
+    /// The dedup inode for `inode` of `imageID`: found in the image's own map, else keyed by fingerprint (or
+    /// privately) in the registry, joining an existing one of the same domain, fingerprint and size.
+    private func sharedFile(imageID: String, inode: Inode) throws -> SharedFile {
+        let attached = try self.attachedImage(imageID)
+        if let file = attached.file(for: inode.nid) { return file }
+        let key: FileKey
+        if attached.mode == .xattr, let fingerprint = inode.fingerprint {
+            key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
+        } else {
+            key = .privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
+        }
+        let sharer = Sharer(imageID: imageID, image: attached.image, inode: inode)
+        let file = self.registry.withLock { registry -> SharedFile in
+            if let existing = registry.files[key] {
+                existing.sharers.withLock { sharers in
+                    if !sharers.contains(where: { $0.imageID == imageID && $0.inode.nid == inode.nid }) {
+                        sharers.append(sharer)
+                    }
+                }
+                return existing
+            }
+            let file = SharedFile(
+                id: registry.nextFileID, key: key, size: inode.size, counters: attached.counters, first: sharer)
+            registry.nextFileID += 1
+            registry.files[key] = file
+            return file
+        }
+        attached.remember(file, for: inode.nid)
+        return file
+    }
+
+    // MARK: Accounting
+
+    /// Accounting of `domain` (zeros for a domain never attached).
+    public func statistics(for domain: TrustDomain) -> DomainStatistics {
+        let (counters, files) = self.registry.withLock { registry in
+            (registry.domains[domain], Array(registry.files.values))
+        }
+        guard let counters else {
+            return DomainStatistics(
+                residentBytes: 0, logicalReadBytes: 0, hits: 0, misses: 0, fills: 0, evictions: 0, savedBytes: 0)
+        }
+        var saved = 0
+        for file in files where file.counters === counters {
+            saved += max(0, file.sharerCount - 1) * file.residentPages.load(ordering: .relaxed)
+        }
+        return DomainStatistics(
+            residentBytes: counters.residentBytes.load(ordering: .relaxed),
+            logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
+            hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
+            fills: counters.fills.load(ordering: .relaxed), evictions: counters.evictions.load(ordering: .relaxed),
+            savedBytes: saved * self.configuration.pageSize)
+    }
+
+    /// Bytes of page data resident across all domains (never more than the budget).
+    public var residentBytes: Int {
+        self.shards.reduce(0) { $0 + $1.residentPages } * self.configuration.pageSize
+    }
+}
+
+/// An attached image and the dedup inodes its reads have touched.
+final class AttachedImage: Sendable {
+    let id: String
+    let image: Image
+    let domain: TrustDomain
+    let mode: FingerprintMode
+    let counters: DomainCounters
+    private let files = Mutex<[UInt64: SharedFile]>([:])
+
+    init(id: String, image: Image, domain: TrustDomain, mode: FingerprintMode, counters: DomainCounters) {
+        self.id = id
+        self.image = image
+        self.domain = domain
+        self.mode = mode
+        self.counters = counters
+    }
+
+    func file(for nid: UInt64) -> SharedFile? { self.files.withLock { $0[nid] } }
+    func remember(_ file: SharedFile, for nid: UInt64) { self.files.withLock { $0[nid] = file } }
+    func touchedFiles() -> [SharedFile] { self.files.withLock { Array($0.values) } }
+}

@@ -1,0 +1,49 @@
+import EROFS
+import EROFSTestSupport
+import PageCache
+
+/// Images with ishare fingerprint xattrs, built byte by byte (mkfs.erofs 1.5 cannot write them).
+enum CacheFixtures {
+    typealias Node = SyntheticImage.Node
+
+    /// Deterministic content for file `name`, `pages` pages long (plus a partial page).
+    static func content(_ name: String, pages: Int = 3) -> [UInt8] {
+        let seed = name.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        return TestTree.pattern(pages * 4096 + 123, seed: seed)
+    }
+
+    /// A stand-in for the sha256 fingerprint mkfs writes: equal for equal content.
+    static func fingerprint(_ bytes: [UInt8]) -> [UInt8] {
+        var state: UInt64 = 14_695_981_039_346_656_037
+        for byte in bytes { state = (state ^ UInt64(byte)) &* 1_099_511_628_211 }
+        return (0..<32).map { UInt8(truncatingIfNeeded: (state &* UInt64($0 + 1)) >> 24) }
+    }
+
+    /// An image holding `files` (name → content), each with a fingerprint xattr (or a forged one).
+    static func image(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> Image {
+        let root = Node("", .directory)
+        for (name, bytes) in files {
+            let node = Node(name, .regular(bytes))
+            node.xattrs = [.init(nameIndex: 0x80, suffix: "", value: forging[name] ?? Self.fingerprint(bytes))]
+            root.children.append(node)
+        }
+        var image = SyntheticImage(root: root)
+        image.longPrefixes = [(4, "erofs.fingerprint")]
+        image.ishareXattrPrefixID = 0
+        return try Image(source: MemoryImageSource(image.build()))
+    }
+
+    /// Reads a whole file through the cache.
+    static func readAll(_ cache: SharedPageCache, _ imageID: String, _ path: String) async throws -> [UInt8] {
+        var result: [UInt8] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 5000, alignment: 8)
+        defer { buffer.deallocate() }
+        var offset: UInt64 = 0
+        while true {
+            let count = try await cache.read(imageID: imageID, path: path, at: offset, into: buffer)
+            if count == 0 { return result }
+            result += buffer[0..<count]
+            offset += UInt64(count)
+        }
+    }
+}
