@@ -1,0 +1,104 @@
+import EROFS
+import EROFSTestSupport
+import PageCache
+import Testing
+
+@Suite("Single flight, budget and eviction")
+struct ConcurrencyAndEvictionTests {
+    let pageSize = 4096
+
+    @Test func sixtyFourReadersOfOnePageFillItOnce() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
+        let domain = try TrustDomain("x")
+        let bytes = CacheFixtures.content("single", pages: 8)
+        try cache.attach(try CacheFixtures.image([("f", bytes)]), id: "a", domain: domain, mode: .xattr)
+        let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<64 {
+                group.addTask {
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+                    defer { buffer.deallocate() }
+                    let count = try await cache.read(imageID: "a", path: "f", at: 4096 * 3, into: buffer)
+                    return Array(buffer[0..<count])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0 == Array(bytes[4096 * 3..<4096 * 4]) })
+        let statistics = cache.statistics(for: domain)
+        #expect(statistics.fills == 1)
+        #expect(statistics.hits + statistics.misses >= 64)
+    }
+
+    @Test func theBudgetHoldsUnderConcurrentLoad() async throws {
+        let budgetPages = 64
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetPages * 4096, shardCount: 4))
+        let domain = try TrustDomain("x")
+        let files = (0..<40).map { ("file-\($0)", CacheFixtures.content("load-\($0)", pages: 5)) }
+        try cache.attach(try CacheFixtures.image(files), id: "a", domain: domain, mode: .xattr)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<16 {
+                group.addTask {
+                    for round in 0..<10 {
+                        let (name, bytes) = files[(task * 7 + round * 3) % files.count]
+                        let read = try await CacheFixtures.readAll(cache, "a", name)
+                        #expect(read == bytes, "\(name)")
+                        #expect(cache.residentBytes <= budgetPages * 4096)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(cache.residentBytes <= budgetPages * 4096)
+        let statistics = cache.statistics(for: domain)
+        #expect(statistics.evictions > 0)
+        #expect(statistics.residentBytes == cache.residentBytes)
+    }
+
+    /// SIEVE keeps pages that are hit again while a one-pass scan streams through.
+    @Test func hotPagesSurviveAScan() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 32 * 4096, shardCount: 1))
+        let domain = try TrustDomain("x")
+        let hot = CacheFixtures.content("hot", pages: 7)  // 8 pages
+        let scanned = (0..<20).map { ("scan-\($0)", CacheFixtures.content("scan-\($0)", pages: 5)) }  // 120 pages
+        try cache.attach(try CacheFixtures.image([("hot", hot)] + scanned), id: "a", domain: domain, mode: .xattr)
+        for _ in 0..<3 { _ = try await CacheFixtures.readAll(cache, "a", "hot") }
+        for (name, _) in scanned {
+            _ = try await CacheFixtures.readAll(cache, "a", name)
+            _ = try await CacheFixtures.readAll(cache, "a", "hot")  // the hot set stays in use during the scan
+        }
+        let fillsBefore = cache.statistics(for: domain).fills
+        #expect(try await CacheFixtures.readAll(cache, "a", "hot") == hot)
+        #expect(cache.statistics(for: domain).fills == fillsBefore, "hot pages were evicted by the scan")
+    }
+
+    @Test func detachWhileReadsAreInFlight() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 1 << 20))
+        let domain = try TrustDomain("x")
+        let files = (0..<10).map { ("f\($0)", CacheFixtures.content("inflight-\($0)", pages: 6)) }
+        let image = try CacheFixtures.image(files)
+        try cache.attach(image, id: "a", domain: domain, mode: .xattr)
+        try cache.attach(image, id: "b", domain: domain, mode: .xattr)
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<12 {
+                group.addTask {
+                    for round in 0..<20 {
+                        let (name, bytes) = files[(task + round) % files.count]
+                        do {
+                            #expect(try await CacheFixtures.readAll(cache, task % 2 == 0 ? "a" : "b", name) == bytes)
+                        } catch let error as PageCacheError {
+                            #expect(error.code == .unknownImage)
+                        } catch {
+                            Issue.record("unexpected \(error)")
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                await Task.yield()
+                try? cache.detach(id: "a")
+            }
+        }
+        #expect(cache.imageIDs == ["b"])
+        for (name, bytes) in files { #expect(try await CacheFixtures.readAll(cache, "b", name) == bytes) }
+    }
+}
