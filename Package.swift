@@ -16,6 +16,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Debian's C codec libraries (liblz4, libzstd, liblzma, zlib); headers only, no Swift.
@@ -37,7 +39,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "PageCache", dependencies: ["EROFS", "CXXHash"], swiftSettings: strictSettings),
+        .target(
+            name: "PageCache",
+            dependencies: [
+                "EROFS", "CXXHash",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(name: "PageShareServer", dependencies: ["PageCache"], swiftSettings: strictSettings),
         .executableTarget(
             name: "pageshare",
@@ -64,7 +74,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PageCacheTests",
-            dependencies: ["PageCache", "EROFS", "EROFSTestSupport"],
+            dependencies: [
+                "PageCache", "EROFS", "EROFSTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -8,8 +8,9 @@ final class DomainCounters: Sendable {
     let misses = Atomic<Int>(0)
     let fills = Atomic<Int>(0)
     let evictions = Atomic<Int>(0)
+    let verifyFailures = Atomic<Int>(0)
 
-    enum Counter { case residentBytes, logicalReadBytes, hits, misses, fills, evictions }
+    enum Counter { case residentBytes, logicalReadBytes, hits, misses, fills, evictions, verifyFailures }
 
     func add(_ counter: Counter, _ value: Int) {
         switch counter {
@@ -19,6 +20,7 @@ final class DomainCounters: Sendable {
         case .misses: self.misses.wrappingAdd(value, ordering: .relaxed)
         case .fills: self.fills.wrappingAdd(value, ordering: .relaxed)
         case .evictions: self.evictions.wrappingAdd(value, ordering: .relaxed)
+        case .verifyFailures: self.verifyFailures.wrappingAdd(value, ordering: .relaxed)
         }
     }
 }
@@ -36,4 +38,6 @@ public struct DomainStatistics: Sendable, Hashable {
     public var evictions: Int
     /// Σ over shared files of (sharers − 1) × resident bytes: what separate caches would have held more.
     public var savedBytes: Int
+    /// Files of `verify` images whose bytes did not match their fingerprint (cached privately).
+    public var verifyFailures: Int
 }

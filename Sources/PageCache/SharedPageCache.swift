@@ -1,4 +1,5 @@
 import EROFS
+import Metrics
 import Synchronization
 
 /// The node-wide page cache: decoded file bytes in fixed-size pages, one copy per content within a
@@ -28,6 +29,7 @@ public final class SharedPageCache: Sendable {
     public let configuration: Configuration
     private let shards: [CacheShard]
     private let registry = Mutex(Registry())
+    private let metrics = CacheMetrics()
 
     private struct Registry: ~Copyable {
         var images: [String: AttachedImage] = [:]
@@ -57,15 +59,22 @@ public final class SharedPageCache: Sendable {
     // MARK: Images
 
     /// Attaches `image` as `id` in `domain`. Cheap: no file is read until it is.
+    ///
+    /// With `verify`, a file of this image joins shared content only after its bytes hash to its
+    /// fingerprint (sha256); a file that does not is cached privately and counted in
+    /// ``DomainStatistics/verifyFailures``.
     /// - Throws: ``PageCacheError`` (`imageExists`) when `id` is taken.
-    public func attach(_ image: Image, id: String, domain: TrustDomain, mode: FingerprintMode) throws {
+    public func attach(
+        _ image: Image, id: String, domain: TrustDomain, mode: FingerprintMode, verify: Bool = false
+    ) throws {
         try self.registry.withLock { registry in
             guard registry.images[id] == nil else {
                 throw PageCacheError(.imageExists, "image \(id) is already attached")
             }
             let counters = registry.domains[domain] ?? DomainCounters()
             registry.domains[domain] = counters
-            registry.images[id] = AttachedImage(id: id, image: image, domain: domain, mode: mode, counters: counters)
+            registry.images[id] = AttachedImage(
+                id: id, image: image, domain: domain, mode: mode, verify: verify, counters: counters)
         }
     }
 
@@ -222,11 +231,15 @@ public final class SharedPageCache: Sendable {
     private func sharedFile(imageID: String, inode: Inode) throws -> SharedFile {
         let attached = try self.attachedImage(imageID)
         if let file = attached.file(for: inode.nid) { return file }
-        let key: FileKey
+        var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
         if attached.mode == .xattr, let fingerprint = inode.fingerprint {
-            key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
-        } else {
-            key = .privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
+            let trusted =
+                try !attached.verify || ContentVerifier.matches(attached.image, inode, fingerprint: fingerprint)
+            if trusted {
+                key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
+            } else {
+                attached.counters.add(.verifyFailures, 1)
+            }
         }
         let sharer = Sharer(imageID: imageID, image: attached.image, inode: inode)
         let file = self.registry.withLock { registry -> SharedFile in
@@ -250,6 +263,15 @@ public final class SharedPageCache: Sendable {
 
     // MARK: Accounting
 
+    /// Sets the per-domain gauges (`pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
+    /// `pageshare_cache_logical_read_bytes`, dimension `domain`) from the current accounting.
+    public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
+        let domains = self.registry.withLock { Array($0.domains.keys) }
+        var statistics: [TrustDomain: DomainStatistics] = [:]
+        for domain in domains { statistics[domain] = self.statistics(for: domain) }
+        self.metrics.publish(statistics, to: factory)
+    }
+
     /// Accounting of `domain` (zeros for a domain never attached).
     public func statistics(for domain: TrustDomain) -> DomainStatistics {
         let (counters, files) = self.registry.withLock { registry in
@@ -257,7 +279,8 @@ public final class SharedPageCache: Sendable {
         }
         guard let counters else {
             return DomainStatistics(
-                residentBytes: 0, logicalReadBytes: 0, hits: 0, misses: 0, fills: 0, evictions: 0, savedBytes: 0)
+                residentBytes: 0, logicalReadBytes: 0, hits: 0, misses: 0, fills: 0, evictions: 0, savedBytes: 0,
+                verifyFailures: 0)
         }
         var saved = 0
         for file in files where file.counters === counters {
@@ -268,7 +291,8 @@ public final class SharedPageCache: Sendable {
             logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
             hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
             fills: counters.fills.load(ordering: .relaxed), evictions: counters.evictions.load(ordering: .relaxed),
-            savedBytes: saved * self.configuration.pageSize)
+            savedBytes: saved * self.configuration.pageSize,
+            verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
     }
 
     /// Bytes of page data resident across all domains (never more than the budget).
@@ -283,14 +307,18 @@ final class AttachedImage: Sendable {
     let image: Image
     let domain: TrustDomain
     let mode: FingerprintMode
+    let verify: Bool
     let counters: DomainCounters
     private let files = Mutex<[UInt64: SharedFile]>([:])
 
-    init(id: String, image: Image, domain: TrustDomain, mode: FingerprintMode, counters: DomainCounters) {
+    init(
+        id: String, image: Image, domain: TrustDomain, mode: FingerprintMode, verify: Bool, counters: DomainCounters
+    ) {
         self.id = id
         self.image = image
         self.domain = domain
         self.mode = mode
+        self.verify = verify
         self.counters = counters
     }
 

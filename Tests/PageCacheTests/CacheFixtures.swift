@@ -1,3 +1,4 @@
+import Crypto
 import EROFS
 import EROFSTestSupport
 import PageCache
@@ -12,12 +13,8 @@ enum CacheFixtures {
         return TestTree.pattern(pages * 4096 + 123, seed: seed)
     }
 
-    /// A stand-in for the sha256 fingerprint mkfs writes: equal for equal content.
-    static func fingerprint(_ bytes: [UInt8]) -> [UInt8] {
-        var state: UInt64 = 14_695_981_039_346_656_037
-        for byte in bytes { state = (state ^ UInt64(byte)) &* 1_099_511_628_211 }
-        return (0..<32).map { UInt8(truncatingIfNeeded: (state &* UInt64($0 + 1)) >> 24) }
-    }
+    /// The fingerprint `mkfs.erofs --xattr-inode-digest` writes: the sha256 of the content.
+    static func fingerprint(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
 
     /// An image holding `files` (name → content), each with a fingerprint xattr (or a forged one).
     static func image(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> Image {

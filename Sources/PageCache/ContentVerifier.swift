@@ -1,0 +1,23 @@
+import Crypto
+import EROFS
+
+/// Checks a file's content against its sha256 fingerprint before the file may share a dedup inode
+/// (`verify` mode: the kernel trusts the image's label; PageShare need not).
+enum ContentVerifier {
+    /// Whether the sha256 of `inode`'s bytes equals `fingerprint`.
+    static func matches(_ image: Image, _ inode: Inode, fingerprint: [UInt8]) throws -> Bool {
+        guard fingerprint.count == SHA256.byteCount else { return false }
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
+        defer { buffer.deallocate() }
+        let context = ReadContext()
+        var position: UInt64 = 0
+        while position < inode.size {
+            let count = try image.read(inode, at: position, into: buffer, context: context)
+            guard count > 0 else { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            position += UInt64(count)
+        }
+        return Array(hasher.finalize()) == fingerprint
+    }
+}

@@ -1,0 +1,62 @@
+import EROFS
+import EROFSTestSupport
+import MetricsTestKit
+import PageCache
+import Testing
+
+@Suite("Verified sharing and metrics")
+struct VerifyAndMetricsTests {
+    let files = (1...3).map { ("f\($0)", CacheFixtures.content("f\($0)")) }
+
+    /// Within one domain, a `verify` image whose f1 claims the honest f1's fingerprint with other bytes is
+    /// cached privately: each image reads its own bytes, whichever reads first.
+    @Test(arguments: [true, false])
+    func aForgedFileNeverReachesOtherImagesWhenVerified(forgerFirst: Bool) async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
+        let domain = try TrustDomain("x")
+        let forged = CacheFixtures.content("forged")
+        let evil = try CacheFixtures.image(
+            [("f1", forged)], forging: ["f1": CacheFixtures.fingerprint(self.files[0].1)])
+        try cache.attach(try CacheFixtures.image(self.files), id: "honest", domain: domain, mode: .xattr, verify: true)
+        try cache.attach(evil, id: "evil", domain: domain, mode: .xattr, verify: true)
+        let order = forgerFirst ? ["evil", "honest"] : ["honest", "evil"]
+        for id in order {
+            let expected = id == "evil" ? forged : self.files[0].1
+            #expect(try await CacheFixtures.readAll(cache, id, "f1") == expected, "\(id)")
+        }
+        #expect(cache.statistics(for: domain).verifyFailures == 1)
+    }
+
+    @Test func verifiedHonestImagesStillShare() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
+        let domain = try TrustDomain("x")
+        let image = try CacheFixtures.image(self.files)
+        try cache.attach(image, id: "a", domain: domain, mode: .xattr, verify: true)
+        try cache.attach(image, id: "b", domain: domain, mode: .xattr, verify: true)
+        for id in ["a", "b"] {
+            for (name, bytes) in self.files { #expect(try await CacheFixtures.readAll(cache, id, name) == bytes) }
+        }
+        let statistics = cache.statistics(for: domain)
+        #expect(statistics.verifyFailures == 0)
+        #expect(statistics.residentBytes == 3 * 4 * 4096)
+        #expect(statistics.savedBytes == 3 * 4 * 4096)
+    }
+
+    @Test func gaugesPerDomain() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
+        let x = try TrustDomain("x")
+        let image = try CacheFixtures.image(self.files)
+        try cache.attach(image, id: "a", domain: x, mode: .xattr)
+        try cache.attach(image, id: "b", domain: x, mode: .xattr)
+        for id in ["a", "b"] { _ = try await CacheFixtures.readAll(cache, id, "f1") }
+        let metrics = TestMetrics()
+        cache.publishMetrics(to: metrics)
+        let dimensions = [("domain", "x")]
+        let resident = try metrics.expectGauge("pageshare_cache_resident_bytes", dimensions)
+        let saved = try metrics.expectGauge("pageshare_cache_saved_bytes", dimensions)
+        let logical = try metrics.expectGauge("pageshare_cache_logical_read_bytes", dimensions)
+        #expect(resident.lastValue == Double(4 * 4096))
+        #expect(saved.lastValue == Double(4 * 4096))
+        #expect(logical.lastValue == Double(2 * self.files[0].1.count))
+    }
+}
