@@ -7,6 +7,11 @@ enum ContentVerifier {
     /// Whether the sha256 of `inode`'s bytes equals `fingerprint`.
     static func matches(_ image: Image, _ inode: Inode, fingerprint: [UInt8]) throws -> Bool {
         guard fingerprint.count == SHA256.byteCount else { return false }
+        return try Self.digest(image, inode) == fingerprint
+    }
+
+    /// The sha256 of `inode`'s bytes, read in 256 KiB steps.
+    static func digest(_ image: Image, _ inode: Inode) throws -> [UInt8] {
         var hasher = SHA256()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
         defer { buffer.deallocate() }
@@ -18,6 +23,6 @@ enum ContentVerifier {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             position += UInt64(count)
         }
-        return Array(hasher.finalize()) == fingerprint
+        return Array(hasher.finalize())
     }
 }

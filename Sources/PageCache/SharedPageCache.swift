@@ -232,7 +232,10 @@ public final class SharedPageCache: Sendable {
         let attached = try self.attachedImage(imageID)
         if let file = attached.file(for: inode.nid) { return file }
         var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
-        if attached.mode == .xattr, let fingerprint = inode.fingerprint {
+        if attached.mode == .digest {
+            let digest = try ContentVerifier.digest(attached.image, inode)
+            key = .shared(domain: attached.domain, fingerprint: digest, size: inode.size)
+        } else if attached.mode == .xattr, let fingerprint = inode.fingerprint {
             let trusted =
                 try !attached.verify || ContentVerifier.matches(attached.image, inode, fingerprint: fingerprint)
             if trusted {

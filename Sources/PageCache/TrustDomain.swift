@@ -21,6 +21,9 @@ public enum FingerprintMode: String, Sendable, Hashable, CaseIterable {
     /// The image's ishare fingerprint xattr (what `mkfs.erofs --xattr-inode-digest` writes) + the domain;
     /// files without one are cached privately.
     case xattr
+    /// PageShare computes each file's sha256 itself (on the file's first read) + the domain: for images built
+    /// without fingerprint xattrs, or not trusted to label their own content.
+    case digest
     /// No sharing: the image's files are cached privately (still through the cache, still budgeted).
     case none
 }

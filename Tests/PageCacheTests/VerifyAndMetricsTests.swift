@@ -42,6 +42,21 @@ struct VerifyAndMetricsTests {
         #expect(statistics.savedBytes == 3 * 4 * 4096)
     }
 
+    /// Digest mode shares by content even when the images carry no (or lying) fingerprints.
+    @Test func digestModeSharesByContent() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
+        let domain = try TrustDomain("x")
+        let labelled = try CacheFixtures.image(self.files)
+        let mislabelled = try CacheFixtures.image(
+            self.files, forging: ["f1": [UInt8](repeating: 7, count: 32), "f2": [UInt8](repeating: 9, count: 32)])
+        try cache.attach(labelled, id: "a", domain: domain, mode: .digest)
+        try cache.attach(mislabelled, id: "b", domain: domain, mode: .digest)
+        for id in ["a", "b"] {
+            for (name, bytes) in self.files { #expect(try await CacheFixtures.readAll(cache, id, name) == bytes) }
+        }
+        #expect(cache.statistics(for: domain).residentBytes == 3 * 4 * 4096)
+    }
+
     @Test func gaugesPerDomain() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
         let x = try TrustDomain("x")
