@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EROFS", targets: ["EROFS"]),
+        .library(name: "PageCache", targets: ["PageCache"]),
         .executable(name: "pageshare", targets: ["pageshare"]),
     ],
     dependencies: [

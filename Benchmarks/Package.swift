@@ -24,6 +24,16 @@ let package = Package(
             ],
             path: "Benchmarks/EROFSBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
-        )
+        ),
+        .executableTarget(
+            name: "PageCacheBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "EROFS", package: rootIdentity),
+                .product(name: "PageCache", package: rootIdentity),
+            ],
+            path: "Benchmarks/PageCacheBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ]
 )
