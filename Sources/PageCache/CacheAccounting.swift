@@ -9,6 +9,8 @@ final class DomainCounters: Sendable {
     let fills = Atomic<Int>(0)
     let evictions = Atomic<Int>(0)
     let verifyFailures = Atomic<Int>(0)
+    /// Most resident bytes the domain may hold (`Int.max`: no quota).
+    let quotaBytes = Atomic<Int>(Int.max)
 
     enum Counter { case residentBytes, logicalReadBytes, hits, misses, fills, evictions, verifyFailures }
 

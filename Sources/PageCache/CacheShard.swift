@@ -60,11 +60,16 @@ final class CacheShard: Sendable {
         case busy
         /// The caller must fill `slot` (its memory is ``page(_:)``) and then ``publish`` or ``abandon`` it.
         case fill(slot: Int32, evicted: SharedFile?)
+        /// The reader's domain is at its quota and has no page here to replace: read without caching.
+        case bypass
     }
 
-    /// Copies page `key` bytes `range` into `destination` on a hit; otherwise claims the fill.
+    /// Copies page `key` bytes `range` into `destination` on a hit; otherwise claims the fill. A domain at its
+    /// quota (`overQuota`) may only replace one of its own pages, never take a free slot or another
+    /// domain's page.
     func lookup(
-        _ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer
+        _ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer,
+        owner: DomainCounters, overQuota: Bool
     ) throws -> Lookup {
         try self.state.withLock { state throws -> Lookup in
             if let slot = state.index[key] {
@@ -73,6 +78,15 @@ final class CacheShard: Sendable {
                 return .hit
             }
             if state.waiters[key] != nil { return .busy }
+            if overQuota {
+                guard let victim = Self.ownVictim(&state, owner: owner) else { return .bypass }
+                let file = state.files[Int(victim)]
+                self.release(&state, victim)
+                _ = state.freeSlots.popLast()
+                state.reserved[Int(victim)] = true
+                state.waiters[key] = []
+                return .fill(slot: victim, evicted: file)
+            }
             guard let (slot, evicted) = self.claimSlot(&state) else {
                 throw PageCacheError(.fillFailed, "every page of the cache is being filled; the cache is too small")
             }
@@ -191,6 +205,22 @@ final class CacheShard: Sendable {
                 return candidate
             }
             steps += 1
+        }
+        return nil
+    }
+
+    /// SIEVE restricted to `owner`'s pages, from the tail towards the head, without moving the shared hand.
+    private static func ownVictim(_ state: inout State, owner: DomainCounters) -> Int32? {
+        for _ in 0..<2 {
+            var candidate = state.tail
+            while candidate >= 0 {
+                let index = Int(candidate)
+                if let file = state.files[index], file.counters === owner {
+                    if !state.visited[index] { return candidate }
+                    state.visited[index] = false
+                }
+                candidate = state.previous[index]
+            }
         }
         return nil
     }

@@ -107,6 +107,17 @@ public final class SharedPageCache: Sendable {
         }
     }
 
+    /// Limits `domain`'s resident bytes (nil: no limit). A domain at its quota replaces its own pages and
+    /// never evicts another domain's; pages it cannot cache are read through without caching.
+    public func setQuota(_ bytes: Int?, for domain: TrustDomain) {
+        let counters = self.registry.withLock { registry -> DomainCounters in
+            let counters = registry.domains[domain] ?? DomainCounters()
+            registry.domains[domain] = counters
+            return counters
+        }
+        counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
+    }
+
     /// Ids of the attached images.
     public var imageIDs: [String] { self.registry.withLock { Array($0.images.keys).sorted() } }
 
@@ -156,9 +167,21 @@ public final class SharedPageCache: Sendable {
         let key = PageKey(file: file.id, page: page)
         let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
         while true {
-            switch try shard.lookup(key, range: range, into: destination) {
+            let overQuota =
+                file.counters.residentBytes.load(ordering: .relaxed) + self.configuration.pageSize
+                > file.counters.quotaBytes.load(ordering: .relaxed)
+            switch try shard.lookup(key, range: range, into: destination, owner: file.counters, overQuota: overQuota) {
             case .hit:
                 file.counters.add(.hits, 1)
+                return
+            case .bypass:
+                // At quota with nothing of its own to replace here: serve from a private page, cache nothing.
+                file.counters.add(.misses, 1)
+                let scratch = UnsafeMutableRawBufferPointer.allocate(
+                    byteCount: self.configuration.pageSize, alignment: 4096)
+                defer { scratch.deallocate() }
+                try self.fill(file, page: page, into: scratch)
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[range]))
                 return
             case .busy:
                 await shard.waitForFill(key)
