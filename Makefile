@@ -49,6 +49,7 @@ bench: build
 	@bench/extract.sh /usr/share 3
 	@bench/extract.sh /usr/share 3 -zlz4hc -C65536
 	@bench/extract.sh /usr/share 3 synthetic:zstd
+	@bench/memory.sh /usr/share/doc
 
 clean:
 	rm -rf .build .build-fuzz $(DEMO) Fuzz/out

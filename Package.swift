@@ -54,6 +54,7 @@ let package = Package(
             name: "pageshare",
             dependencies: [
                 "EROFS",
+                "PageCache",
                 "CHostCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),

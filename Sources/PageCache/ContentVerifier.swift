@@ -26,3 +26,11 @@ enum ContentVerifier {
         return Array(hasher.finalize())
     }
 }
+
+/// The sha256 of a file's bytes, for tools outside the cache (reports, checks).
+public enum ContentDigest {
+    /// The sha256 of `inode`'s bytes.
+    public static func sha256(_ image: Image, _ inode: Inode) throws -> [UInt8] {
+        try ContentVerifier.digest(image, inode)
+    }
+}

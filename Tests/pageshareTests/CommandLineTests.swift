@@ -87,4 +87,21 @@ struct CommandLineTests {
             #expect(!result.error.contains("Fatal error"), "\(arguments)")
         }
     }
+
+    @Test func shareReportCountsSharedContentOnce() throws {
+        defer { self.image.remove() }
+        let second = try TestImage(options: ["-zlz4"]) { root in
+            try TestTree.write(
+                root + "/copy-of-large",
+                Array(try Data(contentsOf: URL(fileURLWithPath: self.image.source + "/large.bin"))))
+            try TestTree.write(root + "/own", Array("only here\n".utf8))
+        }
+        defer { second.remove() }
+        let report = try #require(
+            try self.json(["share-report", "--json", self.image.path, second.path]) as? [String: Any])
+        #expect(report["residentOverUnique"] as? Double == 1.0)
+        #expect((report["savedBytes"] as? Int ?? 0) >= 300_000)
+        let bad = try PageShareBinary.run(["share-report", "--mode", "none", self.image.path])
+        #expect(bad.status != 0)
+    }
 }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import EROFS
+import PageCache
+
+/// `pageshare share-report IMAGE... [--mode digest|xattr] [--page-size N] [--json]`: reads every file of the
+/// images through one shared page cache in one domain and reports what sharing saves.
+struct ShareReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "share-report",
+        abstract: "Read every file of several images through one shared cache and report the bytes sharing saves.")
+
+    @Argument(help: "EROFS images, attached to one fingerprint domain.") var images: [String]
+    @Option(help: "How files are matched: digest (sha256 computed here) or xattr (the images' ishare xattrs).")
+    var mode: String = "digest"
+    @Option(help: "Cache page size in bytes.") var pageSize: Int = 4096
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Report: Encodable {
+        var images: Int
+        var files: Int
+        var logicalBytes: Int
+        var residentBytes: Int
+        var savedBytes: Int
+        var uniqueContentBytes: Int
+        var residentOverUnique: Double
+    }
+
+    func run() async throws {
+        guard let fingerprintMode = FingerprintMode(rawValue: self.mode), fingerprintMode != .none else {
+            throw ValidationError("--mode must be digest or xattr")
+        }
+        let opened = try self.images.map { try Image(path: $0) }
+        var pages = 0
+        for image in opened {
+            try image.walk { _, inode in
+                if inode.fileType == .regular { pages += (Int(inode.size) + self.pageSize - 1) / self.pageSize }
+            }
+        }
+        // A budget that holds every page even with uneven stripes: the report measures sharing, not eviction.
+        let cache = try SharedPageCache(
+            configuration: .init(budgetBytes: (pages + pages / 4 + 64 * 64) * self.pageSize, pageSize: self.pageSize))
+
+        let domain = try TrustDomain("report")
+        for (index, image) in opened.enumerated() {
+            try cache.attach(image, id: "image-\(index)", domain: domain, mode: fingerprintMode)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var files = 0
+        var unique: [[UInt8]: Int] = [:]
+        for (index, image) in opened.enumerated() {
+            var inodes: [Inode] = []
+            try image.walk { _, inode in if inode.fileType == .regular { inodes.append(inode) } }
+            for inode in inodes {
+                files += 1
+                var offset: UInt64 = 0
+                while offset < inode.size {
+                    let count = try await cache.read(imageID: "image-\(index)", inode: inode, at: offset, into: buffer)
+                    offset += UInt64(count)
+                }
+                let pages = (Int(inode.size) + self.pageSize - 1) / self.pageSize * self.pageSize
+                unique[try ContentDigest.sha256(image, inode) + Self.sizeKey(inode.size)] = pages
+            }
+        }
+        let statistics = cache.statistics(for: domain)
+        if statistics.evictions > 0 {
+            printError("pageshare: \(statistics.evictions) pages were evicted; the report undercounts resident bytes")
+        }
+        let uniqueBytes = unique.values.reduce(0, +)
+        let report = Report(
+            images: opened.count, files: files, logicalBytes: statistics.logicalReadBytes,
+            residentBytes: statistics.residentBytes, savedBytes: statistics.savedBytes,
+            uniqueContentBytes: uniqueBytes,
+            residentOverUnique: uniqueBytes == 0 ? 0 : Double(statistics.residentBytes) / Double(uniqueBytes))
+        if self.json {
+            try printJSON(report)
+            return
+        }
+        print("images:              \(report.images)")
+        print("files:               \(report.files)")
+        print("bytes read:          \(report.logicalBytes)")
+        print("resident:            \(report.residentBytes)")
+        print("saved by sharing:    \(report.savedBytes)")
+        print("unique content:      \(report.uniqueContentBytes) (page-rounded)")
+        print("resident / unique:   \(report.residentOverUnique)")
+    }
+
+    private static func sizeKey(_ size: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: size >> ($0 * 8)) }
+    }
+}
