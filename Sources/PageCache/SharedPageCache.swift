@@ -18,11 +18,14 @@ public final class SharedPageCache: Sendable {
         public var pageSize: Int
         /// Lock stripes (rounded to a power of two).
         public var shardCount: Int
+        /// Pages read ahead, in the background, after a read that continues the previous one (0: off).
+        public var readaheadPages: Int
 
-        public init(budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64) {
+        public init(budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64, readaheadPages: Int = 16) {
             self.budgetBytes = budgetBytes
             self.pageSize = pageSize
             self.shardCount = shardCount
+            self.readaheadPages = readaheadPages
         }
     }
 
@@ -30,6 +33,8 @@ public final class SharedPageCache: Sendable {
     private let shards: [CacheShard]
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
+    /// Readahead tasks in flight, so that ``drainReadahead()`` (tests, shutdown) can wait for them.
+    private let readahead = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
 
     private struct Registry: ~Copyable {
         var images: [String: AttachedImage] = [:]
@@ -149,7 +154,38 @@ public final class SharedPageCache: Sendable {
             done += count
         }
         file.counters.add(.logicalReadBytes, total)
+        let end = offset + UInt64(total)
+        let previousEnd = file.lastReadEnd.exchange(end, ordering: .relaxed)
+        if previousEnd == offset && offset > 0 { self.scheduleReadahead(file, from: end) }
         return total
+    }
+
+    /// Fills the `readaheadPages` pages after `position` (never past the end of the file) in the background.
+    private func scheduleReadahead(_ file: SharedFile, from position: UInt64) {
+        let pageSize = UInt64(self.configuration.pageSize)
+        let first = (position + pageSize - 1) / pageSize
+        let last = min(first + UInt64(self.configuration.readaheadPages), (file.size + pageSize - 1) / pageSize)
+        guard first < last else { return }
+        self.readahead.withLock { state in
+            let id = state.next
+            state.next += 1
+            state.tasks[id] = Task {
+                for page in first..<last {
+                    // A failing page is left for a reader to fail on; readahead only warms the cache.
+                    guard (try? await self.copyPage(file, page: page, range: 0..<0, into: .init(start: nil, count: 0)))
+                        != nil
+                    else { break }
+                }
+                _ = self.readahead.withLock { $0.tasks.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    /// Waits for the readahead started so far.
+    public func drainReadahead() async {
+        while let task = self.readahead.withLock({ $0.tasks.values.first }) {
+            await task.value
+        }
     }
 
     /// Reads the file at `path` (symlinks followed inside the image).

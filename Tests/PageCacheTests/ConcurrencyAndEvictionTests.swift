@@ -31,7 +31,8 @@ struct ConcurrencyAndEvictionTests {
 
     @Test func theBudgetHoldsUnderConcurrentLoad() async throws {
         let budgetPages = 64
-        let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetPages * 4096, shardCount: 4))
+        let cache = try SharedPageCache(
+            configuration: .init(budgetBytes: budgetPages * 4096, shardCount: 4, readaheadPages: 0))
         let domain = try TrustDomain("x")
         let files = (0..<40).map { ("file-\($0)", CacheFixtures.content("load-\($0)", pages: 5)) }
         try cache.attach(try CacheFixtures.image(files), id: "a", domain: domain, mode: .xattr)
@@ -56,7 +57,7 @@ struct ConcurrencyAndEvictionTests {
 
     /// SIEVE keeps pages that are hit again while a one-pass scan streams through.
     @Test func hotPagesSurviveAScan() async throws {
-        let cache = try SharedPageCache(configuration: .init(budgetBytes: 32 * 4096, shardCount: 1))
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 32 * 4096, shardCount: 1, readaheadPages: 0))
         let domain = try TrustDomain("x")
         let hot = CacheFixtures.content("hot", pages: 7)  // 8 pages
         let scanned = (0..<20).map { ("scan-\($0)", CacheFixtures.content("scan-\($0)", pages: 5)) }  // 120 pages
@@ -100,5 +101,29 @@ struct ConcurrencyAndEvictionTests {
         }
         #expect(cache.imageIDs == ["b"])
         for (name, bytes) in files { #expect(try await CacheFixtures.readAll(cache, "b", name) == bytes) }
+    }
+
+    /// A read that continues the previous one warms the next pages in the background, never past the end.
+    @Test func sequentialReadsReadAhead() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20, readaheadPages: 4))
+        let domain = try TrustDomain("x")
+        let bytes = CacheFixtures.content("sequential", pages: 9)  // 10 pages
+        try cache.attach(try CacheFixtures.image([("f", bytes)]), id: "a", domain: domain, mode: .xattr)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        _ = try await cache.read(imageID: "a", path: "f", at: 0, into: buffer)
+        _ = try await cache.read(imageID: "a", path: "f", at: 4096, into: buffer)  // sequential: pages 2-5 ahead
+        await cache.drainReadahead()
+        #expect(cache.statistics(for: domain).fills == 6)
+        let fills = cache.statistics(for: domain).fills
+        _ = try await cache.read(imageID: "a", path: "f", at: 2 * 4096, into: buffer)
+        #expect(cache.statistics(for: domain).fills == fills, "page 2 was not read ahead")
+        // Near the end, readahead stops at the last page.
+        _ = try await cache.read(imageID: "a", path: "f", at: 3 * 4096, into: buffer)
+        _ = try await cache.read(imageID: "a", path: "f", at: 8 * 4096, into: buffer)
+        _ = try await cache.read(imageID: "a", path: "f", at: 9 * 4096, into: buffer)
+        await cache.drainReadahead()
+        #expect(cache.statistics(for: domain).fills == 10)
+        #expect(Array(buffer[0..<123]) == Array(bytes[(9 * 4096)...]))
     }
 }

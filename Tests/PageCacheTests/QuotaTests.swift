@@ -7,7 +7,8 @@ import Testing
 struct QuotaTests {
     @Test func aDomainAtItsQuotaNeverEvictsAnotherDomain() async throws {
         let pageSize = 4096
-        let cache = try SharedPageCache(configuration: .init(budgetBytes: 32 * pageSize, shardCount: 1))
+        let cache = try SharedPageCache(
+            configuration: .init(budgetBytes: 32 * pageSize, shardCount: 1, readaheadPages: 0))
         let x = try TrustDomain("x")
         let y = try TrustDomain("y")
         let yFiles = (0..<5).map { ("y\($0)", CacheFixtures.content("y\($0)", pages: 3)) }  // 20 pages
