@@ -25,6 +25,8 @@ final class SharedFile: Sendable {
     let residentPages = Atomic<Int>(0)
     /// Where the last read of this content ended (sequential access detection for readahead).
     let lastReadEnd = Atomic<UInt64>(0)
+    /// Page index up to which readahead has been scheduled.
+    let readaheadEnd = Atomic<UInt64>(0)
 
     init(id: UInt64, key: FileKey, size: UInt64, counters: DomainCounters, first: Sharer) {
         self.id = id

@@ -156,25 +156,32 @@ public final class SharedPageCache: Sendable {
         file.counters.add(.logicalReadBytes, total)
         let end = offset + UInt64(total)
         let previousEnd = file.lastReadEnd.exchange(end, ordering: .relaxed)
-        if previousEnd == offset && offset > 0 { self.scheduleReadahead(file, from: end) }
+        if previousEnd == offset && offset > 0 { self.readAhead(file, after: end) }
         return total
     }
 
-    /// Fills the `readaheadPages` pages after `position` (never past the end of the file) in the background.
-    private func scheduleReadahead(_ file: SharedFile, from position: UInt64) {
+    /// Sequential access: keeps the pages up to `readaheadPages` past `position` warm. A new window is
+    /// scheduled only when reads come within half a window of the pages already scheduled, so a run of
+    /// sequential hits costs one background task per half window, not one per read.
+    private func readAhead(_ file: SharedFile, after position: UInt64) {
+        let window = UInt64(self.configuration.readaheadPages)
+        guard window > 0 else { return }
         let pageSize = UInt64(self.configuration.pageSize)
-        let first = (position + pageSize - 1) / pageSize
-        let last = min(first + UInt64(self.configuration.readaheadPages), (file.size + pageSize - 1) / pageSize)
-        guard first < last else { return }
+        let next = (position + pageSize - 1) / pageSize
+        let last = min(next + window, (file.size + pageSize - 1) / pageSize)
+        let scheduled = file.readaheadEnd.load(ordering: .relaxed)
+        guard next + window / 2 >= scheduled, last > scheduled,
+            file.readaheadEnd.compareExchange(expected: scheduled, desired: last, ordering: .relaxed).exchanged
+        else { return }
+        let first = max(next, scheduled)
         self.readahead.withLock { state in
             let id = state.next
             state.next += 1
             state.tasks[id] = Task {
                 for page in first..<last {
                     // A failing page is left for a reader to fail on; readahead only warms the cache.
-                    guard (try? await self.copyPage(file, page: page, range: 0..<0, into: .init(start: nil, count: 0)))
-                        != nil
-                    else { break }
+                    let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+                    guard (try? await self.copyPage(file, page: page, range: 0..<0, into: empty)) != nil else { break }
                 }
                 _ = self.readahead.withLock { $0.tasks.removeValue(forKey: id) }
             }
