@@ -26,17 +26,9 @@ extension Image {
             case .symlink:
                 report.bytesRead += UInt64(try self.symlinkTarget(inode).count)
             case .regular:
-                let end = min(inode.size, maximumBytesPerFile)
-                var position: UInt64 = 0
-                while position < end {
-                    let want = Int(min(UInt64(buffer.count), end - position))
-                    let count = try self.read(
-                        inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]),
-                        context: context)
-                    guard count > 0 else { break }
-                    position += UInt64(count)
-                }
-                report.bytesRead += position
+                report.bytesRead += try self.readSequentially(
+                    inode, range: 0..<min(inode.size, maximumBytesPerFile), using: buffer, context: context
+                ) { _ in }
             default:
                 break
             }

@@ -63,3 +63,26 @@ extension Image {
         return try self.readBytes(inode, count: Int(inode.size))
     }
 }
+
+extension Image {
+    /// Reads `range` of `inode`'s data in order, one `buffer`-sized chunk at a time, and hands each chunk to
+    /// `body` (the loop every whole-file reader needs: extract, cat, checks, hashing). Stops at the end of the
+    /// file; returns the bytes read.
+    @discardableResult
+    public func readSequentially(
+        _ inode: Inode, range: Range<UInt64>? = nil, using buffer: UnsafeMutableRawBufferPointer,
+        context: ReadContext, _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws -> UInt64 {
+        let range = range ?? 0..<inode.size
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let want = Int(min(UInt64(buffer.count), range.upperBound - position))
+            let count = try self.read(
+                inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), context: context)
+            guard count > 0 else { break }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            position += UInt64(count)
+        }
+        return position - range.lowerBound
+    }
+}

@@ -15,13 +15,8 @@ enum ContentVerifier {
         var hasher = SHA256()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
         defer { buffer.deallocate() }
-        let context = ReadContext()
-        var position: UInt64 = 0
-        while position < inode.size {
-            let count = try image.read(inode, at: position, into: buffer, context: context)
-            guard count > 0 else { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            position += UInt64(count)
+        try image.readSequentially(inode, using: buffer, context: ReadContext()) { chunk in
+            hasher.update(bufferPointer: chunk)
         }
         return Array(hasher.finalize())
     }

@@ -135,10 +135,24 @@ public final class SharedPageCache: Sendable {
     public func read(
         imageID: String, inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) async throws -> Int {
+        try await self.read(try self.attachedImage(imageID), inode: inode, at: offset, into: buffer)
+    }
+
+    /// Reads the file at `path` (symlinks followed inside the image).
+    public func read(
+        imageID: String, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) async throws -> Int {
+        let attached = try self.attachedImage(imageID)
+        return try await self.read(attached, inode: try attached.image.resolve(path), at: offset, into: buffer)
+    }
+
+    private func read(
+        _ attached: AttachedImage, inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) async throws -> Int {
         guard inode.fileType == .regular else {
             throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
         }
-        let file = try self.sharedFile(imageID: imageID, inode: inode)
+        let file = try self.sharedFile(attached, inode: inode)
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -193,15 +207,6 @@ public final class SharedPageCache: Sendable {
         while let task = self.readahead.withLock({ $0.tasks.values.first }) {
             await task.value
         }
-    }
-
-    /// Reads the file at `path` (symlinks followed inside the image).
-    public func read(
-        imageID: String, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
-    ) async throws -> Int {
-        let attached = try self.attachedImage(imageID)
-        let inode = try attached.image.resolve(path)
-        return try await self.read(imageID: imageID, inode: inode, at: offset, into: buffer)
     }
 
     private func copyPage(
@@ -294,8 +299,8 @@ public final class SharedPageCache: Sendable {
 
     /// The dedup inode for `inode` of `imageID`: found in the image's own map, else keyed by fingerprint (or
     /// privately) in the registry, joining an existing one of the same domain, fingerprint and size.
-    private func sharedFile(imageID: String, inode: Inode) throws -> SharedFile {
-        let attached = try self.attachedImage(imageID)
+    private func sharedFile(_ attached: AttachedImage, inode: Inode) throws -> SharedFile {
+        let imageID = attached.id
         if let file = attached.file(for: inode.nid) { return file }
         var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
         if attached.mode == .digest {

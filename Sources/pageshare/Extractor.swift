@@ -90,16 +90,12 @@ final class Extractor {
         guard raw >= 0 else { throw HostError(path: path, operation: "open", errno: errno) }
         let descriptor = FileDescriptor(rawValue: raw)
         defer { try? descriptor.close() }
-        var position: UInt64 = 0
-        while position < inode.size {
-            let count = try self.image.read(inode, at: position, into: self.buffer, context: self.context)
-            guard count > 0 else { break }
+        try self.image.readSequentially(inode, using: self.buffer, context: self.context) { chunk in
             do {
-                _ = try descriptor.writeAll(UnsafeRawBufferPointer(rebasing: self.buffer[..<count]))
+                _ = try descriptor.writeAll(chunk)
             } catch let error as Errno {
                 throw HostError(path: path, operation: "write", errno: error.rawValue)
             }
-            position += UInt64(count)
         }
         try self.applyMetadata(path, inode, descriptor: raw)
     }

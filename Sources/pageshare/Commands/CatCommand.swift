@@ -29,14 +29,7 @@ struct CatCommand: ParsableCommand {
 func copyFileData(image: Image, inode: Inode, range: Range<UInt64>, to descriptor: FileDescriptor) throws {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
     defer { buffer.deallocate() }
-    let context = ReadContext()
-    var position = range.lowerBound
-    while position < range.upperBound {
-        let want = Int(min(UInt64(buffer.count), range.upperBound - position))
-        let count = try image.read(
-            inode, at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), context: context)
-        guard count > 0 else { break }
-        _ = try descriptor.writeAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-        position += UInt64(count)
+    try image.readSequentially(inode, range: range, using: buffer, context: ReadContext()) { chunk in
+        _ = try descriptor.writeAll(chunk)
     }
 }
