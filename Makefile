@@ -31,7 +31,8 @@ test: deps lint
 	$(SWIFT) test
 
 # Until the HTTP server lands (issue #5), the main job is reading demo images: two versions of one tree
-# built with Debian's mkfs.erofs, inspected and listed with the pageshare CLI.
+# built with Debian's mkfs.erofs, inspected and listed with the pageshare CLI, and read through one shared
+# page cache to show what sharing saves.
 demo: build
 	@scripts/make-demo-images.sh $(DEMO)
 
@@ -40,6 +41,7 @@ serve: demo
 	$(PAGESHARE) ls -l $(DEMO)/app-v1.img /
 	$(PAGESHARE) stat $(DEMO)/app-v2.img /lib/libdemo.so
 	$(PAGESHARE) cat $(DEMO)/app-v2.img /etc/motd
+	$(PAGESHARE) share-report $(DEMO)/app-v1.img $(DEMO)/app-v2.img
 	@echo "pageshare: the HTTP daemon is not built yet (issue #5); shown above: the demo images it will serve."
 
 fuzz: deps
