@@ -1,6 +1,6 @@
 /// What the map header of a compressed inode says, plus where its tail extent is (the kernel's
 /// `z_erofs_fill_inode_lazy`).
-struct CompressionInfo: Sendable, Hashable {
+struct CompressionInfo: Sendable {
     var advise: MapAdvise
     /// HEAD1 and HEAD2 algorithms.
     var algorithms: (CompressionAlgorithm, CompressionAlgorithm)
@@ -17,23 +17,7 @@ struct CompressionInfo: Sendable, Hashable {
     var tailHeadLcluster: UInt64
     /// COMPRESSED_FULL with `Z_EROFS_ADVISE_EXTENTS`: the number of encoded extent records.
     var encodedExtentCount: UInt64?
-
-    static func == (lhs: CompressionInfo, rhs: CompressionInfo) -> Bool {
-        lhs.advise == rhs.advise && lhs.algorithms == rhs.algorithms
-            && lhs.logicalClusterBits == rhs.logicalClusterBits && lhs.inlineDataSize == rhs.inlineDataSize
-            && lhs.inlineDataLocation == rhs.inlineDataLocation && lhs.fragmentOffset == rhs.fragmentOffset
-            && lhs.wholeFileIsFragment == rhs.wholeFileIsFragment && lhs.tailHeadLcluster == rhs.tailHeadLcluster
-            && lhs.encodedExtentCount == rhs.encodedExtentCount
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(self.advise.rawValue)
-        hasher.combine(self.fragmentOffset)
-        hasher.combine(self.tailHeadLcluster)
-    }
 }
-
-extension MapAdvise: Hashable {}
 
 extension Image {
     /// Reads a compressed inode's map header and locates its tail extent.
