@@ -304,11 +304,11 @@ public final class SharedPageCache: Sendable {
         if let file = attached.file(for: inode.nid) { return file }
         var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
         if attached.mode == .digest {
-            let digest = try ContentVerifier.digest(attached.image, inode)
+            let digest = try ContentDigest.sha256(attached.image, inode)
             key = .shared(domain: attached.domain, fingerprint: digest, size: inode.size)
         } else if attached.mode == .xattr, let fingerprint = inode.fingerprint {
             let trusted =
-                try !attached.verify || ContentVerifier.matches(attached.image, inode, fingerprint: fingerprint)
+                try !attached.verify || ContentDigest.matches(attached.image, inode, fingerprint: fingerprint)
             if trusted {
                 key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
             } else {
@@ -340,33 +340,36 @@ public final class SharedPageCache: Sendable {
     /// Sets the per-domain gauges (`pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
     /// `pageshare_cache_logical_read_bytes`, dimension `domain`) from the current accounting.
     public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
-        let domains = self.registry.withLock { Array($0.domains.keys) }
-        var statistics: [TrustDomain: DomainStatistics] = [:]
-        for domain in domains { statistics[domain] = self.statistics(for: domain) }
-        self.metrics.publish(statistics, to: factory)
+        self.metrics.publish(self.allStatistics(), to: factory)
     }
 
     /// Accounting of `domain` (zeros for a domain never attached).
     public func statistics(for domain: TrustDomain) -> DomainStatistics {
-        let (counters, files) = self.registry.withLock { registry in
-            (registry.domains[domain], Array(registry.files.values))
-        }
-        guard let counters else {
-            return DomainStatistics(
+        self.allStatistics()[domain]
+            ?? DomainStatistics(
                 residentBytes: 0, logicalReadBytes: 0, hits: 0, misses: 0, fills: 0, evictions: 0, savedBytes: 0,
                 verifyFailures: 0)
+    }
+
+    /// Accounting of every domain, with bytes saved summed over the shared files in one pass.
+    private func allStatistics() -> [TrustDomain: DomainStatistics] {
+        let (domains, files) = self.registry.withLock { registry in
+            (registry.domains, Array(registry.files.values))
         }
-        var saved = 0
-        for file in files where file.counters === counters {
-            saved += max(0, file.sharerCount - 1) * file.residentPages.load(ordering: .relaxed)
+        var savedPages: [ObjectIdentifier: Int] = [:]
+        for file in files {
+            savedPages[ObjectIdentifier(file.counters), default: 0] +=
+                max(0, file.sharerCount - 1) * file.residentPages.load(ordering: .relaxed)
         }
-        return DomainStatistics(
-            residentBytes: counters.residentBytes.load(ordering: .relaxed),
-            logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
-            hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
-            fills: counters.fills.load(ordering: .relaxed), evictions: counters.evictions.load(ordering: .relaxed),
-            savedBytes: saved * self.configuration.pageSize,
-            verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
+        return domains.mapValues { counters in
+            DomainStatistics(
+                residentBytes: counters.residentBytes.load(ordering: .relaxed),
+                logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
+                hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
+                fills: counters.fills.load(ordering: .relaxed), evictions: counters.evictions.load(ordering: .relaxed),
+                savedBytes: (savedPages[ObjectIdentifier(counters)] ?? 0) * self.configuration.pageSize,
+                verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
+        }
     }
 
     /// Bytes of page data resident across all domains (never more than the budget).

@@ -13,8 +13,9 @@ extension Image {
         case .chunkBased:
             return try self.chunkExtent(of: inode, containing: position)
         case .compressedFull, .compressedCompact:
+            // Compressed inodes are mapped by compressedExtent(of:info:containing:); reaching here is a misroute.
             throw EROFSError(
-                .unsupported, "compressed data layout \(inode.layout) is not supported yet", nid: inode.nid)
+                .unsupported, "\(inode.layout) is not a flat or chunk-based layout", nid: inode.nid)
         }
     }
 

@@ -59,6 +59,7 @@ struct ShareReportCommand: AsyncParsableCommand {
                     offset += UInt64(count)
                 }
                 let pages = (Int(inode.size) + self.pageSize - 1) / self.pageSize * self.pageSize
+                // Hashed here independently of the cache, so that the ratio checks the cache, not itself.
                 unique[try ContentDigest.sha256(image, inode) + Self.sizeKey(inode.size)] = pages
             }
         }

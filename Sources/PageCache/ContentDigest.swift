@@ -1,0 +1,23 @@
+import Crypto
+import EROFS
+
+/// The sha256 of a file's bytes: the fingerprint of `digest` mode, the check of `verify` mode (the kernel
+/// trusts an image's label; PageShare need not), and what tools such as `share-report` compare.
+public enum ContentDigest {
+    /// The sha256 of `inode`'s bytes, read in 256 KiB steps.
+    public static func sha256(_ image: Image, _ inode: Inode) throws -> [UInt8] {
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
+        defer { buffer.deallocate() }
+        try image.readSequentially(inode, using: buffer, context: ReadContext()) { chunk in
+            hasher.update(bufferPointer: chunk)
+        }
+        return Array(hasher.finalize())
+    }
+
+    /// Whether `inode`'s bytes hash to `fingerprint`.
+    static func matches(_ image: Image, _ inode: Inode, fingerprint: [UInt8]) throws -> Bool {
+        guard fingerprint.count == SHA256.byteCount else { return false }
+        return try Self.sha256(image, inode) == fingerprint
+    }
+}
