@@ -95,6 +95,16 @@ final class CacheShard: Sendable {
         }
     }
 
+    /// Copies page `key` bytes `range` into `destination` if the page is resident; never claims a fill.
+    func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        self.state.withLock { state -> Bool in
+            guard let slot = state.index[key] else { return false }
+            state.visited[Int(slot)] = true
+            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
+            return true
+        }
+    }
+
     /// Waits until a fill of `key` in progress ends (immediately if none is).
     func waitForFill(_ key: PageKey) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -123,10 +123,38 @@ public final class SharedPageCache: Sendable {
         counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
     }
 
+    /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
+    /// - Throws: ``PageCacheError`` (`unknownImage`).
+    public func image(id: String) throws -> Image { try self.attachedImage(id).image }
+
     /// Ids of the attached images.
     public var imageIDs: [String] { self.registry.withLock { Array($0.images.keys).sorted() } }
 
     // MARK: Reads
+
+    /// Opens `inode` of image `imageID` for reading through the cache: finds or creates its dedup inode.
+    /// In `digest` mode (and with `verify`) the first open of a file hashes it; later opens are cheap.
+    /// - Throws: ``PageCacheError``: `unknownImage`, `notARegularFile`; an `EROFSError` when hashing fails.
+    public func open(imageID: String, inode: Inode) throws -> CachedFile {
+        let attached = try self.attachedImage(imageID)
+        guard inode.fileType == .regular else {
+            throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
+        }
+        return CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode))
+    }
+
+    /// Opens `inode` only if that costs no hashing (the file was opened before, or the image's mode needs no
+    /// digest); nil otherwise, so that an event loop can hand the open to another thread.
+    public func openWithoutHashing(imageID: String, inode: Inode) throws -> CachedFile? {
+        let attached = try self.attachedImage(imageID)
+        guard inode.fileType == .regular else {
+            throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
+        }
+        if let file = attached.file(for: inode.nid) { return CachedFile(cache: self, file: file) }
+        let needsHashing =
+            attached.mode == .digest || (attached.mode == .xattr && attached.verify && inode.fingerprint != nil)
+        return needsHashing ? nil : CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode))
+    }
 
     /// Reads `inode` of image `imageID` from `offset` into `buffer` through the cache; returns the byte count
     /// (0 at or past the end).
@@ -135,7 +163,7 @@ public final class SharedPageCache: Sendable {
     public func read(
         imageID: String, inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) async throws -> Int {
-        try await self.read(try self.attachedImage(imageID), inode: inode, at: offset, into: buffer)
+        try await self.open(imageID: imageID, inode: inode).read(at: offset, into: buffer)
     }
 
     /// Reads the file at `path` (symlinks followed inside the image).
@@ -143,16 +171,11 @@ public final class SharedPageCache: Sendable {
         imageID: String, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) async throws -> Int {
         let attached = try self.attachedImage(imageID)
-        return try await self.read(attached, inode: try attached.image.resolve(path), at: offset, into: buffer)
+        let inode = try attached.image.resolve(path)
+        return try await self.open(imageID: imageID, inode: inode).read(at: offset, into: buffer)
     }
 
-    private func read(
-        _ attached: AttachedImage, inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
-    ) async throws -> Int {
-        guard inode.fileType == .regular else {
-            throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
-        }
-        let file = try self.sharedFile(attached, inode: inode)
+    func read(_ file: SharedFile, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -168,10 +191,44 @@ public final class SharedPageCache: Sendable {
             done += count
         }
         file.counters.add(.logicalReadBytes, total)
-        let end = offset + UInt64(total)
+        self.noteRead(file, from: offset, to: offset + UInt64(total))
+        return total
+    }
+
+    /// Copies resident pages only, from `offset`, stopping at the first page that is not resident; returns
+    /// the bytes copied. Never waits, reads an image or allocates: the event-loop fast path.
+    func readResident(_ file: SharedFile, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard offset < file.size, buffer.count > 0 else { return 0 }
+        let pageSize = UInt64(self.configuration.pageSize)
+        let total = Int(min(UInt64(buffer.count), file.size - offset))
+        var done = 0
+        var hits = 0
+        while done < total {
+            let position = offset + UInt64(done)
+            let key = PageKey(file: file.id, page: position / pageSize)
+            let within = Int(position % pageSize)
+            let count = min(total - done, Int(pageSize) - within)
+            let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
+            guard
+                shard.copyIfResident(
+                    key, range: within..<within + count,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
+            else { break }
+            done += count
+            hits += 1
+        }
+        if done > 0 {
+            file.counters.add(.hits, hits)
+            file.counters.add(.logicalReadBytes, done)
+            self.noteRead(file, from: offset, to: offset + UInt64(done))
+        }
+        return done
+    }
+
+    /// Starts readahead when a read continues the previous read of the same content.
+    private func noteRead(_ file: SharedFile, from offset: UInt64, to end: UInt64) {
         let previousEnd = file.lastReadEnd.exchange(end, ordering: .relaxed)
         if previousEnd == offset && offset > 0 { self.readAhead(file, after: end) }
-        return total
     }
 
     /// Sequential access: keeps the pages up to `readaheadPages` past `position` warm. A new window is

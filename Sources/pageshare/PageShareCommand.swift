@@ -1,14 +1,14 @@
 import ArgumentParser
 
-/// `pageshare`: inspect and extract EROFS images (the daemon's `serve` arrives with the server issue).
+/// `pageshare`: the daemon (`serve`) and tools to inspect and extract EROFS images.
 @main
 struct PageShareCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pageshare",
-        abstract: "Read EROFS images: inspect, list, stat, cat and extract files.",
+        abstract: "Serve files of EROFS images from one shared page cache; inspect, list, stat, cat and extract them.",
         subcommands: [
             InspectCommand.self, LsCommand.self, StatCommand.self, CatCommand.self, ExtractCommand.self,
-            ShareReportCommand.self,
+            ShareReportCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EROFS
+import PageShareServer
 
 /// `pageshare ls IMAGE [PATH] [-l] [-R] [--json]`.
 struct LsCommand: ParsableCommand {

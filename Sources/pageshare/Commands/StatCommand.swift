@@ -1,5 +1,6 @@
 import ArgumentParser
 import EROFS
+import PageShareServer
 
 /// `pageshare stat IMAGE PATH [--json]`: attributes, xattrs and fingerprint of one file.
 struct StatCommand: ParsableCommand {

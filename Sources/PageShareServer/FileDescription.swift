@@ -2,32 +2,34 @@ import EROFS
 import Foundation
 
 /// What `ls -l`, `stat` and their JSON show about one inode.
-struct FileDescription: Encodable {
-    var path: String
-    var nid: UInt64
-    var type: String
-    var mode: String
-    var uid: UInt32
-    var gid: UInt32
-    var size: UInt64
-    var nlink: UInt32
-    var mtime: Int64
-    var mtimeNanoseconds: UInt32
-    var layout: String
-    var inodeFormat: String
-    var symlinkTarget: String?
-    var device: String?
-    var fingerprint: String?
-    var xattrs: [String: String]?
-    var extents: [ExtentDescription]?
+public struct FileDescription: Encodable, Sendable {
+    public var path: String
+    public var nid: UInt64
+    public var type: String
+    public var mode: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: UInt64
+    public var nlink: UInt32
+    public var mtime: Int64
+    public var mtimeNanoseconds: UInt32
+    public var layout: String
+    public var inodeFormat: String
+    public var symlinkTarget: String?
+    public var device: String?
+    public var fingerprint: String?
+    public var xattrs: [String: String]?
+    public var extents: [ExtentDescription]?
 
-    struct ExtentDescription: Encodable {
-        var offset: UInt64
-        var length: UInt64
-        var kind: String
+    public struct ExtentDescription: Encodable, Sendable {
+        public var offset: UInt64
+        public var length: UInt64
+        public var kind: String
     }
 
-    init(path: String, inode: Inode, image: Image, includeXattrs: Bool, includeExtents: Bool = false) throws {
+    /// Describes `inode` of `image`, found at `path`; reads the symlink target, and xattrs and extents when
+    /// asked.
+    public init(path: String, inode: Inode, image: Image, includeXattrs: Bool, includeExtents: Bool = false) throws {
         self.path = path
         self.nid = inode.nid
         self.type = inode.fileType.rawValue
@@ -46,7 +48,7 @@ struct FileDescription: Encodable {
         if inode.fileType == .characterDevice || inode.fileType == .blockDevice {
             self.device = "\(inode.deviceMajor):\(inode.deviceMinor)"
         }
-        self.fingerprint = inode.fingerprint.map(hexString)
+        self.fingerprint = inode.fingerprint.map(Hex.string)
         if includeExtents && inode.fileType != .characterDevice && inode.fileType != .blockDevice {
             self.extents = try image.extents(of: inode).map {
                 ExtentDescription(offset: $0.logicalOffset, length: $0.length, kind: $0.kind.description)
@@ -62,7 +64,7 @@ struct FileDescription: Encodable {
     }
 
     /// `drwxr-xr-x`-style mode string.
-    static func modeString(_ inode: Inode) -> String {
+    public static func modeString(_ inode: Inode) -> String {
         let typeCharacter: Character =
             switch inode.fileType {
             case .regular: "-"
@@ -94,7 +96,7 @@ struct FileDescription: Encodable {
     }
 
     /// One `ls -l` line.
-    static func longLine(name: String, inode: Inode, image: Image) throws -> String {
+    public static func longLine(name: String, inode: Inode, image: Image) throws -> String {
         let date = Date(timeIntervalSince1970: TimeInterval(inode.mtime))
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
@@ -108,5 +110,20 @@ struct FileDescription: Encodable {
             line += " -> " + String(decoding: try image.symlinkTarget(inode), as: UTF8.self)
         }
         return line
+    }
+}
+
+/// Lower-case hexadecimal text of bytes.
+public enum Hex {
+    /// `bytes` as lower-case hex, two digits a byte.
+    public static func string(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,0 +1,33 @@
+import EROFS
+
+/// A regular file of an attached image, opened for reading through the shared cache (see
+/// ``SharedPageCache/open(imageID:inode:)``). Cheap to copy; holds the file's dedup inode, so reads do no
+/// registry lookup.
+public struct CachedFile: Sendable {
+    let cache: SharedPageCache
+    let file: SharedFile
+
+    /// The file's size in bytes.
+    public var size: UInt64 { self.file.size }
+
+    /// The sha256 content fingerprint the file is shared under (the ishare xattr, or the digest PageShare
+    /// computed); nil for a privately cached file.
+    public var fingerprint: [UInt8]? {
+        if case .shared(_, let fingerprint, _) = self.file.key { return fingerprint }
+        return nil
+    }
+
+    /// Reads from `offset` into `buffer`, filling missing pages (single flight); returns the byte count, 0 at
+    /// or past the end.
+    /// - Throws: ``PageCacheError`` (`fillFailed`, with the image's `EROFSError` as cause) when no attached
+    ///   image could supply a page.
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try await self.cache.read(self.file, at: offset, into: buffer)
+    }
+
+    /// Copies from `offset` into `buffer` as long as the pages are resident; returns the bytes copied (less
+    /// than asked at the first missing page). Never blocks on I/O or on another reader's fill.
+    public func readResident(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        self.cache.readResident(self.file, at: offset, into: buffer)
+    }
+}

@@ -1,0 +1,387 @@
+import EROFS
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// Serves data-API requests on one HTTP/1.1 connection or one HTTP/2 stream (behind
+/// `HTTP2FramePayloadToHTTP1ServerCodec`): routing, metadata JSON, and file bodies streamed from the shared
+/// page cache.
+///
+/// A body is sent chunk by chunk while the channel is writable (HTTP/2 flow control and the socket's
+/// watermarks both show as writability), so a reader that stops reading holds at most one window of
+/// buffered data. Resident pages are copied straight into the outgoing buffer on the event loop; a chunk
+/// with a missing page is filled off the event loop and the stream resumes when it is ready. Closing the
+/// channel (client gone, RST_STREAM) stops the stream at the next chunk.
+final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let plane: DataPlane
+    private var request: HTTPRequestHead?
+    private var stream: BodyStream?
+    /// Set while ``pump(context:)`` runs: a write can fire `channelWritabilityChanged` synchronously, which
+    /// must not start a second pump over the same stream.
+    private var pumping = false
+    /// Set when a writability change arrived during a pump: the pump goes round once more.
+    private var pumpAgain = false
+
+    /// A file body in progress (a class: the pump, fills and channel events share one state).
+    private final class BodyStream {
+        var file: CachedFile
+        var responseHead: HTTPResponseHead
+        var headSent = false
+        var body: ResponseBody
+        var segmentIndex = 0
+        /// Bytes of the current segment already sent.
+        var segmentDone: UInt64 = 0
+        /// Literal bytes waiting for the head, which is held until the first file bytes are read so that a
+        /// failing first read still gets a proper error status.
+        var held: [ByteBuffer] = []
+        var fillInFlight = false
+        let keepAlive: Bool
+
+        init(file: CachedFile, responseHead: HTTPResponseHead, body: ResponseBody, keepAlive: Bool) {
+            self.file = file
+            self.responseHead = responseHead
+            self.body = body
+            self.keepAlive = keepAlive
+        }
+    }
+
+    init(plane: DataPlane) {
+        self.plane = plane
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.request = head
+        case .body:
+            break  // GET and HEAD carry no meaningful body; drop it.
+        case .end:
+            guard let head = self.request else { return }
+            self.request = nil
+            self.respond(context: context, to: head)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.pump(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.plane.logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stream = nil  // a fill in flight finds no stream and drops its chunk
+        context.fireChannelInactive()
+    }
+
+    // MARK: Routing
+
+    private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
+        guard head.method == .GET || head.method == .HEAD else {
+            var headers = HTTPHeaders()
+            headers.add(name: "allow", value: "GET, HEAD")
+            return self.send(Problem.methodNotAllowed(head.method), extraHeaders: headers, context: context, for: head)
+        }
+        let target: RequestTarget
+        do {
+            target = try RequestTarget.parse(head.uri)
+        } catch {
+            switch error {
+            case .noRoute: return self.send(Problem.noRoute(head.uri), context: context, for: head)
+            case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
+            }
+        }
+        do {
+            let image = try self.plane.cache.image(id: target.image)
+            switch target.resource {
+            case .files: try self.respondWithFile(target, image: image, context: context, for: head)
+            case .stat: try self.respondWithStat(target, image: image, context: context, for: head)
+            case .dirs: try self.respondWithListing(target, image: image, context: context, for: head)
+            }
+        } catch {
+            self.send(self.problem(for: error, target: target), context: context, for: head)
+        }
+    }
+
+    private func respondWithStat(
+        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        let inode = try image.resolve(target.path, followingFinalSymlink: false)
+        let description = try FileDescription(
+            path: target.path, inode: inode, image: image, includeXattrs: true,
+            includeExtents: target.queryValue("extents") == "1")
+        self.sendJSON(try MetadataResponses.encode(description), context: context, for: head)
+    }
+
+    private func respondWithListing(
+        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        let limits = self.plane.limits
+        var limit = limits.defaultListingLimit
+        if let text = target.queryValue("limit") {
+            guard let value = Int(text), value > 0, value <= limits.maximumListingLimit else {
+                throw Problem.badRequest("limit must be 1-\(limits.maximumListingLimit)")
+            }
+            limit = value
+        }
+        let directory = try image.resolve(target.path)
+        guard directory.fileType == .directory else {
+            throw Problem("not-a-directory", .notFound, "\(target.path) is not a directory; read it at files/")
+        }
+        let listing = try MetadataResponses.listing(
+            image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
+        self.sendJSON(try MetadataResponses.encode(listing), context: context, for: head)
+    }
+
+    private func respondWithFile(
+        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        let inode = try image.resolve(target.path)
+        switch inode.fileType {
+        case .regular: break
+        case .directory:
+            throw Problem(
+                "is-a-directory", .notFound,
+                "\(target.path) is a directory; list it at /v1/images/\(target.image)/dirs\(target.path)")
+        default:
+            throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
+        }
+        if let file = try self.plane.cache.openWithoutHashing(imageID: target.image, inode: inode) {
+            return self.startFile(file, inode: inode, image: image, context: context, for: head)
+        }
+        // The first open of a file in digest (or verify) mode hashes it: not on the event loop.
+        let cache = self.plane.cache
+        let imageID = target.image
+        let promise = context.eventLoop.makePromise(of: CachedFile.self)
+        promise.completeWithTask { try cache.open(imageID: imageID, inode: inode) }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(let file): self.startFile(file, inode: inode, image: image, context: context, for: head)
+            case .failure(let error):
+                self.send(self.problem(for: error, target: target), context: context, for: head)
+            }
+        }
+    }
+
+    private func startFile(
+        _ file: CachedFile, inode: Inode, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) {
+        let plan = FileResponsePlan.make(
+            file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
+            allocator: context.channel.allocator)
+        var headers = plan.headers
+        headers.add(name: "content-length", value: String(plan.body.length))
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
+        guard head.method == .GET, plan.body.length > 0 else {
+            context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+            return self.finish(context: context, keepAlive: keepAlive)
+        }
+        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, keepAlive: keepAlive)
+        self.pump(context: context)
+    }
+
+    // MARK: Streaming
+
+    /// Sends body chunks while the channel is writable; stops at a chunk with a missing page (and fills it
+    /// off the event loop) or when the body is done.
+    private func pump(context: ChannelHandlerContext) {
+        guard !self.pumping else {
+            self.pumpAgain = true
+            return
+        }
+        self.pumping = true
+        defer { self.pumping = false }
+        repeat {
+            self.pumpAgain = false
+            self.pumpOnce(context: context)
+        } while self.pumpAgain
+    }
+
+    private func pumpOnce(context: ChannelHandlerContext) {
+        guard let stream = self.stream, !stream.fillInFlight else { return }
+        let chunkBytes = self.plane.limits.chunkBytes
+        while stream.segmentIndex < stream.body.segments.count {
+            // Stop when the channel closed under a write (channelInactive dropped the stream) or is full.
+            guard self.stream === stream, context.channel.isWritable || !stream.headSent else { break }
+            switch stream.body.segments[stream.segmentIndex] {
+            case .bytes(let bytes):
+                stream.segmentIndex += 1
+                if stream.headSent {
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+                } else {
+                    stream.held.append(bytes)
+                }
+            case .file(let offset, let count):
+                let position = offset + stream.segmentDone
+                let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
+                var buffer = context.channel.allocator.buffer(capacity: wanted)
+                let file = stream.file
+                let copied = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { memory in
+                    file.readResident(at: position, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<wanted]))
+                }
+                if copied > 0 { self.emit(buffer, stream: stream, context: context) }
+                if copied < wanted {
+                    stream.fillInFlight = true
+                    self.fill(file, at: position + UInt64(copied), count: wanted - copied, context: context)
+                    context.flush()
+                    return
+                }
+            }
+        }
+        guard self.stream === stream else { return }
+        if stream.segmentIndex == stream.body.segments.count {
+            self.stream = nil
+            self.finish(context: context, keepAlive: stream.keepAlive)
+        } else {
+            context.flush()
+        }
+    }
+
+    /// Writes file bytes (after the held head and literal bytes) and advances the stream. The state moves
+    /// before the writes, which may re-enter the handler.
+    private func emit(_ buffer: ByteBuffer, stream: BodyStream, context: ChannelHandlerContext) {
+        let sendHead = !stream.headSent
+        let held = stream.held
+        stream.headSent = true
+        stream.held = []
+        stream.segmentDone += UInt64(buffer.readableBytes)
+        if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
+            stream.segmentIndex += 1
+            stream.segmentDone = 0
+        }
+        if sendHead {
+            context.write(self.wrapOutboundOut(.head(stream.responseHead)), promise: nil)
+            for bytes in held { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+        }
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
+    private func fill(_ file: CachedFile, at offset: UInt64, count: Int, context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
+        let allocator = context.channel.allocator
+        promise.completeWithTask {
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+            defer { scratch.deallocate() }
+            let read = try await file.read(at: offset, into: scratch)
+            var buffer = allocator.buffer(capacity: read)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<read]))
+            return buffer
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard let stream = self.stream else { return }  // the channel closed meanwhile
+            stream.fillInFlight = false
+            switch result {
+            case .success(let buffer) where buffer.readableBytes == count:
+                self.emit(buffer, stream: stream, context: context)
+                self.pump(context: context)
+            case .success:
+                self.abort(stream, Problem.imageReadError("the file ended early"), context: context)
+            case .failure(let error):
+                self.abort(stream, self.problem(for: error, target: nil), context: context)
+            }
+        }
+    }
+
+    /// A read failed: before the head went out the client gets the error status; after, the stream or
+    /// connection is closed so that the client sees a truncated body, never wrong bytes.
+    private func abort(_ stream: BodyStream, _ problem: Problem, context: ChannelHandlerContext) {
+        self.stream = nil
+        self.plane.logger.warning("file read failed", metadata: ["error": "\(problem.detail)"])
+        if stream.headSent {
+            context.close(promise: nil)
+        } else {
+            self.sendProblem(
+                problem, version: stream.responseHead.version, keepAlive: stream.keepAlive, context: context)
+        }
+    }
+
+    private func finish(context: ChannelHandlerContext, keepAlive: Bool) {
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
+        if !keepAlive { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    // MARK: Simple responses
+
+    private func sendJSON(_ body: Data, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        self.sendWhole(body, status: .ok, headers: headers, context: context, for: head)
+    }
+
+    private func send(
+        _ problem: Problem, extraHeaders: HTTPHeaders = [:], context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) {
+        var headers = extraHeaders
+        headers.add(name: "content-type", value: "application/problem+json")
+        self.sendWhole(problem.encoded(), status: problem.responseStatus, headers: headers, context: context, for: head)
+    }
+
+    private func sendProblem(_ problem: Problem, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext)
+    {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/problem+json")
+        let body = problem.encoded()
+        headers.add(name: "content-length", value: String(body.count))
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(
+            self.wrapOutboundOut(
+                .head(HTTPResponseHead(version: version, status: problem.responseStatus, headers: headers))),
+            promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        self.finish(context: context, keepAlive: keepAlive)
+    }
+
+    private func sendWhole(
+        _ body: Data, status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext,
+        for head: HTTPRequestHead
+    ) {
+        var headers = headers
+        headers.add(name: "content-length", value: String(body.count))
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        context.write(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil)
+        if head.method != .HEAD {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        }
+        self.finish(context: context, keepAlive: head.isKeepAlive)
+    }
+
+    /// The problem response for an error from routing, the image or the cache.
+    private func problem(for error: any Error, target: RequestTarget?) -> Problem {
+        if let problem = error as? Problem { return problem }
+        if let error = error as? PageCacheError {
+            switch error.code {
+            case .unknownImage: return Problem.unknownImage(target?.image ?? "")
+            case .notARegularFile: return Problem("not-a-regular-file", .notFound, error.message)
+            default:
+                if let cause = error.cause as? EROFSError { return self.problem(for: cause, target: target) }
+                return Problem.imageReadError(error.message)
+            }
+        }
+        if let error = error as? EROFSError {
+            switch error.code {
+            case .notFound: return Problem.notFound("\(target?.path ?? "path") does not exist in the image")
+            case .notADirectory:
+                return Problem.notFound("a component of \(target?.path ?? "the path") is not a directory")
+            case .tooManySymlinks: return Problem("too-many-symlinks", .notFound, error.message)
+            case .invalidArgument: return Problem.badRequest(error.message)
+            default: return Problem.imageReadError("the image cannot be read here: \(error.message)")
+            }
+        }
+        return Problem.imageReadError("internal error")
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import NIOHTTP1
+
+/// An error response body in the `application/problem+json` form of RFC 9457, with a stable `type`.
+struct Problem: Error, Encodable {
+    /// A stable URI naming the kind of problem (`urn:pageshare:problem:<name>`), for clients to switch on.
+    var type: String
+    var title: String
+    var status: Int
+    var detail: String
+    var instance: String?
+
+    init(_ name: String, _ status: HTTPResponseStatus, _ detail: String, instance: String? = nil) {
+        self.type = "urn:pageshare:problem:" + name
+        self.title = status.reasonPhrase
+        self.status = Int(status.code)
+        self.detail = detail
+        self.instance = instance
+    }
+
+    var responseStatus: HTTPResponseStatus { HTTPResponseStatus(statusCode: self.status) }
+
+    static func badRequest(_ detail: String) -> Problem { Problem("bad-request", .badRequest, detail) }
+    static func noRoute(_ uri: String) -> Problem {
+        Problem("no-route", .notFound, "no such resource; files are at /v1/images/{image}/files/{path}")
+    }
+    static func unknownImage(_ id: String) -> Problem {
+        Problem("unknown-image", .notFound, "no image \(id) is attached")
+    }
+    static func notFound(_ detail: String) -> Problem { Problem("not-found", .notFound, detail) }
+    static func methodNotAllowed(_ method: HTTPMethod) -> Problem {
+        Problem("method-not-allowed", .methodNotAllowed, "\(method) is not allowed here; use GET or HEAD")
+    }
+    static func imageReadError(_ detail: String) -> Problem {
+        Problem("image-read-error", .internalServerError, detail)
+    }
+
+    /// The JSON body.
+    func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data("{}".utf8)
+    }
+}

@@ -1,0 +1,178 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// The data-plane server: listeners speaking HTTP/1.1 and HTTP/2 (prior knowledge on cleartext TCP and unix
+/// sockets, ALPN over TLS), each request served by a ``DataRequestHandler`` on the connection's event loop.
+public final class PageShareServer: Sendable {
+    public let configuration: ServerConfiguration
+    private let plane: DataPlane
+    private let group: MultiThreadedEventLoopGroup
+    private let quiescing: ServerQuiescingHelper
+    private let sslContext: NIOSSLContext?
+    private let connections = Atomic<Int>(0)
+    private let bound = Mutex<[SocketAddress]>([])
+
+    /// Creates a server; nothing listens until ``start()``.
+    /// - Throws: an `NIOSSLError` when the TLS certificate or key cannot be loaded.
+    public init(configuration: ServerConfiguration, plane: DataPlane) throws {
+        self.configuration = configuration
+        self.plane = plane
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        self.quiescing = ServerQuiescingHelper(group: self.group)
+        if let tls = configuration.tls {
+            var settings = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)))
+            settings.applicationProtocols = ["h2", "http/1.1"]
+            self.sslContext = try NIOSSLContext(configuration: settings)
+        } else {
+            self.sslContext = nil
+        }
+    }
+
+    /// Addresses the listeners are bound to (after ``start()``), in the order configured.
+    public var boundAddresses: [SocketAddress] { self.bound.withLock { $0 } }
+
+    /// Binds every listener.
+    /// - Throws: the bind error of the first listener that fails (the others are closed again).
+    public func start() async throws {
+        var addresses: [SocketAddress] = []
+        for listener in self.configuration.listeners {
+            let channel = try await self.bind(listener)
+            if let address = channel.localAddress { addresses.append(address) }
+        }
+        self.bound.withLock { $0 = addresses }
+        self.plane.logger.info(
+            "listening",
+            metadata: [
+                "listeners": "\(self.configuration.listeners.map(\.description).joined(separator: " "))",
+                "tls": "\(self.sslContext != nil)",
+            ])
+    }
+
+    /// Stops accepting, asks every connection to finish (HTTP/2: GOAWAY; HTTP/1.1: close after the response
+    /// in flight), waits up to the grace period, then closes what is left and stops the event loops.
+    public func shutdown() async {
+        let promise = self.group.next().makePromise(of: Void.self)
+        self.quiescing.initiateShutdown(promise: promise)
+        let deadline = self.configuration.shutdownGracePeriod
+        let timer = self.group.next().scheduleTask(in: deadline) {
+            promise.succeed(())  // connections still open past the deadline are closed with the loops
+        }
+        try? await promise.futureResult.get()
+        timer.cancel()
+        try? await self.group.shutdownGracefully()
+    }
+
+    // MARK: Listeners
+
+    private func bind(_ listener: ServerConfiguration.Listener) async throws -> any Channel {
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        self.quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+        switch listener {
+        case .tcp(let host, let port):
+            let tls = self.sslContext
+            return
+                try await bootstrap
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in self.initialize(channel, tls: tls) }
+                .bind(host: host, port: port).get()
+        case .unix(let path, let mode):
+            let channel =
+                try await bootstrap
+                .childChannelInitializer { channel in self.initialize(channel, tls: nil) }
+                .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+            guard chmod(path, mode_t(mode)) == 0 else {
+                try? await channel.close()
+                throw IOError(errnoCode: errno, reason: "chmod \(path)")
+            }
+            return channel
+        }
+    }
+
+    /// Sets up one accepted connection: the connection limit, then TLS + ALPN or cleartext sniffing.
+    private func initialize(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Void> {
+        let open = self.connections.wrappingAdd(1, ordering: .relaxed).newValue
+        channel.closeFuture.whenComplete { _ in self.connections.wrappingSubtract(1, ordering: .relaxed) }
+        guard open <= self.configuration.maximumConnections else {
+            self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(open)"])
+            return channel.close()
+        }
+        if let tls {
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+            }.flatMap {
+                channel.configureHTTP2SecureUpgrade(
+                    h2ChannelConfigurator: { channel in
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP2(channel) }
+                    },
+                    http1ChannelConfigurator: { channel in
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP1(channel) }
+                    })
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(
+                HTTPVersionSniffer(
+                    configureHTTP1: { try self.configureHTTP1($0) }, configureHTTP2: { try self.configureHTTP2($0) }))
+        }
+    }
+
+    private func configureHTTP1(_ channel: any Channel) throws {
+        let operations = channel.pipeline.syncOperations
+        try operations.addHandler(IdleStateHandler(allTimeout: self.configuration.idleTimeout))
+        try operations.addHandler(IdleConnectionCloser())
+        try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try operations.addHandler(DataRequestHandler(plane: self.plane))
+    }
+
+    private func configureHTTP2(_ channel: any Channel) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: self.configuration.maximumConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: self.configuration.maximumHeaderListSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        // CONTINUATION floods: at most 5 CONTINUATION frames per header block (swift-nio-http2's default);
+        // rapid reset (CVE-2023-44487): the default reset-rate limit (200 per 30 s) closes the connection.
+        connection.maximumSequentialContinuationFrames = 5
+        connection.maximumBufferedControlFrames = 1000
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = 1 << 20
+        stream.outboundBufferSizeHighWatermark = 256 * 1024
+        stream.outboundBufferSizeLowWatermark = 64 * 1024
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(
+                maxIdleTime: self.configuration.idleTimeout, maxAge: nil,
+                maxGraceTime: self.configuration.shutdownGracePeriod,
+                keepalive: nil))
+        let plane = self.plane
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane),
+                ])
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(manager)
+    }
+}

@@ -1,0 +1,85 @@
+import EROFS
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// The response to a GET or HEAD of a file, decided from its validators and the request's conditional and
+/// Range headers before any byte is read.
+struct FileResponsePlan {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ResponseBody
+
+    static let contentType = "application/octet-stream"
+
+    /// Plans the response for `file` (`inode` of `image`) to `request`.
+    static func make(
+        file: CachedFile, inode: Inode, image: Image, request: HTTPRequestHead, maximumRanges: Int,
+        allocator: ByteBufferAllocator
+    ) -> FileResponsePlan {
+        let validators = Validators(
+            entityTag: Self.entityTag(file: file, inode: inode, image: image), lastModified: inode.mtime)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
+        headers.add(name: "accept-ranges", value: "bytes")
+        headers.add(name: "etag", value: validators.entityTag)
+        headers.add(name: "last-modified", value: HTTPDate.format(inode.mtime))
+        let rangeHeader = request.headers.first(name: "range")
+        let outcome = validators.evaluate(
+            ifMatch: request.headers.first(name: "if-match"),
+            ifUnmodifiedSince: request.headers.first(name: "if-unmodified-since"),
+            ifNoneMatch: request.headers.first(name: "if-none-match"),
+            ifModifiedSince: request.headers.first(name: "if-modified-since"),
+            ifRange: request.headers.first(name: "if-range"), hasRange: rangeHeader != nil)
+        let length = file.size
+        switch outcome {
+        case .notModified:
+            return FileResponsePlan(status: .notModified, headers: headers, body: .empty)
+        case .failed:
+            return FileResponsePlan(status: .preconditionFailed, headers: headers, body: .empty)
+        case .proceed(let honourRange):
+            let ranges = ByteRangeRequest.resolve(
+                honourRange ? rangeHeader : nil, length: length, maximumRanges: maximumRanges)
+            switch ranges {
+            case .whole:
+                headers.add(name: "content-type", value: Self.contentType)
+                let body: ResponseBody = length == 0 ? .empty : .range(0...(length - 1))
+                return FileResponsePlan(status: .ok, headers: headers, body: body)
+            case .unsatisfiable:
+                headers.add(name: "content-range", value: "bytes */\(length)")
+                return FileResponsePlan(status: .rangeNotSatisfiable, headers: headers, body: .empty)
+            case .partial(let list) where list.count == 1:
+                headers.add(name: "content-type", value: Self.contentType)
+                headers.add(name: "content-range", value: "bytes \(list[0].lowerBound)-\(list[0].upperBound)/\(length)")
+                return FileResponsePlan(status: .partialContent, headers: headers, body: .range(list[0]))
+            case .partial(let list):
+                let boundary = Self.boundary()
+                headers.add(name: "content-type", value: "multipart/byteranges; boundary=\(boundary)")
+                let body = ResponseBody.multipart(
+                    list, fileLength: length, contentType: Self.contentType, boundary: boundary, allocator: allocator)
+                return FileResponsePlan(status: .partialContent, headers: headers, body: body)
+            }
+        }
+    }
+
+    /// A strong entity tag: the content fingerprint when the file has one, so that identical files in
+    /// different images have the same tag. A privately cached file gets a tag naming its image (uuid, build
+    /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
+    static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
+        if let fingerprint = file.fingerprint {
+            return "\"sha256-" + Hex.string(fingerprint) + "\""
+        }
+        let superBlock = image.superBlock
+        return "\"i-\(Hex.string(superBlock.uuid))-\(String(superBlock.epoch, radix: 16))-"
+            + "\(String(superBlock.checksum, radix: 16))-\(inode.nid)-\(inode.size)\""
+    }
+
+    /// A random 128-bit multipart boundary: file bytes would have to contain it by chance to confuse a
+    /// parser (RFC 2046 asks that it not occur in the parts).
+    private static func boundary() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        return "pageshare-" + String(high, radix: 16) + String(low, radix: 16)
+    }
+}

@@ -1,0 +1,147 @@
+/// A data-API request target, split and validated: `/v1/images/{image}/{files|stat|dirs}/{path}?query`.
+///
+/// The image id and the path are percent-decoded exactly once. Paths never reach the host filesystem: they
+/// are resolved inside the image only.
+struct RequestTarget: Equatable {
+    enum Resource: String { case files, stat, dirs }
+
+    var image: String
+    var resource: Resource
+    /// The path inside the image, always starting with `/`, with `.` and empty components removed.
+    var path: String
+    var query: [(name: String, value: String)]
+
+    static func == (lhs: RequestTarget, rhs: RequestTarget) -> Bool {
+        lhs.image == rhs.image && lhs.resource == rhs.resource && lhs.path == rhs.path
+            && lhs.query.elementsEqual(rhs.query, by: { $0 == $1 })
+    }
+
+    /// Longest accepted path inside an image, in bytes after decoding (Linux `PATH_MAX`).
+    static let maximumPathBytes = 4096
+    /// Longest accepted path component (EROFS names are at most 255 bytes).
+    static let maximumNameBytes = 255
+
+    /// Why a target was refused.
+    enum Failure: Error, Equatable {
+        /// Not a data-API route (404).
+        case noRoute
+        /// A bad path, image id or percent-encoding (400), with a reason.
+        case badRequest(String)
+    }
+
+    /// Parses `uri` (the request line's target). Rejects NUL bytes, bad percent-encoding, `..` that would
+    /// leave the image root, over-long paths and names.
+    static func parse(_ uri: String) throws(Failure) -> RequestTarget {
+        var bytes = Substring(uri).utf8[...]
+        var queryBytes: Substring.UTF8View.SubSequence = ""[...].utf8[...]
+        if let mark = bytes.firstIndex(of: UInt8(ascii: "?")) {
+            queryBytes = bytes[bytes.index(after: mark)...]
+            bytes = bytes[..<mark]
+        }
+        let prefix = "/v1/images/".utf8
+        guard bytes.starts(with: prefix) else { throw .noRoute }
+        var rest = bytes.dropFirst(prefix.count)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { throw .noRoute }
+        let image = try Self.decode(rest[..<slash], what: "image id")
+        guard !image.isEmpty, image.utf8.count <= 255, !image.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })
+        else { throw .badRequest("image id must be 1-255 printable characters") }
+        rest = rest[rest.index(after: slash)...]
+        let resourceEnd = rest.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
+        guard let resource = Resource(rawValue: String(decoding: rest[..<resourceEnd], as: UTF8.self)) else {
+            throw .noRoute
+        }
+        let rawPath = resourceEnd < rest.endIndex ? rest[rest.index(after: resourceEnd)...] : rest[resourceEnd...]
+        let path = try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
+        return RequestTarget(image: image, resource: resource, path: path, query: try Self.parseQuery(queryBytes))
+    }
+
+    /// The value of query parameter `name`, if present.
+    func queryValue(_ name: String) -> String? { self.query.first(where: { $0.name == name })?.value }
+
+    private static func parseQuery(_ bytes: Substring.UTF8View.SubSequence) throws(Failure) -> [(String, String)] {
+        guard !bytes.isEmpty else { return [] }
+        var result: [(String, String)] = []
+        for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
+            let name = try Self.decode(pair[..<equals], what: "query", plusIsSpace: true)
+            let value =
+                equals < pair.endIndex
+                ? try Self.decode(pair[pair.index(after: equals)...], what: "query", plusIsSpace: true) : ""
+            result.append((name, value))
+        }
+        return result
+    }
+
+    /// Joins the components with `/`, dropping empty ones and `.`, applying `..`; refuses `..` above the root.
+    private static func normalise(_ decoded: [UInt8]) throws(Failure) -> String {
+        guard decoded.count <= Self.maximumPathBytes else {
+            throw .badRequest("path is longer than \(Self.maximumPathBytes) bytes")
+        }
+        var components: [ArraySlice<UInt8>] = []
+        for component in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if component.elementsEqual(".".utf8) { continue }
+            if component.elementsEqual("..".utf8) {
+                guard components.popLast() != nil else { throw .badRequest("path leaves the image root") }
+                continue
+            }
+            guard component.count <= Self.maximumNameBytes else {
+                throw .badRequest("a path component is longer than \(Self.maximumNameBytes) bytes")
+            }
+            components.append(component)
+        }
+        var path: [UInt8] = [UInt8(ascii: "/")]
+        for (index, component) in components.enumerated() {
+            if index > 0 { path.append(UInt8(ascii: "/")) }
+            path.append(contentsOf: component)
+        }
+        guard let text = String(validating: path, as: UTF8.self) else {
+            throw .badRequest("path is not valid UTF-8")
+        }
+        return text
+    }
+
+    private static func decode(
+        _ bytes: Substring.UTF8View.SubSequence, what: String, plusIsSpace: Bool = false
+    ) throws(Failure) -> String {
+        let decoded = try Self.decodeBytes(bytes, what: what, plusIsSpace: plusIsSpace)
+        guard let text = String(validating: decoded, as: UTF8.self) else {
+            throw .badRequest("\(what) is not valid UTF-8")
+        }
+        return text
+    }
+
+    /// Percent-decodes once; refuses truncated or non-hex escapes and NUL.
+    private static func decodeBytes(
+        _ bytes: Substring.UTF8View.SubSequence, what: String, plusIsSpace: Bool = false
+    ) throws(Failure) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            var byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                let high = bytes.index(after: index)
+                guard high < bytes.endIndex, bytes.index(after: high) < bytes.endIndex,
+                    let upper = Self.hexValue(bytes[high]), let lower = Self.hexValue(bytes[bytes.index(after: high)])
+                else { throw .badRequest("bad percent-encoding in \(what)") }
+                byte = upper << 4 | lower
+                index = bytes.index(index, offsetBy: 3)
+            } else {
+                if plusIsSpace && byte == UInt8(ascii: "+") { byte = UInt8(ascii: " ") }
+                index = bytes.index(after: index)
+            }
+            guard byte != 0 else { throw .badRequest("NUL byte in \(what)") }
+            out.append(byte)
+        }
+        return out
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

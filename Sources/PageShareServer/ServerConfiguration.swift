@@ -1,0 +1,63 @@
+import NIOCore
+
+/// Where and how the data plane listens, and the limits that protect it.
+public struct ServerConfiguration: Sendable {
+    /// A socket to listen on.
+    public enum Listener: Sendable, Hashable, CustomStringConvertible {
+        /// TCP on `host:port` (port 0: an ephemeral port, see ``PageShareServer/boundAddresses``).
+        case tcp(host: String, port: Int)
+        /// A unix domain socket at `path`, created with permission bits `mode` (an existing socket file is
+        /// replaced).
+        case unix(path: String, mode: UInt16)
+
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unix(let path, _): "unix:\(path)"
+            }
+        }
+    }
+
+    /// PEM files of the certificate chain and private key: with them, TCP listeners speak TLS and negotiate
+    /// `h2` or `http/1.1` by ALPN; without them, TCP listeners speak cleartext HTTP/1.1 and HTTP/2 with
+    /// prior knowledge on the same port. Unix sockets are always cleartext.
+    public struct TLS: Sendable, Hashable {
+        public var certificateChainPath: String
+        public var privateKeyPath: String
+        public init(certificateChainPath: String, privateKeyPath: String) {
+            self.certificateChainPath = certificateChainPath
+            self.privateKeyPath = privateKeyPath
+        }
+    }
+
+    public var listeners: [Listener]
+    public var tls: TLS?
+    /// Connections accepted at once across listeners; further ones are closed on accept.
+    public var maximumConnections: Int
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    public var maximumConcurrentStreams: Int
+    /// HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`; HTTP/1.1 heads are limited by NIO's parser (80 KiB).
+    public var maximumHeaderListSize: Int
+    /// A connection with no open request or stream for this long is closed (HTTP/2: with GOAWAY).
+    public var idleTimeout: TimeAmount
+    /// On shutdown, in-flight requests get this long to finish before connections are closed.
+    public var shutdownGracePeriod: TimeAmount
+    /// Event loop threads (default: one per core).
+    public var threads: Int
+
+    public init(
+        listeners: [Listener] = [.tcp(host: "127.0.0.1", port: 8480)], tls: TLS? = nil,
+        maximumConnections: Int = 10_000, maximumConcurrentStreams: Int = 128, maximumHeaderListSize: Int = 16_384,
+        idleTimeout: TimeAmount = .seconds(60), shutdownGracePeriod: TimeAmount = .seconds(10),
+        threads: Int = System.coreCount
+    ) {
+        self.listeners = listeners
+        self.tls = tls
+        self.maximumConnections = maximumConnections
+        self.maximumConcurrentStreams = maximumConcurrentStreams
+        self.maximumHeaderListSize = maximumHeaderListSize
+        self.idleTimeout = idleTimeout
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.threads = threads
+    }
+}

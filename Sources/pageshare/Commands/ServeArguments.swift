@@ -1,0 +1,81 @@
+import ArgumentParser
+import EROFS
+import PageCache
+
+/// `ID=PATH[@DOMAIN]`: an image to attach at start.
+struct ImageSpecification: ExpressibleByArgument {
+    var id: String
+    var path: String
+    var domain: String
+
+    init?(argument: String) {
+        guard let equals = argument.firstIndex(of: "=") else { return nil }
+        self.id = String(argument[..<equals])
+        var rest = argument[argument.index(after: equals)...]
+        self.domain = "default"
+        if let at = rest.lastIndex(of: "@") {
+            self.domain = String(rest[rest.index(after: at)...])
+            rest = rest[..<at]
+        }
+        self.path = String(rest)
+        guard !self.id.isEmpty, !self.path.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
+    }
+}
+
+/// How images started from the command line are fingerprinted.
+enum FingerprintChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, xattr, digest, none
+
+    /// `auto`: the image's ishare xattrs when it has them (the ISHARE_XATTRS compat bit), else a digest.
+    func mode(for image: Image) -> FingerprintMode {
+        switch self {
+        case .auto: image.superBlock.ishareXattrPrefixID != nil ? .xattr : .digest
+        case .xattr: .xattr
+        case .digest: .digest
+        case .none: .none
+        }
+    }
+}
+
+/// `HOST:PORT` or `[IPV6]:PORT`.
+struct TCPAddress: ExpressibleByArgument {
+    var host: String
+    var port: Int
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = argument[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+}
+
+/// A byte count with an optional binary suffix: `4096`, `64KiB`, `512MiB`, `1GiB` (`K`, `M`, `G`, `T` and
+/// `KB`… are read as binary too).
+struct ByteCount: ExpressibleByArgument {
+    var bytes: Int
+
+    init(_ bytes: Int) { self.bytes = bytes }
+
+    init?(argument: String) {
+        let digits = argument.prefix(while: { $0.isNumber })
+        guard let value = Int(digits), value >= 0 else { return nil }
+        let multipliers: [String: Int] = [
+            "": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+            "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
+        ]
+        guard let multiplier = multipliers[argument.dropFirst(digits.count).uppercased()] else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return nil }
+        self.bytes = bytes
+    }
+}

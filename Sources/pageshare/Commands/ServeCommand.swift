@@ -1,0 +1,139 @@
+import ArgumentParser
+import Dispatch
+import EROFS
+import Logging
+import NIOCore
+import PageCache
+import PageShareServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pageshare serve`: the daemon. Attaches the images named on the command line to one shared page cache
+/// and serves their files over HTTP/1.1 and HTTP/2 until SIGTERM or SIGINT, then shuts down gracefully.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve files of EROFS images over HTTP/1.1 and HTTP/2 from one shared page cache.")
+
+    @Option(name: .customLong("image"), help: "Attach an image at start: ID=PATH[@DOMAIN] (domain: default).")
+    var images: [ImageSpecification] = []
+    @Option(help: "Fingerprints: auto (xattr if the image has ishare xattrs, else digest), xattr, digest, none.")
+    var fingerprint: FingerprintChoice = .auto
+    @Flag(help: "Verify each shared file against its fingerprint before other images may use its pages.")
+    var verify = false
+
+    @Option(name: .customLong("listen"), help: "TCP listener HOST:PORT (repeatable; default 127.0.0.1:8480).")
+    var tcpListeners: [TCPAddress] = []
+    @Option(name: .customLong("unix-socket"), help: "Also listen on a unix domain socket at this path (repeatable).")
+    var unixSockets: [String] = []
+    @Option(help: "Permission bits of the unix sockets, octal.") var socketMode: String = "0660"
+    @Option(help: "PEM certificate chain: TCP listeners then speak TLS (ALPN h2, http/1.1).") var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert.") var tlsKey: String?
+
+    @Option(help: "Page data budget of the shared cache, e.g. 512MiB, 1GiB.") var cacheSize: ByteCount = .init(1 << 30)
+    @Option(help: "Cache page size, 4KiB to 64KiB.") var pageSize: ByteCount = .init(4096)
+    @Option(help: "Pages read ahead for sequential readers (0: off).") var readaheadPages: Int = 16
+
+    @Option(help: "Most connections open at once.") var maxConnections: Int = 10_000
+    @Option(help: "HTTP/2 concurrent streams per connection.") var maxStreams: Int = 128
+    @Option(help: "Most ranges in one Range header; more is served whole (200).") var maxRanges: Int = 64
+    @Option(help: "Seconds a connection may be idle before it is closed.") var idleTimeout: Int = 60
+    @Option(help: "Seconds in-flight requests get to finish on shutdown.") var shutdownGrace: Int = 10
+    @Option(help: "Event loop threads (default: one per core).") var threads: Int = System.coreCount
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        guard UInt16(self.socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal") }
+        guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard self.maxRanges > 0, self.maxStreams > 0, self.maxConnections > 0, self.idleTimeout > 0,
+            self.shutdownGrace >= 0, self.threads > 0, self.readaheadPages >= 0
+        else { throw ValidationError("limits must be positive") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "pageshare")
+        let cache = try SharedPageCache(
+            configuration: .init(
+                budgetBytes: self.cacheSize.bytes, pageSize: self.pageSize.bytes, readaheadPages: self.readaheadPages))
+        for specification in self.images {
+            let image: Image
+            do {
+                image = try Image(path: specification.path)
+            } catch {
+                throw ValidationError("image \(specification.id) (\(specification.path)): \(error)")
+            }
+            let mode = self.fingerprint.mode(for: image)
+            try cache.attach(
+                image, id: specification.id, domain: try TrustDomain(specification.domain), mode: mode,
+                verify: self.verify)
+            logger.info(
+                "attached",
+                metadata: [
+                    "image": "\(specification.id)", "path": "\(specification.path)",
+                    "domain": "\(specification.domain)", "fingerprint": "\(mode)",
+                ])
+        }
+        var listeners = (self.tcpListeners.isEmpty ? [TCPAddress(host: "127.0.0.1", port: 8480)] : self.tcpListeners)
+            .map { ServerConfiguration.Listener.tcp(host: $0.host, port: $0.port) }
+        let mode = UInt16(self.socketMode, radix: 8)!
+        listeners += self.unixSockets.map { .unix(path: $0, mode: mode) }
+        let configuration = ServerConfiguration(
+            listeners: listeners,
+            tls: self.tlsCert.map { ServerConfiguration.TLS(certificateChainPath: $0, privateKeyPath: self.tlsKey!) },
+            maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,
+            idleTimeout: .seconds(Int64(self.idleTimeout)), shutdownGracePeriod: .seconds(Int64(self.shutdownGrace)),
+            threads: self.threads)
+        let plane = DataPlane(cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger)
+        let server = try PageShareServer(configuration: configuration, plane: plane)
+        let termination = TerminationSignals()
+        do {
+            try await server.start()
+        } catch {
+            await server.shutdown()
+            throw ValidationError("cannot listen: \(error)")
+        }
+        for address in server.boundAddresses { logger.notice("serving", metadata: ["address": "\(address)"]) }
+        let signal = await termination.next()
+        logger.notice("shutting down", metadata: ["signal": "\(signal)"])
+        await server.shutdown()
+        logger.notice("stopped")
+    }
+}
+
+/// SIGTERM and SIGINT, delivered as values instead of killing the process.
+final class TerminationSignals {
+    private let sources: [any DispatchSourceSignal]
+    private let stream: AsyncStream<String>
+
+    init() {
+        let signals: [(Int32, String)] = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        self.stream = stream
+        self.sources = signals.map { number, name in
+            _ = Glibc.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(name) }
+            source.resume()
+            return source
+        }
+    }
+
+    deinit { for source in self.sources { source.cancel() } }
+
+    /// Waits for the next signal; returns its name.
+    func next() async -> String {
+        for await name in self.stream { return name }
+        return "end"
+    }
+}
