@@ -2,7 +2,8 @@
 # Missing Debian packages are installed with apt-get (only those `dpkg -s` reports missing).
 
 SWIFT        ?= swift
-DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev
+DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl openssl
+BENCH_PACKAGES := nginx nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO         := demo
 FUZZ_SECONDS ?= 600
@@ -12,7 +13,7 @@ PAGESHARE    := .build/debug/pageshare
 
 deps:
 	@missing=""; \
-	for package in $(DEB_PACKAGES); do \
+	for package in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -30,24 +31,27 @@ test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# Until the HTTP server lands (issue #5), the main job is reading demo images: two versions of one tree
-# built with Debian's mkfs.erofs, inspected and listed with the pageshare CLI, and read through one shared
-# page cache to show what sharing saves.
+# The main job: the daemon on 127.0.0.1:8480 (and a unix socket under demo/) serving two demo images built
+# with Debian's mkfs.erofs, attached to one fingerprint domain so that their shared library is cached once.
+LISTEN ?= 127.0.0.1:8480
+
 demo: build
 	@scripts/make-demo-images.sh $(DEMO)
 
 serve: demo
-	$(PAGESHARE) inspect $(DEMO)/app-v1.img
-	$(PAGESHARE) ls -l $(DEMO)/app-v1.img /
-	$(PAGESHARE) stat $(DEMO)/app-v2.img /lib/libdemo.so
-	$(PAGESHARE) cat $(DEMO)/app-v2.img /etc/motd
-	$(PAGESHARE) share-report $(DEMO)/app-v1.img $(DEMO)/app-v2.img
-	@echo "pageshare: the HTTP daemon is not built yet (issue #5); shown above: the demo images it will serve."
+	@echo "pageshare: serving demo/app-v1.img and demo/app-v2.img on http://$(LISTEN) (Ctrl-C stops). Try:"
+	@echo "  curl http://$(LISTEN)/v1/images/app-v1/files/etc/motd"
+	@echo "  curl --http2-prior-knowledge -r 0-15 http://$(LISTEN)/v1/images/app-v2/files/lib/libdemo.so | od -c"
+	@echo "  curl http://$(LISTEN)/v1/images/app-v2/dirs/ ; curl http://$(LISTEN)/v1/images/app-v1/stat/bin/libdemo-link"
+	exec $(PAGESHARE) serve --listen $(LISTEN) --unix-socket $(DEMO)/pageshare.sock --cache-size 256MiB \
+		--image app-v1=$(DEMO)/app-v1.img@demo --image app-v2=$(DEMO)/app-v2.img@demo
 
 fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
-bench: build
+bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
+bench: deps build
+	@bench/http.sh
 	@bench/extract.sh /usr/share 3
 	@bench/extract.sh /usr/share 3 -zlz4hc -C65536
 	@bench/extract.sh /usr/share 3 synthetic:zstd

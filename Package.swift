@@ -105,6 +105,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "PageShareServerTests",
+            dependencies: [
+                "PageShareServer", "PageCache", "EROFS", "EROFSTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "pageshareTests",
             dependencies: ["EROFS", "EROFSTestSupport"],
             swiftSettings: strictSettings

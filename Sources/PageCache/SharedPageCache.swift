@@ -1,4 +1,5 @@
 import EROFS
+import Foundation
 import Metrics
 import Synchronization
 
@@ -20,16 +21,24 @@ public final class SharedPageCache: Sendable {
         public var shardCount: Int
         /// Pages read ahead, in the background, after a read that continues the previous one (0: off).
         public var readaheadPages: Int
+        /// Threads of the ``fillExecutor``.
+        public var fillThreads: Int
 
-        public init(budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64, readaheadPages: Int = 16) {
+        public init(
+            budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64, readaheadPages: Int = 16,
+            fillThreads: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        ) {
             self.budgetBytes = budgetBytes
             self.pageSize = pageSize
             self.shardCount = shardCount
             self.readaheadPages = readaheadPages
+            self.fillThreads = fillThreads
         }
     }
 
     public let configuration: Configuration
+    /// Where fills should run (readahead does): `Task(executorPreference: cache.fillExecutor)`.
+    public let fillExecutor: FillExecutor
     private let shards: [CacheShard]
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
@@ -59,7 +68,10 @@ public final class SharedPageCache: Sendable {
         }
         self.configuration = configuration
         self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
+        self.fillExecutor = FillExecutor(threads: configuration.fillThreads)
     }
+
+    deinit { self.fillExecutor.shutdown() }
 
     // MARK: Images
 
@@ -152,7 +164,8 @@ public final class SharedPageCache: Sendable {
         }
         if let file = attached.file(for: inode.nid) { return CachedFile(cache: self, file: file) }
         let needsHashing =
-            attached.mode == .digest || (attached.mode == .xattr && attached.verify && inode.fingerprint != nil)
+            (attached.mode == .digest && attached.digestTable.digest(for: inode.nid) == nil)
+            || (attached.mode == .xattr && attached.verify && inode.fingerprint != nil)
         return needsHashing ? nil : CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode))
     }
 
@@ -248,7 +261,7 @@ public final class SharedPageCache: Sendable {
         self.readahead.withLock { state in
             let id = state.next
             state.next += 1
-            state.tasks[id] = Task {
+            state.tasks[id] = Task(executorPreference: self.fillExecutor) {
                 for page in first..<last {
                     // A failing page is left for a reader to fail on; readahead only warms the cache.
                     let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
@@ -347,7 +360,7 @@ public final class SharedPageCache: Sendable {
 
     // MARK: Files
 
-    private func attachedImage(_ id: String) throws -> AttachedImage {
+    func attachedImage(_ id: String) throws -> AttachedImage {
         guard let attached = self.registry.withLock({ $0.images[id] }) else {
             throw PageCacheError(.unknownImage, "no image \(id) is attached")
         }
@@ -361,7 +374,7 @@ public final class SharedPageCache: Sendable {
         if let file = attached.file(for: inode.nid) { return file }
         var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
         if attached.mode == .digest {
-            let digest = try ContentDigest.sha256(attached.image, inode)
+            let digest = try attached.digestTable.digest(for: inode.nid) ?? ContentDigest.sha256(attached.image, inode)
             key = .shared(domain: attached.domain, fingerprint: digest, size: inode.size)
         } else if attached.mode == .xattr, let fingerprint = inode.fingerprint {
             let trusted =
@@ -443,6 +456,8 @@ final class AttachedImage: Sendable {
     let mode: FingerprintMode
     let verify: Bool
     let counters: DomainCounters
+    /// Digests computed ahead of reads (`digest` mode).
+    let digestTable = DigestTable()
     private let files = Mutex<[UInt64: SharedFile]>([:])
 
     init(

@@ -17,6 +17,7 @@ public final class PageShareServer: Sendable {
     private let sslContext: NIOSSLContext?
     private let connections = Atomic<Int>(0)
     private let bound = Mutex<[SocketAddress]>([])
+    private let listening = Mutex<[any Channel]>([])
 
     /// Creates a server; nothing listens until ``start()``.
     /// - Throws: an `NIOSSLError` when the TLS certificate or key cannot be loaded.
@@ -45,6 +46,7 @@ public final class PageShareServer: Sendable {
         var addresses: [SocketAddress] = []
         for listener in self.configuration.listeners {
             let channel = try await self.bind(listener)
+            self.listening.withLock { $0.append(channel) }
             if let address = channel.localAddress { addresses.append(address) }
         }
         self.bound.withLock { $0 = addresses }
@@ -67,6 +69,8 @@ public final class PageShareServer: Sendable {
         }
         try? await promise.futureResult.get()
         timer.cancel()
+        // The quiescing helper closes the listeners it saw accept; close every one, whatever it saw.
+        for channel in self.listening.withLock({ $0 }) { try? await channel.close() }
         try? await self.group.shutdownGracefully()
     }
 

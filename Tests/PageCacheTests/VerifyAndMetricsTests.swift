@@ -57,6 +57,32 @@ struct VerifyAndMetricsTests {
         #expect(cache.statistics(for: domain).residentBytes == 3 * 4 * 4096)
     }
 
+    /// Digests computed at attach, on the fill threads, with progress; opens then need no hashing.
+    @Test func digestsPrecomputedWithProgress() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20, fillThreads: 2))
+        let domain = try TrustDomain("x")
+        let image = try CacheFixtures.image(self.files)
+        try cache.attach(image, id: "a", domain: domain, mode: .digest)
+        try cache.attach(image, id: "plain", domain: domain, mode: .xattr)
+        #expect(try cache.digestProgress(imageID: "a").state == .idle)
+        try await cache.precomputeDigests(imageID: "a")
+        let progress = try cache.digestProgress(imageID: "a")
+        let total = self.files.reduce(0) { $0 + UInt64($1.1.count) }
+        #expect(
+            progress.state == .ready && progress.filesDone == self.files.count
+                && progress.filesTotal == self.files.count)
+        #expect(progress.bytesDone == total && progress.bytesTotal == total && progress.percent == 100)
+        try await cache.precomputeDigests(imageID: "plain")
+        #expect(try cache.digestProgress(imageID: "plain").state == .idle, "xattr mode has nothing to compute")
+        for (name, bytes) in self.files {
+            let inode = try image.resolve(name)
+            let file = try #require(
+                try cache.openWithoutHashing(imageID: "a", inode: inode), "\(name) needs no hashing")
+            #expect(file.fingerprint == CacheFixtures.fingerprint(bytes))
+        }
+        await #expect(throws: PageCacheError(.unknownImage, "")) { try await cache.precomputeDigests(imageID: "nope") }
+    }
+
     @Test func gaugesPerDomain() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
         let x = try TrustDomain("x")

@@ -157,11 +157,13 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let file = try self.plane.cache.openWithoutHashing(imageID: target.image, inode: inode) {
             return self.startFile(file, inode: inode, image: image, context: context, for: head)
         }
-        // The first open of a file in digest (or verify) mode hashes it: not on the event loop.
+        // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
         let cache = self.plane.cache
         let imageID = target.image
         let promise = context.eventLoop.makePromise(of: CachedFile.self)
-        promise.completeWithTask { try cache.open(imageID: imageID, inode: inode) }
+        Task(executorPreference: cache.fillExecutor) {
+            promise.completeWith(Result { try cache.open(imageID: imageID, inode: inode) })
+        }
         promise.futureResult.assumeIsolated().whenComplete { result in
             guard context.channel.isActive else { return }
             switch result {
@@ -271,13 +273,17 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func fill(_ file: CachedFile, at offset: UInt64, count: Int, context: ChannelHandlerContext) {
         let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
         let allocator = context.channel.allocator
-        promise.completeWithTask {
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
-            defer { scratch.deallocate() }
-            let read = try await file.read(at: offset, into: scratch)
-            var buffer = allocator.buffer(capacity: read)
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<read]))
-            return buffer
+        Task(executorPreference: self.plane.cache.fillExecutor) {
+            do {
+                let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+                defer { scratch.deallocate() }
+                let read = try await file.read(at: offset, into: scratch)
+                var buffer = allocator.buffer(capacity: read)
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<read]))
+                promise.succeed(buffer)
+            } catch {
+                promise.fail(error)
+            }
         }
         promise.futureResult.assumeIsolated().whenComplete { result in
             guard let stream = self.stream else { return }  // the channel closed meanwhile
@@ -332,6 +338,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func sendProblem(_ problem: Problem, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext)
     {
         var headers = HTTPHeaders()
+        headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "content-type", value: "application/problem+json")
         let body = problem.encoded()
         headers.add(name: "content-length", value: String(body.count))
@@ -349,6 +356,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         for head: HTTPRequestHead
     ) {
         var headers = headers
+        headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "content-length", value: String(body.count))
         if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(

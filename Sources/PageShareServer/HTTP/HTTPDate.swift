@@ -1,3 +1,9 @@
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HTTP dates (RFC 9110 §5.6.7): IMF-fixdate out; IMF-fixdate, RFC 850 and asctime in.
 enum HTTPDate {
     private static let dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
@@ -70,4 +76,31 @@ enum HTTPDate {
         let month = mp < 10 ? mp + 3 : mp - 9
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
+}
+
+extension HTTPDate {
+    /// The current time as an IMF-fixdate for the `Date` header, formatted once per second per thread.
+    static func now() -> String {
+        let seconds = Int64(time(nil))
+        let cache: NowCache
+        if let existing = Self.nowCache.currentValue {
+            cache = existing
+        } else {
+            cache = NowCache()
+            Self.nowCache.currentValue = cache
+        }
+        if cache.second != seconds {
+            cache.second = seconds
+            cache.text = Self.format(seconds)
+        }
+        return cache.text
+    }
+
+    /// `@unchecked Sendable`: each instance lives in one thread's slot and is touched by that thread only.
+    private final class NowCache: @unchecked Sendable {
+        var second: Int64 = -1
+        var text = ""
+    }
+
+    private static let nowCache = ThreadSpecificVariable<NowCache>()
 }

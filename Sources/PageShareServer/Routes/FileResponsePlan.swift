@@ -21,6 +21,7 @@ struct FileResponsePlan {
             entityTag: Self.entityTag(file: file, inode: inode, image: image), lastModified: inode.mtime)
         var headers = HTTPHeaders()
         headers.reserveCapacity(8)
+        headers.add(name: "date", value: HTTPDate.now())
         headers.add(name: "accept-ranges", value: "bytes")
         headers.add(name: "etag", value: validators.entityTag)
         headers.add(name: "last-modified", value: HTTPDate.format(inode.mtime))

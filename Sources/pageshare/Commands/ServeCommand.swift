@@ -84,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
                     "domain": "\(specification.domain)", "fingerprint": "\(mode)",
                 ])
         }
+        let hashing = Task { await Self.precomputeDigests(cache: cache, logger: logger) }
         var listeners = (self.tcpListeners.isEmpty ? [TCPAddress(host: "127.0.0.1", port: 8480)] : self.tcpListeners)
             .map { ServerConfiguration.Listener.tcp(host: $0.host, port: $0.port) }
         let mode = UInt16(self.socketMode, radix: 8)!
@@ -105,9 +106,45 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for address in server.boundAddresses { logger.notice("serving", metadata: ["address": "\(address)"]) }
         let signal = await termination.next()
+        hashing.cancel()
         logger.notice("shutting down", metadata: ["signal": "\(signal)"])
         await server.shutdown()
         logger.notice("stopped")
+    }
+}
+
+extension ServeCommand {
+    /// Hashes the files of the images attached in `digest` mode in the background, logging progress every
+    /// five seconds and the result; reads meanwhile hash a file on its first open.
+    static func precomputeDigests(cache: SharedPageCache, logger: Logger) async {
+        for id in cache.imageIDs {
+            guard let before = try? cache.digestProgress(imageID: id), before.state == .idle else { continue }
+            let started = ContinuousClock.now
+            let reporter = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(5))
+                    guard let progress = try? cache.digestProgress(imageID: id), progress.state == .hashing else {
+                        continue
+                    }
+                    logger.info(
+                        "hashing",
+                        metadata: [
+                            "image": "\(id)", "files": "\(progress.filesDone)/\(progress.filesTotal)",
+                            "percent": "\(Int(progress.percent))",
+                        ])
+                }
+            }
+            try? await cache.precomputeDigests(imageID: id)
+            reporter.cancel()
+            guard let progress = try? cache.digestProgress(imageID: id), progress.state != .idle else { continue }
+            let seconds = (ContinuousClock.now - started).components
+            logger.notice(
+                "digests",
+                metadata: [
+                    "image": "\(id)", "state": "\(progress.state)", "files": "\(progress.filesDone)",
+                    "bytes": "\(progress.bytesDone)", "seconds": "\(seconds.seconds)",
+                ])
+        }
     }
 }
 

@@ -1,0 +1,101 @@
+import Testing
+
+@testable import PageShareServer
+
+/// The request-target, Range, date and validator rules, without a server.
+@Suite("Request parsing")
+struct ParsingTests {
+    @Test("request targets: routes, one percent-decoding, normalisation, refusals")
+    func targets() throws {
+        let target = try RequestTarget.parse("/v1/images/app%2Dv1/files/usr//lib/./x%20y.so?limit=5&after=a%2Bb")
+        #expect(target.image == "app-v1" && target.resource == .files && target.path == "/usr/lib/x y.so")
+        #expect(target.queryValue("limit") == "5" && target.queryValue("after") == "a+b")
+        #expect(try RequestTarget.parse("/v1/images/i/dirs").path == "/")
+        #expect(try RequestTarget.parse("/v1/images/i/files/a/b/../c").path == "/a/c")
+        #expect(try RequestTarget.parse("/v1/images/i/files/%2525").path == "/%25", "decoded once")
+        let refusals = [
+            "/v1/images/i/files/..", "/v1/images/i/files/a/../..", "/v1/images/i/files/%00",
+            "/v1/images/i/files/%g0", "/v1/images/i/files/%2", "/v1/images/i/files/%ff%fe",
+            "/v1/images/%20/files/x",
+        ]
+        for uri in refusals {
+            #expect(throws: RequestTarget.Failure.self, "\(uri)") { try RequestTarget.parse(uri) }
+        }
+        #expect(throws: RequestTarget.Failure.noRoute) { try RequestTarget.parse("/v1/images/i/blobs/x") }
+        #expect(throws: RequestTarget.Failure.noRoute) { try RequestTarget.parse("/healthz") }
+    }
+
+    @Test("Range headers resolve as RFC 9110 §14 says")
+    func ranges() {
+        func resolve(_ header: String?, _ length: UInt64 = 10_000) -> ByteRangeRequest {
+            ByteRangeRequest.resolve(header, length: length, maximumRanges: 4)
+        }
+        #expect(resolve(nil) == .whole)
+        #expect(resolve("bytes=0-499") == .partial([0...499]))
+        #expect(resolve("bytes=500-999") == .partial([500...999]))
+        #expect(resolve("bytes=-500") == .partial([9500...9999]))
+        #expect(resolve("bytes=9500-") == .partial([9500...9999]))
+        #expect(resolve("bytes=0-0,-1") == .partial([0...0, 9999...9999]))
+        #expect(resolve("bytes= 0-0 , ,-1") == .partial([0...0, 9999...9999]), "optional whitespace, empty elements")
+        #expect(resolve("BYTES=0-9") == .partial([0...9]), "the unit is case-insensitive")
+        #expect(resolve("bytes=9000-20000") == .partial([9000...9999]), "clamped to the end")
+        #expect(resolve("bytes=10000-") == .unsatisfiable)
+        #expect(resolve("bytes=-0") == .unsatisfiable)
+        #expect(resolve("bytes=10000-,20000-30000") == .unsatisfiable)
+        #expect(resolve("bytes=0-5", 0) == .unsatisfiable)
+        #expect(resolve("bytes=10000-,5-6") == .partial([5...6]), "unsatisfiable elements are dropped")
+        #expect(resolve("bytes=5-4") == .whole, "invalid: ignored")
+        #expect(resolve("bytes=a-b") == .whole)
+        #expect(resolve("bytes=1-2-3") == .whole)
+        #expect(resolve("bytes=+1-2") == .whole)
+        #expect(resolve("pages=1-2") == .whole)
+        #expect(resolve("bytes=0-1,2-3,4-5,6-7,8-9") == .whole, "more than the cap")
+        #expect(resolve("bytes=0-10,5-20") == .whole, "overlapping")
+        #expect(resolve("bytes=0-9999,0-0") == .whole, "more bytes than the file")
+        #expect(resolve("bytes=99999999999999999999-") == .whole, "a number too large is invalid")
+    }
+
+    @Test("HTTP dates: IMF-fixdate out; IMF-fixdate, RFC 850 and asctime in")
+    func dates() {
+        #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
+        #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)
+        #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") == 784_111_777)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 PST") == nil)
+        #expect(HTTPDate.parse("yesterday") == nil)
+        #expect(HTTPDate.parse("Sun, 32 Nov 1994 08:49:37 GMT") == nil)
+        for seconds: Int64 in [1, 86_399, 1_700_000_000, 4_102_444_800] {
+            #expect(HTTPDate.parse(HTTPDate.format(seconds)) == seconds)
+        }
+    }
+
+    @Test("conditional headers in RFC 9110 §13.2.2 order")
+    func preconditions() {
+        let validators = Validators(entityTag: "\"sha256-ab\"", lastModified: 1000)
+        func evaluate(
+            match: String? = nil, unmodified: String? = nil, noneMatch: String? = nil, modified: String? = nil,
+            range: String? = nil, hasRange: Bool = false
+        ) -> PreconditionOutcome {
+            validators.evaluate(
+                ifMatch: match, ifUnmodifiedSince: unmodified, ifNoneMatch: noneMatch, ifModifiedSince: modified,
+                ifRange: range, hasRange: hasRange)
+        }
+        let later = HTTPDate.format(2000)
+        let earlier = HTTPDate.format(500)
+        #expect(evaluate() == .proceed(honourRange: true))
+        #expect(evaluate(match: "\"x\"") == .failed)
+        #expect(evaluate(match: "*") == .proceed(honourRange: true))
+        #expect(evaluate(match: "W/\"sha256-ab\"") == .failed, "If-Match compares strongly")
+        #expect(evaluate(unmodified: earlier) == .failed)
+        #expect(evaluate(noneMatch: "W/\"sha256-ab\"") == .notModified, "If-None-Match compares weakly")
+        #expect(evaluate(noneMatch: "\"x\"", modified: later) == .proceed(honourRange: true), "IMS ignored with INM")
+        #expect(evaluate(modified: later) == .notModified)
+        #expect(evaluate(modified: earlier) == .proceed(honourRange: true))
+        #expect(evaluate(range: "\"sha256-ab\"", hasRange: true) == .proceed(honourRange: true))
+        #expect(evaluate(range: "W/\"sha256-ab\"", hasRange: true) == .proceed(honourRange: false))
+        #expect(evaluate(range: HTTPDate.format(1000), hasRange: true) == .proceed(honourRange: true))
+        #expect(evaluate(range: later, hasRange: true) == .proceed(honourRange: false))
+    }
+}

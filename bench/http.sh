@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# HTTP benchmark: h2load against `pageshare serve` and against nginx serving the same files from a kernel
+# mount of the same EROFS image, one after the other on this machine. Needs root (mount), nginx, h2load
+# (nghttp2-client); `make bench` installs them. Not a test: it prints figures and ratios.
+#
+#   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
+#
+# Scenarios (h2c prior knowledge, the same URIs and headers for both servers):
+#   a) 4 KiB range GETs of hot files, 32 connections x 16 streams
+#   b) 1 MiB range GETs, 32 connections x 16 streams
+#   c) 4 KiB range GETs, 100 connections x 100 streams
+# Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log) and peak
+# RSS (VmHWM; nginx: master + workers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${1:-200000}
+[ "$(id -u)" = 0 ] || { echo "bench/http.sh: needs root to mount the image for nginx" >&2; exit 1; }
+for tool in nginx h2load mkfs.erofs; do
+    command -v "$tool" >/dev/null || { echo "bench/http.sh: $tool missing (make bench installs it)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/pageshare-http-XXXXXX)
+pageshare_pid=""
+cleanup() {
+    [ -n "$pageshare_pid" ] && kill "$pageshare_pid" 2>/dev/null || true
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    sleep 0.5
+    mountpoint -q "$work/mnt" && umount "$work/mnt" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== building (release) and making the image"
+swift build -c release --product pageshare >/dev/null
+binary=.build/release/pageshare
+mkdir -p "$work/src/hot" "$work/src/big" "$work/mnt"
+for i in $(seq 0 63); do head -c 65536 /dev/urandom > "$work/src/hot/f$i.bin"; done
+for i in 0 1 2 3; do head -c $((8 << 20)) /dev/urandom > "$work/src/big/b$i.bin"; done
+mkfs.erofs "$work/bench.img" "$work/src" >/dev/null
+mount -t erofs -o ro,loop "$work/bench.img" "$work/mnt"
+
+for i in $(seq 0 63); do echo "/v1/images/bench/files/hot/f$i.bin"; done > "$work/ps-hot.txt"
+for i in 0 1 2 3; do echo "/v1/images/bench/files/big/b$i.bin"; done > "$work/ps-big.txt"
+sed 's|^/v1/images/bench/files||' "$work/ps-hot.txt" > "$work/nx-hot.txt"
+sed 's|^/v1/images/bench/files||' "$work/ps-big.txt" > "$work/nx-big.txt"
+
+cat > "$work/nginx.conf" <<CONF
+worker_processes $(nproc);
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+    http2_max_concurrent_streams 128;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:18091 http2;
+        root $work/mnt;
+        default_type application/octet-stream;
+    }
+}
+CONF
+
+peak_rss_kib() { # sum of VmHWM over the given pids
+    local total=0 pid value
+    for pid in "$@"; do
+        value=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + value))
+    done
+    echo "$total"
+}
+
+# run NAME URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS -> prints "req/s MB/s p50_ms p99_ms"
+run_h2load() {
+    local base=$1 uris=$2 range=$3 connections=$4 streams=$5 requests=$6
+    sed "s|^|$base|" "$uris" > "$work/uris.txt"
+    local log="$work/h2load.log"
+    rm -f "$log"
+    local out
+    out=$(h2load -n "$requests" -c "$connections" -m "$streams" -t "$(nproc)" -H "Range: $range" \
+        --log-file="$log" -i "$work/uris.txt" 2>&1)
+    local rps mbs ok
+    rps=$(echo "$out" | awk '/^finished in/ {print $4}' | tr -d ',')
+    mbs=$(echo "$out" | awk '/^finished in/ {print $6}')
+    ok=$(echo "$out" | awk '/^status codes:/ {print $3}')
+    local p50 p99
+    read -r p50 p99 < <(awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {
+        printf "%.3f %.3f\n", a[int(NR*0.50)]/1000, a[int(NR*0.99)]/1000 }')
+    echo "$rps $mbs $p50 $p99 ok=$ok"
+}
+
+declare -A results
+scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND
+    local name=$1 range=$2 connections=$3 streams=$4 requests=$5 kind=$6
+    # warm both (the first pass fills the caches), then measure
+    run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 >/dev/null
+    run_h2load "http://127.0.0.1:18091" "$work/nx-$kind.txt" "$range" 8 8 2000 >/dev/null
+    results["$name/pageshare"]=$(run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
+        "$connections" "$streams" "$requests")
+    results["$name/nginx"]=$(run_h2load "http://127.0.0.1:18091" "$work/nx-$kind.txt" "$range" \
+        "$connections" "$streams" "$requests")
+}
+
+echo "== starting pageshare and nginx"
+"$binary" serve --listen 127.0.0.1:18090 --image "bench=$work/bench.img" --fingerprint none \
+    --cache-size 256MiB --max-streams 128 --log-level warning > "$work/pageshare.log" 2>&1 &
+pageshare_pid=$!
+nginx -c "$work/nginx.conf"
+sleep 1
+
+scenario "a) 4 KiB ranges, -c 32 -m 16" "bytes=0-4095" 32 16 "$REQUESTS" hot
+scenario "b) 1 MiB ranges, -c 32 -m 16" "bytes=1048576-2097151" 32 16 $((REQUESTS / 10)) big
+scenario "c) 4 KiB ranges, -c 100 -m 100" "bytes=4096-8191" 100 100 "$REQUESTS" hot
+
+pageshare_rss=$(peak_rss_kib "$pageshare_pid")
+nginx_rss=$(peak_rss_kib $(pgrep -f "nginx: (master|worker)"))
+
+printf "\n%-34s %-10s %12s %10s %9s %9s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms"
+for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100"; do
+    for server in pageshare nginx; do
+        read -r rps mbs p50 p99 ok <<<"${results[$name/$server]}"
+        printf "%-34s %-10s %12s %10s %9s %9s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$ok"
+    done
+    read -r prps _ <<<"${results[$name/pageshare]}"
+    read -r nrps _ <<<"${results[$name/nginx]}"
+    awk -v p="$prps" -v n="$nrps" 'BEGIN { printf "%-34s pageshare/nginx requests/s: %.2fx\n", "", p / n }'
+done
+echo "peak RSS: pageshare $((pageshare_rss / 1024)) MiB, nginx (master + workers) $((nginx_rss / 1024)) MiB"
