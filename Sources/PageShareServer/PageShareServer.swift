@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
@@ -13,7 +12,8 @@ public final class PageShareServer: Sendable {
     public let configuration: ServerConfiguration
     private let plane: DataPlane
     private let group: MultiThreadedEventLoopGroup
-    private let quiescing: ServerQuiescingHelper
+    /// Open connections, to ask each to finish on shutdown.
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let sslContext: NIOSSLContext?
     private let connections = Atomic<Int>(0)
     private let bound = Mutex<[SocketAddress]>([])
@@ -25,7 +25,6 @@ public final class PageShareServer: Sendable {
         self.configuration = configuration
         self.plane = plane
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
-        self.quiescing = ServerQuiescingHelper(group: self.group)
         if let tls = configuration.tls {
             var settings = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { .certificate($0) },
@@ -61,16 +60,18 @@ public final class PageShareServer: Sendable {
     /// Stops accepting, asks every connection to finish (HTTP/2: GOAWAY; HTTP/1.1: close after the response
     /// in flight), waits up to the grace period, then closes what is left and stops the event loops.
     public func shutdown() async {
-        let promise = self.group.next().makePromise(of: Void.self)
-        self.quiescing.initiateShutdown(promise: promise)
-        let deadline = self.configuration.shutdownGracePeriod
-        let timer = self.group.next().scheduleTask(in: deadline) {
-            promise.succeed(())  // connections still open past the deadline are closed with the loops
-        }
-        try? await promise.futureResult.get()
-        timer.cancel()
-        // The quiescing helper closes the listeners it saw accept; close every one, whatever it saw.
         for channel in self.listening.withLock({ $0 }) { try? await channel.close() }
+        let connections = self.open.withLock { Array($0.values) }
+        for channel in connections {
+            // HTTP/1.1 (NIO's pipeline handler) closes after the response in flight; HTTP/2 (the connection
+            // management handler) sends GOAWAY and closes when its streams are done.
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let deadline = ContinuousClock.now + .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds)
+        while !self.open.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for channel in self.open.withLock({ Array($0.values) }) { try? await channel.close() }
         try? await self.group.shutdownGracefully()
     }
 
@@ -80,12 +81,6 @@ public final class PageShareServer: Sendable {
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        self.quiescing.makeServerChannelHandler(channel: channel))
-                }
-            }
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         switch listener {
@@ -111,10 +106,15 @@ public final class PageShareServer: Sendable {
 
     /// Sets up one accepted connection: the connection limit, then TLS + ALPN or cleartext sniffing.
     private func initialize(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Void> {
-        let open = self.connections.wrappingAdd(1, ordering: .relaxed).newValue
-        channel.closeFuture.whenComplete { _ in self.connections.wrappingSubtract(1, ordering: .relaxed) }
-        guard open <= self.configuration.maximumConnections else {
-            self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(open)"])
+        let count = self.connections.wrappingAdd(1, ordering: .relaxed).newValue
+        let id = ObjectIdentifier(channel)
+        self.open.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            self.connections.wrappingSubtract(1, ordering: .relaxed)
+            _ = self.open.withLock { $0.removeValue(forKey: id) }
+        }
+        guard count <= self.configuration.maximumConnections else {
+            self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(count)"])
             return channel.close()
         }
         if let tls {

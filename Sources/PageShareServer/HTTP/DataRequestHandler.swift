@@ -95,7 +95,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             target = try RequestTarget.parse(head.uri)
         } catch {
             switch error {
-            case .noRoute: return self.send(Problem.noRoute(head.uri), context: context, for: head)
+            case .noRoute: return self.send(Problem.noRoute(), context: context, for: head)
             case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
             }
         }

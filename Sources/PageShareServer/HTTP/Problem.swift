@@ -21,7 +21,7 @@ struct Problem: Error, Encodable {
     var responseStatus: HTTPResponseStatus { HTTPResponseStatus(statusCode: self.status) }
 
     static func badRequest(_ detail: String) -> Problem { Problem("bad-request", .badRequest, detail) }
-    static func noRoute(_ uri: String) -> Problem {
+    static func noRoute() -> Problem {
         Problem("no-route", .notFound, "no such resource; files are at /v1/images/{image}/files/{path}")
     }
     static func unknownImage(_ id: String) -> Problem {
