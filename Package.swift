@@ -48,6 +48,7 @@ let package = Package(
             name: "PageCache",
             dependencies: [
                 "EROFS", "CXXHash",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

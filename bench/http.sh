@@ -20,6 +20,7 @@ for tool in nginx h2load mkfs.erofs; do
 done
 
 work=$(mktemp -d /tmp/pageshare-http-XXXXXX)
+chmod 755 "$work"  # nginx workers run as www-data
 pageshare_pid=""
 cleanup() {
     [ -n "$pageshare_pid" ] && kill "$pageshare_pid" 2>/dev/null || true

@@ -43,3 +43,24 @@ public struct DomainStatistics: Sendable, Hashable {
     /// Files of `verify` images whose bytes did not match their fingerprint (cached privately).
     public var verifyFailures: Int
 }
+
+/// Counters of one attached image's reads (what its readers asked for; the pages themselves belong to the
+/// domain's shared content).
+final class ImageCounters: Sendable {
+    let logicalReadBytes = Atomic<Int>(0)
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+    let fills = Atomic<Int>(0)
+}
+
+/// A snapshot of one attached image's accounting.
+public struct ImageStatistics: Sendable, Hashable {
+    /// Bytes resident for the files this image has read (shared pages count for every sharer).
+    public var residentBytes: Int
+    /// Bytes served to this image's readers.
+    public var logicalReadBytes: Int
+    public var hits: Int
+    public var misses: Int
+    /// Pages this image's reads brought in.
+    public var fills: Int
+}

@@ -6,6 +6,8 @@ import EROFS
 public struct CachedFile: Sendable {
     let cache: SharedPageCache
     let file: SharedFile
+    /// The reading image's counters.
+    let reader: ImageCounters
 
     /// The file's size in bytes.
     public var size: UInt64 { self.file.size }
@@ -22,12 +24,12 @@ public struct CachedFile: Sendable {
     /// - Throws: ``PageCacheError`` (`fillFailed`, with the image's `EROFSError` as cause) when no attached
     ///   image could supply a page.
     public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await self.cache.read(self.file, at: offset, into: buffer)
+        try await self.cache.read(self.file, reader: self.reader, at: offset, into: buffer)
     }
 
     /// Copies from `offset` into `buffer` as long as the pages are resident; returns the bytes copied (less
     /// than asked at the first missing page). Never blocks on I/O or on another reader's fill.
     public func readResident(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        self.cache.readResident(self.file, at: offset, into: buffer)
+        self.cache.readResident(self.file, reader: self.reader, at: offset, into: buffer)
     }
 }

@@ -1,5 +1,6 @@
 import EROFS
 import Foundation
+import Logging
 import Metrics
 import Synchronization
 
@@ -37,6 +38,7 @@ public final class SharedPageCache: Sendable {
     }
 
     public let configuration: Configuration
+    let logger: Logger
     /// Where fills should run (readahead does): `Task(executorPreference: cache.fillExecutor)`.
     public let fillExecutor: FillExecutor
     private let shards: [CacheShard]
@@ -55,7 +57,7 @@ public final class SharedPageCache: Sendable {
     /// Creates an empty cache.
     /// - Throws: ``PageCacheError`` (`invalidArgument`) for a page size that is not a power of two in 4 KiB
     ///   ... 64 KiB, or a budget smaller than one page per shard.
-    public init(configuration: Configuration) throws {
+    public init(configuration: Configuration, logger: Logger = Logger(label: "pageshare.cache")) throws {
         let pageSize = configuration.pageSize
         guard pageSize >= 4096, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else {
             throw PageCacheError(.invalidArgument, "page size \(pageSize) is not a power of two in 4 KiB...64 KiB")
@@ -67,6 +69,7 @@ public final class SharedPageCache: Sendable {
             throw PageCacheError(.invalidArgument, "budget of \(configuration.budgetBytes) bytes holds no page")
         }
         self.configuration = configuration
+        self.logger = logger
         self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
         self.fillExecutor = FillExecutor(threads: configuration.fillThreads)
     }
@@ -135,6 +138,14 @@ public final class SharedPageCache: Sendable {
         counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
     }
 
+    /// Resolves `path` in image `imageID` (symlinks followed inside the image), remembering the answer: a
+    /// repeated lookup costs a hash and one striped lock instead of a directory walk with image reads.
+    /// - Throws: ``PageCacheError`` (`unknownImage`); the image's `EROFSError` for a missing or broken path.
+    public func resolve(imageID: String, path: String) throws -> Inode {
+        let attached = try self.attachedImage(imageID)
+        return try attached.resolvedPaths.inode(for: path) { try attached.image.resolve(path) }
+    }
+
     /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func image(id: String) throws -> Image { try self.attachedImage(id).image }
@@ -152,7 +163,8 @@ public final class SharedPageCache: Sendable {
         guard inode.fileType == .regular else {
             throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
         }
-        return CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode))
+        return CachedFile(
+            cache: self, file: try self.sharedFile(attached, inode: inode), reader: attached.imageCounters)
     }
 
     /// Opens `inode` only if that costs no hashing (the file was opened before, or the image's mode needs no
@@ -162,11 +174,15 @@ public final class SharedPageCache: Sendable {
         guard inode.fileType == .regular else {
             throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
         }
-        if let file = attached.file(for: inode.nid) { return CachedFile(cache: self, file: file) }
+        if let file = attached.file(for: inode.nid) {
+            return CachedFile(cache: self, file: file, reader: attached.imageCounters)
+        }
         let needsHashing =
             (attached.mode == .digest && attached.digestTable.digest(for: inode.nid) == nil)
             || (attached.mode == .xattr && attached.verify && inode.fingerprint != nil)
-        return needsHashing ? nil : CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode))
+        return needsHashing
+            ? nil
+            : CachedFile(cache: self, file: try self.sharedFile(attached, inode: inode), reader: attached.imageCounters)
     }
 
     /// Reads `inode` of image `imageID` from `offset` into `buffer` through the cache; returns the byte count
@@ -188,7 +204,9 @@ public final class SharedPageCache: Sendable {
         return try await self.open(imageID: imageID, inode: inode).read(at: offset, into: buffer)
     }
 
-    func read(_ file: SharedFile, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    func read(
+        _ file: SharedFile, reader: ImageCounters?, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) async throws -> Int {
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -199,18 +217,21 @@ public final class SharedPageCache: Sendable {
             let within = Int(position % pageSize)
             let count = min(total - done, Int(pageSize) - within)
             try await self.copyPage(
-                file, page: page, range: within..<within + count,
+                file, reader: reader, page: page, range: within..<within + count,
                 into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
             done += count
         }
         file.counters.add(.logicalReadBytes, total)
+        reader?.logicalReadBytes.wrappingAdd(total, ordering: .relaxed)
         self.noteRead(file, from: offset, to: offset + UInt64(total))
         return total
     }
 
     /// Copies resident pages only, from `offset`, stopping at the first page that is not resident; returns
     /// the bytes copied. Never waits, reads an image or allocates: the event-loop fast path.
-    func readResident(_ file: SharedFile, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    func readResident(
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -233,6 +254,8 @@ public final class SharedPageCache: Sendable {
         if done > 0 {
             file.counters.add(.hits, hits)
             file.counters.add(.logicalReadBytes, done)
+            reader.hits.wrappingAdd(hits, ordering: .relaxed)
+            reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
             self.noteRead(file, from: offset, to: offset + UInt64(done))
         }
         return done
@@ -265,7 +288,10 @@ public final class SharedPageCache: Sendable {
                 for page in first..<last {
                     // A failing page is left for a reader to fail on; readahead only warms the cache.
                     let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-                    guard (try? await self.copyPage(file, page: page, range: 0..<0, into: empty)) != nil else { break }
+                    guard (try? await self.copyPage(file, reader: nil, page: page, range: 0..<0, into: empty)) != nil
+                    else {
+                        break
+                    }
                 }
                 _ = self.readahead.withLock { $0.tasks.removeValue(forKey: id) }
             }
@@ -280,7 +306,8 @@ public final class SharedPageCache: Sendable {
     }
 
     private func copyPage(
-        _ file: SharedFile, page: UInt64, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer
+        _ file: SharedFile, reader: ImageCounters?, page: UInt64, range: Range<Int>,
+        into destination: UnsafeMutableRawBufferPointer
     ) async throws {
         let key = PageKey(file: file.id, page: page)
         let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
@@ -291,10 +318,12 @@ public final class SharedPageCache: Sendable {
             switch try shard.lookup(key, range: range, into: destination, owner: file.counters, overQuota: overQuota) {
             case .hit:
                 file.counters.add(.hits, 1)
+                reader?.hits.wrappingAdd(1, ordering: .relaxed)
                 return
             case .bypass:
                 // At quota with nothing of its own to replace here: serve from a private page, cache nothing.
                 file.counters.add(.misses, 1)
+                reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
                     byteCount: self.configuration.pageSize, alignment: 4096)
                 defer { scratch.deallocate() }
@@ -310,6 +339,7 @@ public final class SharedPageCache: Sendable {
                     evicted.counters.add(.evictions, 1)
                 }
                 file.counters.add(.misses, 1)
+                reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 do {
                     try self.fill(file, page: page, into: shard.page(slot))
                 } catch {
@@ -319,6 +349,7 @@ public final class SharedPageCache: Sendable {
                 file.residentPages.wrappingAdd(1, ordering: .relaxed)
                 file.counters.add(.residentBytes, self.configuration.pageSize)
                 file.counters.add(.fills, 1)
+                reader?.fills.wrappingAdd(1, ordering: .relaxed)
                 shard.publish(key, slot: slot, file: file, range: range, into: destination)
                 return
             }
@@ -383,6 +414,12 @@ public final class SharedPageCache: Sendable {
                 key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
             } else {
                 attached.counters.add(.verifyFailures, 1)
+                self.logger.warning(
+                    "file does not match its fingerprint: cached privately, not shared",
+                    metadata: [
+                        "image": "\(imageID)", "nid": "\(inode.nid)", "domain": "\(attached.domain)",
+                        "fingerprint": "\(fingerprint.prefix(8).map { String($0, radix: 16) }.joined())",
+                    ])
             }
         }
         let sharer = Sharer(imageID: imageID, image: attached.image, inode: inode)
@@ -411,6 +448,19 @@ public final class SharedPageCache: Sendable {
     /// `pageshare_cache_logical_read_bytes`, dimension `domain`) from the current accounting.
     public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
         self.metrics.publish(self.allStatistics(), to: factory)
+    }
+
+    /// Accounting of attached image `imageID`.
+    /// - Throws: ``PageCacheError`` (`unknownImage`).
+    public func statistics(forImage imageID: String) throws -> ImageStatistics {
+        let attached = try self.attachedImage(imageID)
+        let pages = attached.touchedFiles().reduce(0) { $0 + $1.residentPages.load(ordering: .relaxed) }
+        let counters = attached.imageCounters
+        return ImageStatistics(
+            residentBytes: pages * self.configuration.pageSize,
+            logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
+            hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
+            fills: counters.fills.load(ordering: .relaxed))
     }
 
     /// Accounting of `domain` (zeros for a domain never attached).
@@ -458,6 +508,8 @@ final class AttachedImage: Sendable {
     let counters: DomainCounters
     /// Digests computed ahead of reads (`digest` mode).
     let digestTable = DigestTable()
+    let imageCounters = ImageCounters()
+    let resolvedPaths = ResolvedPaths()
     private let files = Mutex<[UInt64: SharedFile]>([:])
 
     init(

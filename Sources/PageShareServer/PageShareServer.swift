@@ -158,8 +158,10 @@ public final class PageShareServer: Sendable {
         connection.maximumBufferedControlFrames = 1000
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = 1 << 20
-        stream.outboundBufferSizeHighWatermark = 256 * 1024
-        stream.outboundBufferSizeLowWatermark = 64 * 1024
+        // A stream buffers at most about one chunk beyond this before the pump waits (bounded memory per
+        // stream whatever window the client grants).
+        stream.outboundBufferSizeHighWatermark = 64 * 1024
+        stream.outboundBufferSizeLowWatermark = 16 * 1024
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(

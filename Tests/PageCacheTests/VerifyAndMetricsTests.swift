@@ -83,6 +83,26 @@ struct VerifyAndMetricsTests {
         await #expect(throws: PageCacheError(.unknownImage, "")) { try await cache.precomputeDigests(imageID: "nope") }
     }
 
+    /// Per-image accounting: what each image's readers read, and the pages held for the files it read.
+    @Test func statisticsPerImage() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20, readaheadPages: 0))
+        let domain = try TrustDomain("x")
+        let image = try CacheFixtures.image(self.files)
+        try cache.attach(image, id: "a", domain: domain, mode: .xattr)
+        try cache.attach(image, id: "b", domain: domain, mode: .xattr)
+        let (name, bytes) = self.files[0]
+        let pages = (bytes.count + 4095) / 4096
+        _ = try await CacheFixtures.readAll(cache, "a", name)
+        _ = try await CacheFixtures.readAll(cache, "b", name)
+        let a = try cache.statistics(forImage: "a")
+        let b = try cache.statistics(forImage: "b")
+        #expect(a.logicalReadBytes == bytes.count && b.logicalReadBytes == bytes.count)
+        #expect(a.fills == pages && a.misses == pages, "a read first and filled every page")
+        #expect(b.fills == 0 && b.hits >= pages, "b found a's pages")
+        #expect(a.residentBytes == pages * 4096 && b.residentBytes == pages * 4096, "shared pages count for both")
+        #expect(throws: PageCacheError(.unknownImage, "")) { try cache.statistics(forImage: "nope") }
+    }
+
     @Test func gaugesPerDomain() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 16 << 20))
         let x = try TrustDomain("x")

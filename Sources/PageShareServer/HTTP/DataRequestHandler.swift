@@ -144,7 +144,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func respondWithFile(
         _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
     ) throws {
-        let inode = try image.resolve(target.path)
+        let inode = try self.plane.cache.resolve(imageID: target.image, path: target.path)
         switch inode.fileType {
         case .regular: break
         case .directory:
