@@ -1,37 +1,83 @@
 import Metrics
 import Synchronization
 
-/// The per-domain gauges the rest of PageShare and Prometheus rely on, created once per domain and set from
-/// the cache's accounting when published.
+/// The cache's swift-metrics series, created once (per domain) and updated from the accounting when
+/// published (on each scrape): gauges for levels, counters (advanced by the change since the last publish)
+/// for events. Label cardinality is bounded by the number of domains.
 final class CacheMetrics: Sendable {
-    private struct DomainGauges: Sendable {
+    private struct DomainSeries: Sendable {
         var resident: Gauge
         var saved: Gauge
         var logicalRead: Gauge
+        var quota: Gauge
+        var hits: Counter
+        var misses: Counter
+        var fills: Counter
+        var evictions: Counter
+        var verifyFailures: Counter
+        /// The statistics last published, to advance the counters by the difference.
+        var last: DomainStatistics?
     }
 
-    private let gauges = Mutex<[TrustDomain: DomainGauges]>([:])
+    private struct GlobalSeries: Sendable {
+        var budget: Gauge
+        var images: Gauge
+        var dedupInodes: Gauge
+    }
 
-    /// Sets `pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes` and
-    /// `pageshare_cache_logical_read_bytes` (dimension `domain`) for each domain.
-    func publish(_ statistics: [TrustDomain: DomainStatistics], to factory: any MetricsFactory) {
-        let handles = self.gauges.withLock { gauges -> [(DomainGauges, DomainStatistics)] in
-            statistics.map { domain, values in
-                if let existing = gauges[domain] { return (existing, values) }
-                let dimensions = [("domain", domain.name)]
-                let created = DomainGauges(
-                    resident: Gauge(label: "pageshare_cache_resident_bytes", dimensions: dimensions, factory: factory),
-                    saved: Gauge(label: "pageshare_cache_saved_bytes", dimensions: dimensions, factory: factory),
-                    logicalRead: Gauge(
-                        label: "pageshare_cache_logical_read_bytes", dimensions: dimensions, factory: factory))
-                gauges[domain] = created
-                return (created, values)
+    private let series = Mutex<(domains: [TrustDomain: DomainSeries], global: GlobalSeries?)>(([:], nil))
+
+    /// Publishes per domain: `pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
+    /// `pageshare_cache_logical_read_bytes`, `pageshare_cache_quota_bytes` (-1: none) and the counters
+    /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total`; globally
+    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`.
+    func publish(
+        _ statistics: [TrustDomain: (DomainStatistics, quota: Int?)], budget: Int, images: Int, dedupInodes: Int,
+        to factory: any MetricsFactory
+    ) {
+        self.series.withLock { series in
+            let global =
+                series.global
+                ?? GlobalSeries(
+                    budget: Gauge(label: "pageshare_cache_budget_bytes", factory: factory),
+                    images: Gauge(label: "pageshare_cache_attached_images", factory: factory),
+                    dedupInodes: Gauge(label: "pageshare_cache_dedup_inodes", factory: factory))
+            series.global = global
+            global.budget.record(budget)
+            global.images.record(images)
+            global.dedupInodes.record(dedupInodes)
+            for (domain, (values, quota)) in statistics {
+                var domainSeries = series.domains[domain] ?? Self.makeSeries(domain, factory: factory)
+                domainSeries.resident.record(values.residentBytes)
+                domainSeries.saved.record(values.savedBytes)
+                domainSeries.logicalRead.record(values.logicalReadBytes)
+                domainSeries.quota.record(quota ?? -1)
+                let last = domainSeries.last
+                Self.advance(domainSeries.hits, to: values.hits, from: last?.hits)
+                Self.advance(domainSeries.misses, to: values.misses, from: last?.misses)
+                Self.advance(domainSeries.fills, to: values.fills, from: last?.fills)
+                Self.advance(domainSeries.evictions, to: values.evictions, from: last?.evictions)
+                Self.advance(domainSeries.verifyFailures, to: values.verifyFailures, from: last?.verifyFailures)
+                domainSeries.last = values
+                series.domains[domain] = domainSeries
             }
         }
-        for (gauges, values) in handles {
-            gauges.resident.record(values.residentBytes)
-            gauges.saved.record(values.savedBytes)
-            gauges.logicalRead.record(values.logicalReadBytes)
-        }
+    }
+
+    private static func advance(_ counter: Counter, to value: Int, from last: Int?) {
+        let delta = value - (last ?? 0)
+        if delta > 0 { counter.increment(by: delta) }
+    }
+
+    private static func makeSeries(_ domain: TrustDomain, factory: any MetricsFactory) -> DomainSeries {
+        let dimensions = [("domain", domain.name)]
+        func gauge(_ label: String) -> Gauge { Gauge(label: label, dimensions: dimensions, factory: factory) }
+        func counter(_ label: String) -> Counter { Counter(label: label, dimensions: dimensions, factory: factory) }
+        return DomainSeries(
+            resident: gauge("pageshare_cache_resident_bytes"), saved: gauge("pageshare_cache_saved_bytes"),
+            logicalRead: gauge("pageshare_cache_logical_read_bytes"), quota: gauge("pageshare_cache_quota_bytes"),
+            hits: counter("pageshare_cache_hits_total"), misses: counter("pageshare_cache_misses_total"),
+            fills: counter("pageshare_cache_fills_total"), evictions: counter("pageshare_cache_evictions_total"),
+            verifyFailures: counter("pageshare_cache_verify_failures_total"), last: nil)
     }
 }

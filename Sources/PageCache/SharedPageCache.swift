@@ -444,10 +444,26 @@ public final class SharedPageCache: Sendable {
 
     // MARK: Accounting
 
-    /// Sets the per-domain gauges (`pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
-    /// `pageshare_cache_logical_read_bytes`, dimension `domain`) from the current accounting.
+    /// Publishes the cache's series (see `CacheMetrics`): per-domain gauges
+    /// `pageshare_cache_{resident,saved,logical_read,quota}_bytes{domain}`, per-domain counters
+    /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total{domain}`, and the global gauges
+    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`.
+    /// Call it before each scrape.
     public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
-        self.metrics.publish(self.allStatistics(), to: factory)
+        let statistics = self.allStatistics()
+        let (quotas, images, files) = self.registry.withLock { registry in
+            (
+                registry.domains.mapValues { $0.quotaBytes.load(ordering: .relaxed) }, registry.images.count,
+                registry.files.count
+            )
+        }
+        let withQuotas = statistics.reduce(into: [TrustDomain: (DomainStatistics, quota: Int?)]()) { result, entry in
+            let quota = quotas[entry.key] ?? Int.max
+            result[entry.key] = (entry.value, quota == Int.max ? nil : quota)
+        }
+        self.metrics.publish(
+            withQuotas, budget: self.shards.count * self.shards[0].capacity * self.configuration.pageSize,
+            images: images, dedupInodes: files, to: factory)
     }
 
     /// Accounting of attached image `imageID`.

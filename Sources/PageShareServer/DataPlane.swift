@@ -1,5 +1,6 @@
 import EROFS
 import Logging
+import Metrics
 import PageCache
 
 /// What every data-plane connection shares: the cache (which holds the attached images), the limits, and
@@ -29,10 +30,23 @@ public final class DataPlane: Sendable {
     public let cache: SharedPageCache
     public let limits: Limits
     let logger: Logger
+    let metrics: ServerMetrics
+    let metricsFactory: any MetricsFactory
+    /// The Prometheus text exposition served at `/metrics` (nil: no `/metrics`).
+    let exposition: (@Sendable () -> [UInt8])?
 
-    public init(cache: SharedPageCache, limits: Limits = Limits(), logger: Logger) {
+    /// - Parameters:
+    ///   - metricsFactory: where the data plane's and the cache's series go.
+    ///   - exposition: renders `/metrics`; the cache's series are published just before it is called.
+    public init(
+        cache: SharedPageCache, limits: Limits = Limits(), logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, exposition: (@Sendable () -> [UInt8])? = nil
+    ) {
         self.cache = cache
         self.limits = limits
         self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.metrics = ServerMetrics(factory: metricsFactory)
+        self.exposition = exposition
     }
 }

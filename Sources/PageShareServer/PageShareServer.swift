@@ -138,6 +138,7 @@ public final class PageShareServer: Sendable {
     }
 
     private func configureHTTP1(_ channel: any Channel) throws {
+        self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(IdleStateHandler(allTimeout: self.configuration.idleTimeout))
         try operations.addHandler(IdleConnectionCloser())
@@ -146,6 +147,7 @@ public final class PageShareServer: Sendable {
     }
 
     private func configureHTTP2(_ channel: any Channel) throws {
+        self.plane.metrics.connectionOpened("h2", closing: channel)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: self.configuration.maximumConcurrentStreams),

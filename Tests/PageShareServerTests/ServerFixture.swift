@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import PageCache
+import Prometheus
 import Testing
 
 @testable import PageShareServer
@@ -17,6 +18,8 @@ final class ServerFixture: Sendable {
     let socketPath: String
     let directory: TemporaryDirectory
     let tlsCertificate: String?
+    /// The registry behind `/metrics`.
+    let registry: PrometheusCollectorRegistry
 
     /// Starts a server with `images` (id, image, domain, mode) attached.
     static func start(
@@ -50,19 +53,25 @@ final class ServerFixture: Sendable {
             maximumConnections: maximumConnections, shutdownGracePeriod: shutdownGrace, threads: 2)
         var logger = Logger(label: "pageshare-test")
         logger.logLevel = .critical
-        let plane = DataPlane(cache: cache, limits: .init(maximumRanges: maximumRanges), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["pageshare_http_request_duration_seconds"] = ServerMetrics.durationBuckets
+        let plane = DataPlane(
+            cache: cache, limits: .init(maximumRanges: maximumRanges), logger: logger, metricsFactory: factory,
+            exposition: { registry.emitToBuffer() })
         let server = try PageShareServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)
         return ServerFixture(
             server: server, cache: cache, port: port, socketPath: socketPath, directory: directory,
-            tlsCertificate: certificate)
+            tlsCertificate: certificate, registry: registry)
     }
 
     private init(
         server: PageShareServer, cache: SharedPageCache, port: Int, socketPath: String, directory: TemporaryDirectory,
-        tlsCertificate: String?
+        tlsCertificate: String?, registry: PrometheusCollectorRegistry
     ) {
+        self.registry = registry
         self.server = server
         self.cache = cache
         self.port = port

@@ -20,6 +20,11 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let plane: DataPlane
     private var request: HTTPRequestHead?
+    /// The request being answered, for its metrics.
+    private var started = NIODeadline.now()
+    private var route = ServerMetrics.Route.other
+    private var status: HTTPResponseStatus?
+    private var sentBytes = 0
     private var stream: BodyStream?
     /// Set while ``pump(context:)`` runs: a write can fire `channelWritabilityChanged` synchronously, which
     /// must not start a second pump over the same stream.
@@ -58,6 +63,10 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.request = head
+            self.started = .now()
+            self.route = .other
+            self.status = nil
+            self.sentBytes = 0
         case .body:
             break  // GET and HEAD carry no meaningful body; drop it.
         case .end:
@@ -85,6 +94,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Routing
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
+        if let answered = self.respondToOperations(context: context, to: head), answered { return }
         guard head.method == .GET || head.method == .HEAD else {
             var headers = HTTPHeaders()
             headers.add(name: "allow", value: "GET, HEAD")
@@ -99,6 +109,11 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
             }
         }
+        switch target.resource {
+        case .files: self.route = .files
+        case .stat: self.route = .stat
+        case .dirs: self.route = .dirs
+        }
         do {
             let image = try self.plane.cache.image(id: target.image)
             switch target.resource {
@@ -111,6 +126,30 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// `/healthz` (alive), `/readyz` (listening with the images attached) and `/metrics`; nil for other
+    /// paths.
+    private func respondToOperations(context: ChannelHandlerContext, to head: HTTPRequestHead) -> Bool? {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+        var headers = HTTPHeaders()
+        switch path {
+        case "/healthz", "/readyz":
+            self.route = .health
+            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+            self.sendWhole(
+                Array((path == "/healthz" ? "ok\n" : "ready\n").utf8), status: .ok, headers: headers, context: context,
+                for: head)
+        case "/metrics":
+            guard let exposition = self.plane.exposition else { return nil }
+            self.route = .metrics
+            self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
+        default:
+            return nil
+        }
+        return true
+    }
+
     private func respondWithStat(
         _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
     ) throws {
@@ -118,7 +157,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let description = try FileDescription(
             path: target.path, inode: inode, image: image, includeXattrs: true,
             includeExtents: target.queryValue("extents") == "1")
-        self.sendJSON(try MetadataResponses.encode(description), context: context, for: head)
+        self.sendJSON(Array(try MetadataResponses.encode(description)), context: context, for: head)
     }
 
     private func respondWithListing(
@@ -138,7 +177,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let listing = try MetadataResponses.listing(
             image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
-        self.sendJSON(try MetadataResponses.encode(listing), context: context, for: head)
+        self.sendJSON(Array(try MetadataResponses.encode(listing)), context: context, for: head)
     }
 
     private func respondWithFile(
@@ -185,6 +224,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
+        self.status = plan.status
         guard head.method == .GET, plan.body.length > 0 else {
             context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
             return self.finish(context: context, keepAlive: keepAlive)
@@ -219,6 +259,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch stream.body.segments[stream.segmentIndex] {
             case .bytes(let bytes):
                 stream.segmentIndex += 1
+                self.sentBytes += bytes.readableBytes
                 if stream.headSent {
                     context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
                 } else {
@@ -258,6 +299,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         stream.headSent = true
         stream.held = []
         stream.segmentDone += UInt64(buffer.readableBytes)
+        self.sentBytes += buffer.readableBytes
         if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
             stream.segmentIndex += 1
             stream.segmentDone = 0
@@ -306,6 +348,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.stream = nil
         self.plane.logger.warning("file read failed", metadata: ["error": "\(problem.detail)"])
         if stream.headSent {
+            self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
             context.close(promise: nil)
         } else {
             self.sendProblem(
@@ -314,6 +357,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func finish(context: ChannelHandlerContext, keepAlive: Bool) {
+        self.plane.metrics.record(
+            route: self.route, status: self.status, sentBytes: self.sentBytes, started: self.started)
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
@@ -321,7 +366,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Simple responses
 
-    private func sendJSON(_ body: Data, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+    private func sendJSON(_ body: [UInt8], context: ChannelHandlerContext, for head: HTTPRequestHead) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         self.sendWhole(body, status: .ok, headers: headers, context: context, for: head)
@@ -332,7 +377,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     ) {
         var headers = extraHeaders
         headers.add(name: "content-type", value: "application/problem+json")
-        self.sendWhole(problem.encoded(), status: problem.responseStatus, headers: headers, context: context, for: head)
+        self.sendWhole(
+            Array(problem.encoded()), status: problem.responseStatus, headers: headers, context: context, for: head)
     }
 
     private func sendProblem(_ problem: Problem, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext)
@@ -343,6 +389,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let body = problem.encoded()
         headers.add(name: "content-length", value: String(body.count))
         if !keepAlive { headers.add(name: "connection", value: "close") }
+        self.status = problem.responseStatus
+        self.sentBytes += body.count
         context.write(
             self.wrapOutboundOut(
                 .head(HTTPResponseHead(version: version, status: problem.responseStatus, headers: headers))),
@@ -352,7 +400,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func sendWhole(
-        _ body: Data, status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext,
+        _ body: [UInt8], status: HTTPResponseStatus, headers: HTTPHeaders, context: ChannelHandlerContext,
         for head: HTTPRequestHead
     ) {
         var headers = headers
@@ -362,7 +410,9 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(
             self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
             promise: nil)
+        self.status = status
         if head.method != .HEAD {
+            self.sentBytes += body.count
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
         }
         self.finish(context: context, keepAlive: head.isKeepAlive)

@@ -2,9 +2,11 @@ import ArgumentParser
 import Dispatch
 import EROFS
 import Logging
+import Metrics
 import NIOCore
 import PageCache
 import PageShareServer
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -63,6 +65,11 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "pageshare")
+        let registry = PrometheusCollectorRegistry()
+        var metricsFactory = PrometheusMetricsFactory(registry: registry)
+        metricsFactory.durationHistogramBuckets["pageshare_http_request_duration_seconds"] =
+            ServerMetrics.durationBuckets
+        MetricsSystem.bootstrap(metricsFactory)
         let cache = try SharedPageCache(
             configuration: .init(
                 budgetBytes: self.cacheSize.bytes, pageSize: self.pageSize.bytes, readaheadPages: self.readaheadPages))
@@ -95,7 +102,9 @@ struct ServeCommand: AsyncParsableCommand {
             maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,
             idleTimeout: .seconds(Int64(self.idleTimeout)), shutdownGracePeriod: .seconds(Int64(self.shutdownGrace)),
             threads: self.threads)
-        let plane = DataPlane(cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger)
+        let plane = DataPlane(
+            cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger, metricsFactory: metricsFactory,
+            exposition: { registry.emitToBuffer() })
         let server = try PageShareServer(configuration: configuration, plane: plane)
         let termination = TerminationSignals()
         do {

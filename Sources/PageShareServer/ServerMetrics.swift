@@ -1,0 +1,86 @@
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The data plane's swift-metrics series, created up front so that a request only indexes arrays: requests
+/// by route and status class, body bytes sent, request duration (a histogram whose buckets suit
+/// sub-millisecond hits), open connections by protocol. Labels are bounded: six routes, five classes.
+public final class ServerMetrics: Sendable {
+    /// What a request asked for, as a metrics label.
+    enum Route: Int, CaseIterable {
+        case files, stat, dirs, metrics, health, other
+
+        var label: String {
+            switch self {
+            case .files: "files"
+            case .stat: "stat"
+            case .dirs: "dirs"
+            case .metrics: "metrics"
+            case .health: "health"
+            case .other: "other"
+            }
+        }
+    }
+
+    /// The status class of a response, or `aborted` for a body cut short.
+    static let statusClasses = ["2xx", "3xx", "4xx", "5xx", "aborted"]
+
+    private let requests: [[Counter]]
+    private let sentBytes: [Counter]
+    private let durations: [Timer]
+    private let connections: [String: Gauge]
+    private let openConnections: Mutex<[String: Int]> = Mutex([:])
+
+    init(factory: any MetricsFactory) {
+        self.requests = Route.allCases.map { route in
+            Self.statusClasses.map { status in
+                Counter(
+                    label: "pageshare_http_requests_total", dimensions: [("route", route.label), ("status", status)],
+                    factory: factory)
+            }
+        }
+        self.sentBytes = Route.allCases.map {
+            Counter(label: "pageshare_http_sent_bytes_total", dimensions: [("route", $0.label)], factory: factory)
+        }
+        self.durations = Route.allCases.map {
+            Timer(
+                label: "pageshare_http_request_duration_seconds", dimensions: [("route", $0.label)],
+                preferredDisplayUnit: .seconds, factory: factory)
+        }
+        self.connections = Dictionary(
+            uniqueKeysWithValues: ["http/1.1", "h2"].map {
+                ($0, Gauge(label: "pageshare_http_open_connections", dimensions: [("protocol", $0)], factory: factory))
+            })
+    }
+
+    /// Buckets for `pageshare_http_request_duration_seconds`: from 50 µs (a cache hit) to 10 s.
+    public static let durationBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+        .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5),
+        .seconds(10),
+    ]
+
+    /// Records one finished request.
+    func record(route: Route, status: HTTPResponseStatus?, sentBytes: Int, started: NIODeadline) {
+        let statusIndex = status.map { min(3, max(0, Int($0.code) / 100 - 2)) } ?? 4
+        self.requests[route.rawValue][statusIndex].increment()
+        if sentBytes > 0 { self.sentBytes[route.rawValue].increment(by: sentBytes) }
+        self.durations[route.rawValue].recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+    }
+
+    /// Counts a connection of `protocolName` (`http/1.1` or `h2`) open until `channel` closes.
+    func connectionOpened(_ protocolName: String, closing channel: any Channel) {
+        self.adjust(protocolName, by: 1)
+        channel.closeFuture.whenComplete { _ in self.adjust(protocolName, by: -1) }
+    }
+
+    private func adjust(_ protocolName: String, by delta: Int) {
+        let value = self.openConnections.withLock { counts -> Int in
+            counts[protocolName, default: 0] += delta
+            return counts[protocolName]!
+        }
+        self.connections[protocolName]?.record(value)
+    }
+}
