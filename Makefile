@@ -2,14 +2,15 @@
 # Missing Debian packages are installed with apt-get (only those `dpkg -s` reports missing).
 
 SWIFT        ?= swift
-DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl openssl
+DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl openssl \
+                shellcheck yamllint systemd python3-pip
 BENCH_PACKAGES := nginx nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO         := demo
 FUZZ_SECONDS ?= 600
 PAGESHARE    := .build/debug/pageshare
 
-.PHONY: deps build test lint serve demo fuzz bench clean
+.PHONY: deps build test lint check-deploy serve demo fuzz bench clean
 
 deps:
 	@missing=""; \
@@ -30,6 +31,13 @@ lint:
 test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) check-deploy
+
+# systemd-analyze, kubernetes-validate (PyPI), yamllint, shellcheck and JSON on deploy/ and the scripts.
+check-deploy: build
+	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate \
+		|| python3 -m pip install -q --break-system-packages kubernetes-validate
+	deploy/check.sh $(PAGESHARE)
 
 # The main job: the daemon on 127.0.0.1:8480 (and a unix socket under demo/) serving two demo images built
 # with Debian's mkfs.erofs, attached to one fingerprint domain so that their shared library is cached once.

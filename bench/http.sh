@@ -23,10 +23,10 @@ work=$(mktemp -d /tmp/pageshare-http-XXXXXX)
 chmod 755 "$work"  # nginx workers run as www-data
 pageshare_pid=""
 cleanup() {
-    [ -n "$pageshare_pid" ] && kill "$pageshare_pid" 2>/dev/null || true
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    if [ -n "$pageshare_pid" ]; then kill "$pageshare_pid" 2>/dev/null || true; fi
+    if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
     sleep 0.5
-    mountpoint -q "$work/mnt" && umount "$work/mnt" || true
+    if mountpoint -q "$work/mnt"; then umount "$work/mnt" || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
