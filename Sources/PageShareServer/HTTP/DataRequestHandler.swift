@@ -25,6 +25,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var route = ServerMetrics.Route.other
     private var status: HTTPResponseStatus?
     private var sentBytes = 0
+    private var requestID: String?
     private var stream: BodyStream?
     /// Set while ``pump(context:)`` runs: a write can fire `channelWritabilityChanged` synchronously, which
     /// must not start a second pump over the same stream.
@@ -67,6 +68,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.route = .other
             self.status = nil
             self.sentBytes = 0
+            self.requestID = head.headers.first(name: "x-request-id").map { String($0.prefix(64)) }
         case .body:
             break  // GET and HEAD carry no meaningful body; drop it.
         case .end:
@@ -346,7 +348,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// connection is closed so that the client sees a truncated body, never wrong bytes.
     private func abort(_ stream: BodyStream, _ problem: Problem, context: ChannelHandlerContext) {
         self.stream = nil
-        self.plane.logger.warning("file read failed", metadata: ["error": "\(problem.detail)"])
+        self.plane.logger.warning(
+            "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
         if stream.headSent {
             self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
             context.close(promise: nil)
@@ -359,9 +362,24 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finish(context: ChannelHandlerContext, keepAlive: Bool) {
         self.plane.metrics.record(
             route: self.route, status: self.status, sentBytes: self.sentBytes, started: self.started)
+        self.plane.logger.debug(
+            "request",
+            metadata: [
+                "request": "\(self.loggedRequestID)", "route": "\(self.route.label)",
+                "status": "\(self.status?.code ?? 0)", "bytes": "\(self.sentBytes)",
+                "micros": "\((NIODeadline.now() - self.started).nanoseconds / 1000)",
+            ])
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// The client's `x-request-id`, or a random one made when something is first logged about the request.
+    private var loggedRequestID: String {
+        if let id = self.requestID { return id }
+        let id = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        self.requestID = id
+        return id
     }
 
     // MARK: Simple responses

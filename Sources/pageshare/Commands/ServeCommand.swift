@@ -45,9 +45,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds in-flight requests get to finish on shutdown.") var shutdownGrace: Int = 10
     @Option(help: "Event loop threads (default: one per core).") var threads: Int = System.coreCount
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Log format: logfmt or json.") var logFormat: String = "logfmt"
 
     func validate() throws {
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        guard StructuredLogHandler.Format(rawValue: self.logFormat) != nil else {
+            throw ValidationError("--log-format must be logfmt or json")
+        }
         guard UInt16(self.socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal") }
         guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -59,11 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: self.logLevel)!
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let format = StructuredLogHandler.Format(rawValue: self.logFormat)!
+        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, logLevel: level) }
         let logger = Logger(label: "pageshare")
         let registry = PrometheusCollectorRegistry()
         var metricsFactory = PrometheusMetricsFactory(registry: registry)
