@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A swift-log handler writing one line per record to standard error, as logfmt
 /// (`time=… level=info msg="…" key=value`) or as a JSON object. Metadata values are written as given: the
 /// daemon never logs secrets (tokens, keys) in the first place.

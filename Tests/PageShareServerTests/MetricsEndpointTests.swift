@@ -1,6 +1,7 @@
 import EROFS
 import EROFSTestSupport
 import Foundation
+import Glibc
 import PageCache
 import Testing
 
@@ -68,5 +69,98 @@ struct MetricsEndpointTests {
             #expect(ready.status == 200 && ready.bodyText == "ready\n")
         }
         await server.stop()
+    }
+
+    @Test("promtool accepts the exposition after traffic", .enabled(if: which("promtool") != nil, "needs promtool"))
+    func promtool() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("a", try image.open(), "default", .digest)])
+        _ = try await server.get("/v1/images/a/files/big.bin", over: .http2)
+        _ = try await server.get("/v1/images/a/files/missing")
+        let file = server.directory.path + "/metrics.txt"
+        try TestTree.write(file, try await server.get("/metrics").body)
+        let checked = try run("/bin/sh", ["-c", "\(which("promtool")!) check metrics < '\(file)'"])
+        #expect(checked.status == 0, "promtool: \(String(decoding: checked.output, as: UTF8.self)) \(checked.error)")
+        await server.stop()
+    }
+
+    @Test(
+        "a real Prometheus scrapes the series and returns them through its HTTP API",
+        .enabled(if: which("prometheus") != nil, "needs the prometheus binary"))
+    func prometheusScrapes() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start([
+            ("a", try image.open(), "tenant", .digest), ("b", try image.open(), "tenant", .digest),
+        ])
+        _ = try await server.get("/v1/images/a/files/dir/nested/medium.bin")
+        _ = try await server.get("/v1/images/b/files/dir/nested/medium.bin")
+        let expected = Double((300_000 + 4095) / 4096 * 4096)
+
+        let port = try Self.freePort()
+        let config = server.directory.path + "/prometheus.yml"
+        try TestTree.write(
+            config,
+            Array(
+                """
+                global:
+                  scrape_interval: 1s
+                scrape_configs:
+                  - job_name: pageshare
+                    static_configs:
+                      - targets: ["127.0.0.1:\(server.port)"]
+
+                """.utf8))
+        let prometheus = Process()
+        prometheus.executableURL = URL(fileURLWithPath: which("prometheus")!)
+        prometheus.arguments = [
+            "--config.file=\(config)", "--storage.tsdb.path=\(server.directory.path)/tsdb",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=error",
+        ]
+        prometheus.standardOutput = FileHandle.nullDevice
+        prometheus.standardError = FileHandle.nullDevice
+        try prometheus.run()
+        defer {
+            prometheus.terminate()
+            prometheus.waitUntilExit()
+        }
+        let query = "pageshare_cache_saved_bytes%7Bdomain%3D%22tenant%22%7D"
+        var value: Double? = nil
+        for _ in 0..<60 where value == nil {
+            try await Task.sleep(for: .milliseconds(500))
+            let answer = try run(
+                which("curl")!, ["-s", "http://127.0.0.1:\(port)/api/v1/query?query=\(query)"])
+            value = Self.firstValue(answer.output)
+        }
+        #expect(value == expected, "Prometheus read pageshare_cache_saved_bytes back")
+        await server.stop()
+    }
+
+    /// The first sample value of a Prometheus instant-query answer.
+    static func firstValue(_ json: [UInt8]) -> Double? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
+            let data = object["data"] as? [String: Any], let results = data["result"] as? [[String: Any]],
+            let sample = results.first?["value"] as? [Any], sample.count == 2, let text = sample[1] as? String
+        else { return nil }
+        return Double(text)
+    }
+
+    /// A TCP port free on loopback right now.
+    static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(socket, pointer, length) == 0 else { return -1 }
+                return getsockname(socket, pointer, &length)
+            }
+        }
+        try #require(bound == 0)
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -58,7 +58,7 @@ final class ServerFixture: Sendable {
         factory.durationHistogramBuckets["pageshare_http_request_duration_seconds"] = ServerMetrics.durationBuckets
         let plane = DataPlane(
             cache: cache, limits: .init(maximumRanges: maximumRanges), logger: logger, metricsFactory: factory,
-            exposition: { registry.emitToBuffer() })
+            exposition: { MetricsExposition.render(registry) })
         let server = try PageShareServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)

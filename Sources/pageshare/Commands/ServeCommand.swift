@@ -105,7 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
             threads: self.threads)
         let plane = DataPlane(
             cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger, metricsFactory: metricsFactory,
-            exposition: { registry.emitToBuffer() })
+            exposition: { MetricsExposition.render(registry) })
         let server = try PageShareServer(configuration: configuration, plane: plane)
         let termination = TerminationSignals()
         do {

@@ -1,0 +1,40 @@
+import Prometheus
+
+/// The `/metrics` body: the registry's text exposition with a `# HELP` line before each family (promtool and
+/// Prometheus's best practices want one; swift-metrics has no place for help text).
+public enum MetricsExposition {
+    static let help: [String: String] = [
+        "pageshare_cache_resident_bytes": "Bytes of page data resident for the domain's content.",
+        "pageshare_cache_saved_bytes": "Bytes sharing saves: sum over shared files of (sharers - 1) x resident bytes.",
+        "pageshare_cache_logical_read_bytes": "Bytes served to readers of the domain's images.",
+        "pageshare_cache_quota_bytes": "The domain's resident-bytes quota (-1: none).",
+        "pageshare_cache_hits_total": "Page reads answered from resident pages.",
+        "pageshare_cache_misses_total": "Page reads that found no resident page.",
+        "pageshare_cache_fills_total": "Pages read from an image and published.",
+        "pageshare_cache_evictions_total": "Pages evicted to make room.",
+        "pageshare_cache_verify_failures_total":
+            "Files whose bytes did not match their fingerprint (cached privately).",
+        "pageshare_cache_budget_bytes": "The hard budget for page data.",
+        "pageshare_cache_attached_images": "Images attached.",
+        "pageshare_cache_dedup_inodes": "Dedup inodes (distinct cached contents) known.",
+        "pageshare_http_requests_total": "Requests answered, by route and status class (aborted: body cut short).",
+        "pageshare_http_sent_bytes_total": "Response body bytes sent, by route.",
+        "pageshare_http_request_duration_seconds": "Time from request head to the end of the response.",
+        "pageshare_http_open_connections": "Connections open, by protocol.",
+    ]
+
+    /// Renders `registry` with help lines.
+    public static func render(_ registry: PrometheusCollectorRegistry) -> [UInt8] {
+        var out = ""
+        for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst(7).prefix(while: { $0 != " " })
+                if let text = Self.help[String(name)] { out += "# HELP \(name) \(text)\n" }
+            }
+            out += line
+            out += "\n"
+        }
+        if out.hasSuffix("\n\n") { out.removeLast() }
+        return Array(out.utf8)
+    }
+}
