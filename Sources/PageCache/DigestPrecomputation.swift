@@ -3,13 +3,22 @@ import Synchronization
 
 /// How far the digests of an image attached in `digest` mode have been computed.
 public struct DigestProgress: Sendable, Hashable {
-    public enum State: Sendable, Hashable {
+    public enum State: Sendable, Hashable, CustomStringConvertible {
         /// Not started (or the image is not in `digest` mode: nothing to compute).
         case idle
         case hashing
         case ready
         /// The walk or a file failed; files not hashed are hashed on their first open instead.
         case failed(String)
+
+        public var description: String {
+            switch self {
+            case .idle: "idle"
+            case .hashing: "hashing"
+            case .ready: "ready"
+            case .failed(let reason): "failed: \(reason)"
+            }
+        }
     }
 
     public var state: State
@@ -77,7 +86,8 @@ extension SharedPageCache {
         let failure = await withTaskGroup(of: String?.self) { group -> String? in
             var next = 0
             func addNext() {
-                guard next < files.count else { return }
+                // Cancellation (shutdown) stops handing out files; those left are hashed on first open.
+                guard next < files.count, !Task.isCancelled else { return }
                 let inode = files[next]
                 next += 1
                 group.addTask(executorPreference: self.fillExecutor) {
@@ -97,7 +107,11 @@ extension SharedPageCache {
             }
             return first
         }
-        table.finish(failure.map { .failed($0) } ?? .ready)
+        if Task.isCancelled && failure == nil {
+            table.finish(.failed("cancelled; the remaining files are hashed on first open"))
+        } else {
+            table.finish(failure.map { .failed($0) } ?? .ready)
+        }
     }
 
     /// Progress of ``precomputeDigests(imageID:parallelism:)`` for image `imageID`.

@@ -39,14 +39,8 @@ struct StructuredLogHandler: LogHandler {
     }
 
     private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var time = now.tv_sec
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec / 1_000_000)
+        // ISO8601FormatStyle formats in GMT unless told otherwise.
+        Date.now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)) + "Z"
     }
 
     private static func logfmtValue(_ value: String) -> String {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import EROFS
 import Logging
 import Metrics
@@ -7,6 +6,8 @@ import NIOCore
 import PageCache
 import PageShareServer
 import Prometheus
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -79,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 image = try Image(path: specification.path)
             } catch {
-                throw ValidationError("image \(specification.id) (\(specification.path)): \(error)")
+                throw ServeFailure(description: "image \(specification.id) (\(specification.path)): \(error)")
             }
             let mode = self.fingerprint.mode(for: image)
             try cache.attach(
@@ -92,7 +93,6 @@ struct ServeCommand: AsyncParsableCommand {
                     "domain": "\(specification.domain)", "fingerprint": "\(mode)",
                 ])
         }
-        let hashing = Task { await Self.precomputeDigests(cache: cache, logger: logger) }
         var listeners = (self.tcpListeners.isEmpty ? [TCPAddress(host: "127.0.0.1", port: 8480)] : self.tcpListeners)
             .map { ServerConfiguration.Listener.tcp(host: $0.host, port: $0.port) }
         let mode = UInt16(self.socketMode, radix: 8)!
@@ -107,19 +107,59 @@ struct ServeCommand: AsyncParsableCommand {
             cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger, metricsFactory: metricsFactory,
             exposition: { MetricsExposition.render(registry) })
         let server = try PageShareServer(configuration: configuration, plane: plane)
-        let termination = TerminationSignals()
+        // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds, digests are computed
+        // beside it; on a signal the data plane drains (GOAWAY, in-flight responses finish) and hashing stops.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: DataPlaneService(server: server, logger: logger)),
+                    .init(service: DigestService(cache: cache, logger: logger), successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await server.start()
+            try await group.run()
         } catch {
-            await server.shutdown()
-            throw ValidationError("cannot listen: \(error)")
+            throw ServeFailure(description: "\(error)")
         }
-        for address in server.boundAddresses { logger.notice("serving", metadata: ["address": "\(address)"]) }
-        let signal = await termination.next()
-        hashing.cancel()
-        logger.notice("shutting down", metadata: ["signal": "\(signal)"])
-        await server.shutdown()
         logger.notice("stopped")
+    }
+}
+
+/// A failure to start or run the daemon: printed as one line, exit status 1 (no usage text).
+struct ServeFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The data plane as a service: listens until the group shuts down gracefully, then drains.
+struct DataPlaneService: Service {
+    let server: PageShareServer
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await self.server.start()
+        } catch {
+            await self.server.shutdown()
+            throw error
+        }
+        for address in self.server.boundAddresses {
+            self.logger.notice("serving", metadata: ["address": "\(address)"])
+        }
+        try? await gracefulShutdown()
+        self.logger.notice("shutting down: draining connections")
+        await self.server.shutdown()
+    }
+}
+
+/// Digests of the `digest`-mode images, computed in the background; stops on shutdown.
+struct DigestService: Service {
+    let cache: SharedPageCache
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await ServeCommand.precomputeDigests(cache: self.cache, logger: self.logger)
+        }
     }
 }
 
@@ -155,32 +195,5 @@ extension ServeCommand {
                     "bytes": "\(progress.bytesDone)", "seconds": "\(seconds.seconds)",
                 ])
         }
-    }
-}
-
-/// SIGTERM and SIGINT, delivered as values instead of killing the process.
-final class TerminationSignals {
-    private let sources: [any DispatchSourceSignal]
-    private let stream: AsyncStream<String>
-
-    init() {
-        let signals: [(Int32, String)] = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]
-        let (stream, continuation) = AsyncStream<String>.makeStream()
-        self.stream = stream
-        self.sources = signals.map { number, name in
-            _ = Glibc.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(name) }
-            source.resume()
-            return source
-        }
-    }
-
-    deinit { for source in self.sources { source.cancel() } }
-
-    /// Waits for the next signal; returns its name.
-    func next() async -> String {
-        for await name in self.stream { return name }
-        return "end"
     }
 }
