@@ -23,6 +23,9 @@ final class CacheMetrics: Sendable {
         var budget: Gauge
         var images: Gauge
         var dedupInodes: Gauge
+        var metadata: Gauge
+        var readErrors: Counter
+        var lastReadErrors: Int = 0
     }
 
     private let series = Mutex<(domains: [TrustDomain: DomainSeries], global: GlobalSeries?)>(([:], nil))
@@ -30,22 +33,28 @@ final class CacheMetrics: Sendable {
     /// Publishes per domain: `pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
     /// `pageshare_cache_logical_read_bytes`, `pageshare_cache_quota_bytes` (-1: none) and the counters
     /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total`; globally
-    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`.
+    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`,
+    /// `pageshare_cache_metadata_bytes` and the counter `pageshare_image_read_errors_total`.
     func publish(
         _ statistics: [TrustDomain: (DomainStatistics, quota: Int?)], budget: Int, images: Int, dedupInodes: Int,
-        to factory: any MetricsFactory
+        metadataBytes: Int, readErrors: Int, to factory: any MetricsFactory
     ) {
         self.series.withLock { series in
-            let global =
+            var global =
                 series.global
                 ?? GlobalSeries(
                     budget: Gauge(label: "pageshare_cache_budget_bytes", factory: factory),
                     images: Gauge(label: "pageshare_cache_attached_images", factory: factory),
-                    dedupInodes: Gauge(label: "pageshare_cache_dedup_inodes", factory: factory))
-            series.global = global
+                    dedupInodes: Gauge(label: "pageshare_cache_dedup_inodes", factory: factory),
+                    metadata: Gauge(label: "pageshare_cache_metadata_bytes", factory: factory),
+                    readErrors: Counter(label: "pageshare_image_read_errors_total", factory: factory))
             global.budget.record(budget)
             global.images.record(images)
             global.dedupInodes.record(dedupInodes)
+            global.metadata.record(metadataBytes)
+            Self.advance(global.readErrors, to: readErrors, from: global.lastReadErrors)
+            global.lastReadErrors = readErrors
+            series.global = global
             for (domain, (values, quota)) in statistics {
                 var domainSeries = series.domains[domain] ?? Self.makeSeries(domain, factory: factory)
                 domainSeries.resident.record(values.residentBytes)

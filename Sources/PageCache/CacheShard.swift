@@ -160,6 +160,19 @@ final class CacheShard: Sendable {
     /// Pages resident in this shard.
     var residentPages: Int { self.state.withLock { $0.index.count } }
 
+    /// Bytes of bookkeeping held for this shard's slots (the arrays and the index at their current
+    /// capacities; a dictionary bucket holds a key, a value and about a byte of metadata).
+    var metadataBytes: Int {
+        self.state.withLock { state in
+            let perSlot =
+                MemoryLayout<PageKey>.stride + MemoryLayout<SharedFile?>.stride + MemoryLayout<Bool>.stride + 2
+                * MemoryLayout<Int32>.stride
+            let buckets = state.index.capacity * 4 / 3 + 1
+            return state.keys.capacity * perSlot + state.freeSlots.capacity * MemoryLayout<Int32>.stride
+                + buckets * (MemoryLayout<PageKey>.stride + MemoryLayout<Int32>.stride + 1)
+        }
+    }
+
     // MARK: Slots
 
     /// The memory of `slot`: written only by the filler that reserved it, read only under the lock.

@@ -44,6 +44,8 @@ public final class SharedPageCache: Sendable {
     private let shards: [CacheShard]
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
+    /// Reads of an image that failed during fills (each sharer tried counts once).
+    private let readErrors = Atomic<Int>(0)
     /// Readahead tasks in flight, so that ``drainReadahead()`` (tests, shutdown) can wait for them.
     private let readahead = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
 
@@ -376,6 +378,7 @@ public final class SharedPageCache: Sendable {
                 return
             } catch {
                 lastError = error
+                self.readErrors.wrappingAdd(1, ordering: .relaxed)
             }
         }
         throw PageCacheError(
@@ -463,7 +466,8 @@ public final class SharedPageCache: Sendable {
         }
         self.metrics.publish(
             withQuotas, budget: self.shards.count * self.shards[0].capacity * self.configuration.pageSize,
-            images: images, dedupInodes: files, to: factory)
+            images: images, dedupInodes: files, metadataBytes: self.metadataBytes,
+            readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
     }
 
     /// Accounting of attached image `imageID`.
@@ -507,6 +511,9 @@ public final class SharedPageCache: Sendable {
                 verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
         }
     }
+
+    /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index).
+    public var metadataBytes: Int { self.shards.reduce(0) { $0 + $1.metadataBytes } }
 
     /// Bytes of page data resident across all domains (never more than the budget).
     public var residentBytes: Int {

@@ -21,6 +21,9 @@ public enum MetricsExposition {
         "pageshare_http_sent_bytes_total": "Response body bytes sent, by route.",
         "pageshare_http_request_duration_seconds": "Time from request head to the end of the response.",
         "pageshare_http_open_connections": "Connections open, by protocol.",
+        "pageshare_http_open_streams": "HTTP/2 streams open.",
+        "pageshare_cache_metadata_bytes": "Bytes of cache bookkeeping beside the page data.",
+        "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]
 
     /// Renders `registry` with help lines.

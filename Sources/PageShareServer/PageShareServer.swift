@@ -175,7 +175,8 @@ public final class PageShareServer: Sendable {
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
-            stream.eventLoop.makeCompletedFuture {
+            plane.metrics.streamOpened(closing: stream)
+            return stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane),
                 ])

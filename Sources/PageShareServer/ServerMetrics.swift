@@ -31,6 +31,8 @@ public final class ServerMetrics: Sendable {
     private let durations: [Timer]
     private let connections: [String: Gauge]
     private let openConnections: Mutex<[String: Int]> = Mutex([:])
+    private let streams: Gauge
+    private let openStreams = Atomic<Int>(0)
 
     init(factory: any MetricsFactory) {
         self.requests = Route.allCases.map { route in
@@ -52,6 +54,7 @@ public final class ServerMetrics: Sendable {
             uniqueKeysWithValues: ["http/1.1", "h2"].map {
                 ($0, Gauge(label: "pageshare_http_open_connections", dimensions: [("protocol", $0)], factory: factory))
             })
+        self.streams = Gauge(label: "pageshare_http_open_streams", dimensions: [("protocol", "h2")], factory: factory)
     }
 
     /// Buckets for `pageshare_http_request_duration_seconds`: from 50 µs (a cache hit) to 10 s.
@@ -74,6 +77,14 @@ public final class ServerMetrics: Sendable {
     func connectionOpened(_ protocolName: String, closing channel: any Channel) {
         self.adjust(protocolName, by: 1)
         channel.closeFuture.whenComplete { _ in self.adjust(protocolName, by: -1) }
+    }
+
+    /// Counts an HTTP/2 stream open until `channel` (the stream's channel) closes.
+    func streamOpened(closing channel: any Channel) {
+        self.streams.record(self.openStreams.wrappingAdd(1, ordering: .relaxed).newValue)
+        channel.closeFuture.whenComplete { _ in
+            self.streams.record(self.openStreams.wrappingSubtract(1, ordering: .relaxed).newValue)
+        }
     }
 
     private func adjust(_ protocolName: String, by delta: Int) {

@@ -174,6 +174,9 @@ struct FileServingTests {
         #expect(whole.curlExit != 0 || whole.status == 500, "a body that cannot be read is cut short, never padded")
         let prefixMatches = whole.body.count < big.count && Array(big.prefix(whole.body.count)) == whole.body
         #expect(prefixMatches)
+        let errors = MetricsEndpointTests.value(
+            try await server.get("/metrics").bodyText, "pageshare_image_read_errors_total")
+        #expect((errors ?? 0) >= 2, "each failed fill is counted")
         for path in before {
             let other = try await server.get("/v1/images/img/files/" + ServedTree.encode(path))
             let same = other.body == content(path)

@@ -47,6 +47,10 @@ struct MetricsEndpointTests {
         #expect(Self.value(text, "pageshare_http_sent_bytes_total{route=\"files\"}").map { $0 >= 600_000 } == true)
         #expect(Self.value(text, "pageshare_http_request_duration_seconds_count{route=\"files\"}") == 3)
         #expect(text.contains("pageshare_http_request_duration_seconds_bucket{route=\"files\",le=\"0.00005\"}"))
+        let metadata = try #require(Self.value(text, "pageshare_cache_metadata_bytes"))
+        #expect(metadata > 0 && metadata <= 0.015 * Double(64 << 20), "bookkeeping within 1.5 % of the budget")
+        #expect(Self.value(text, "pageshare_image_read_errors_total") == 0)
+        #expect(Self.value(text, "pageshare_http_open_streams{protocol=\"h2\"}") == 0, "the h2 stream has closed")
 
         // A second scrape advances the counters by what happened in between, no more.
         _ = try await server.get("/v1/images/a/files/dir/nested/medium.bin")
