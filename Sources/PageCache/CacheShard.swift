@@ -19,12 +19,12 @@ final class CacheShard: Sendable {
     let capacity: Int
     private let state: Mutex<State>
 
-    /// Slot bookkeeping in parallel arrays (no per-page allocation), about 33 bytes per slot plus the index
-    /// entry (~27 bytes): ~1.5 % of a 4 KiB page, ~0.4 % of a 16 KiB one. A slot is resident when `files`
+    /// Slot bookkeeping in parallel arrays (no per-page allocation), 33 bytes per slot plus 8 of index
+    /// (``SlotIndex``): ~1.0 % of a 4 KiB page, ~0.25 % of a 16 KiB one. A slot is resident when `files`
     /// holds its file; a slot being filled is in neither `index` nor the list, so eviction never sees it.
     /// `-1` ends a list.
     struct State: ~Copyable {
-        var index: [PageKey: Int32] = [:]
+        var index: SlotIndex
         var waiters: [PageKey: [CheckedContinuation<Void, Never>]] = [:]
         var keys: [PageKey]
         var files: [SharedFile?]
@@ -46,7 +46,7 @@ final class CacheShard: Sendable {
         self.arena = PageArena(pages: capacity, pageSize: pageSize)
         self.state = Mutex(
             State(
-                keys: .init(repeating: PageKey(file: 0, page: 0), count: capacity),
+                index: SlotIndex(slots: capacity), keys: .init(repeating: PageKey(file: 0, page: 0), count: capacity),
                 files: .init(repeating: nil, count: capacity), visited: .init(repeating: false, count: capacity),
                 previous: .init(repeating: -1, count: capacity), next: .init(repeating: -1, count: capacity)))
     }
@@ -73,7 +73,7 @@ final class CacheShard: Sendable {
         owner: DomainCounters, overQuota: Bool
     ) throws -> Lookup {
         try self.state.withLock { state throws -> Lookup in
-            if let slot = state.index[key] {
+            if let slot = state.index.slot(for: key, keys: state.keys) {
                 state.visited[Int(slot)] = true
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
                 return .hit
@@ -98,7 +98,7 @@ final class CacheShard: Sendable {
     /// Copies page `key` bytes `range` into `destination` if the page is resident; never claims a fill.
     func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
         self.state.withLock { state -> Bool in
-            guard let slot = state.index[key] else { return false }
+            guard let slot = state.index.slot(for: key, keys: state.keys) else { return false }
             state.visited[Int(slot)] = true
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
             return true
@@ -127,7 +127,7 @@ final class CacheShard: Sendable {
             state.keys[index] = key
             state.files[index] = file
             state.visited[index] = false
-            state.index[key] = slot
+            state.index.insert(slot, for: key)
             Self.pushHead(&state, slot)
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
             return state.waiters.removeValue(forKey: key) ?? []
@@ -149,7 +149,7 @@ final class CacheShard: Sendable {
     func purge(files ids: Set<UInt64>) -> [SharedFile] {
         self.state.withLock { state -> [SharedFile] in
             var dropped: [SharedFile] = []
-            for (key, slot) in state.index where ids.contains(key.file) {
+            for slot in state.index.slots where ids.contains(state.keys[Int(slot)].file) {
                 if let file = state.files[Int(slot)] { dropped.append(file) }
                 self.release(&state, slot)
             }
@@ -160,16 +160,14 @@ final class CacheShard: Sendable {
     /// Pages resident in this shard.
     var residentPages: Int { self.state.withLock { $0.index.count } }
 
-    /// Bytes of bookkeeping held for this shard's slots (the arrays and the index at their current
-    /// capacities; a dictionary bucket holds a key, a value and about a byte of metadata).
+    /// Bytes of bookkeeping held for this shard's slots (the arrays at their capacities and the index).
     var metadataBytes: Int {
         self.state.withLock { state in
             let perSlot =
                 MemoryLayout<PageKey>.stride + MemoryLayout<SharedFile?>.stride + MemoryLayout<Bool>.stride + 2
                 * MemoryLayout<Int32>.stride
-            let buckets = state.index.capacity * 4 / 3 + 1
             return state.keys.capacity * perSlot + state.freeSlots.capacity * MemoryLayout<Int32>.stride
-                + buckets * (MemoryLayout<PageKey>.stride + MemoryLayout<Int32>.stride + 1)
+                + state.index.bytes
         }
     }
 
@@ -199,7 +197,7 @@ final class CacheShard: Sendable {
     /// Removes a resident page and frees its slot.
     private func release(_ state: inout State, _ slot: Int32) {
         let index = Int(slot)
-        if state.files[index] != nil { state.index.removeValue(forKey: state.keys[index]) }
+        if state.files[index] != nil { state.index.remove(state.keys[index], keys: state.keys) }
         if state.hand == slot { state.hand = state.previous[index] }
         Self.unlink(&state, slot)
         state.files[index] = nil
