@@ -117,6 +117,14 @@ public final class PageShareServer: Sendable {
             self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(count)"])
             return channel.close()
         }
+        // First in every pipeline, so that a connection that never sends a preface, a TLS hello or a request
+        // (or stops reading) is closed after the idle timeout too.
+        do {
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: self.configuration.idleTimeout))
+            try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
         if let tls {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
@@ -140,8 +148,6 @@ public final class PageShareServer: Sendable {
     private func configureHTTP1(_ channel: any Channel) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
-        try operations.addHandler(IdleStateHandler(allTimeout: self.configuration.idleTimeout))
-        try operations.addHandler(IdleConnectionCloser())
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try operations.addHandler(DataRequestHandler(plane: self.plane))
     }

@@ -24,7 +24,8 @@ final class ServerFixture: Sendable {
     /// Starts a server with `images` (id, image, domain, mode) attached.
     static func start(
         _ images: [(String, Image, String, FingerprintMode)], tls: Bool = false, maximumRanges: Int = 64,
-        budgetBytes: Int = 64 << 20, shutdownGrace: TimeAmount = .seconds(10), maximumConnections: Int = 1000
+        budgetBytes: Int = 64 << 20, shutdownGrace: TimeAmount = .seconds(10), maximumConnections: Int = 1000,
+        idleTimeout: TimeAmount = .seconds(60)
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
         let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes))
@@ -50,7 +51,8 @@ final class ServerFixture: Sendable {
         let socketPath = directory.path + "/pageshare.sock"
         let configuration = ServerConfiguration(
             listeners: [.tcp(host: "127.0.0.1", port: 0), .unix(path: socketPath, mode: 0o600)], tls: tlsConfiguration,
-            maximumConnections: maximumConnections, shutdownGracePeriod: shutdownGrace, threads: 2)
+            maximumConnections: maximumConnections, idleTimeout: idleTimeout, shutdownGracePeriod: shutdownGrace,
+            threads: 2)
         var logger = Logger(label: "pageshare-test")
         logger.logLevel = .critical
         let registry = PrometheusCollectorRegistry()

@@ -68,4 +68,16 @@ struct TLSAndShutdownTests {
         #expect(later.status == 200 && later.body == [0x41], "the slot is free again")
         await server.stop()
     }
+
+    @Test("a connection that never sends anything is closed after the idle timeout", arguments: [false, true])
+    func silentConnection(tls: Bool) async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start(
+            [("img", try image.open(), "default", .none)], tls: tls, idleTimeout: .seconds(1))
+        let lifetime = try await SlowClient.silentConnectionLifetime(port: server.port, limit: .seconds(10))
+        let closed = try #require(lifetime, "still open after 10 s")
+        #expect(closed >= .milliseconds(900) && closed < .seconds(5))
+        await server.stop()
+    }
 }

@@ -1,7 +1,7 @@
 import NIOCore
 
-/// Closes an HTTP/1.1 connection on the `IdleStateHandler`'s event: nothing read or written for the idle
-/// timeout, whether between requests or because the client stopped reading a response.
+/// Closes a connection on the `IdleStateHandler`'s event: nothing read or written for the idle timeout —
+/// before the protocol is known, between requests, or because the client stopped reading a response.
 final class IdleConnectionCloser: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 

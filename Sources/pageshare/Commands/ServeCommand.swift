@@ -9,10 +9,6 @@ import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `pageshare serve`: the daemon. Attaches the images named on the command line to one shared page cache
 /// and serves their files over HTTP/1.1 and HTTP/2 until SIGTERM or SIGINT, then shuts down gracefully.
 struct ServeCommand: AsyncParsableCommand {
