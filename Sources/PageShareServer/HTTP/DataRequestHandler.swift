@@ -222,7 +222,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
             allocator: context.channel.allocator)
         var headers = plan.headers
-        headers.add(name: "content-length", value: String(plan.body.length))
+        // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
+        if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
