@@ -35,21 +35,8 @@ enum SlowClient {
     ) throws -> Result {
         var announced = false
         defer { if !announced { started() } }  // a failing client must not leave the test waiting
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw Failure(description: "socket: \(errno)") }
+        let socket = try Self.connectLoopback(port: port, receiveBuffer: 16 * 1024)
         defer { close(socket) }
-        var receiveBuffer: Int32 = 16 * 1024
-        setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw Failure(description: "connect: \(errno)") }
         let request = Array("GET \(target) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
         guard send(socket, request, request.count, 0) == request.count else { throw Failure(description: "send") }
         var received: [UInt8] = []
@@ -89,9 +76,23 @@ enum SlowClient {
     }
 
     private static func silentBlocking(port: Int, limit: Duration) throws -> Duration? {
+        let socket = try Self.connectLoopback(port: port)
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: Int(limit.components.seconds), tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
+        var byte: UInt8 = 0
+        let count = recv(socket, &byte, 1, 0)
+        return count == 0 ? ContinuousClock.now - started : nil
+    }
+
+    /// A TCP socket connected to 127.0.0.1:`port`, with a small receive buffer when asked.
+    private static func connectLoopback(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: \(errno)") }
-        defer { close(socket) }
+        if var size = receiveBuffer {
+            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -101,13 +102,11 @@ enum SlowClient {
                 connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw Failure(description: "connect: \(errno)") }
-        var timeout = timeval(tv_sec: Int(limit.components.seconds), tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let started = ContinuousClock.now
-        var byte: UInt8 = 0
-        let count = recv(socket, &byte, 1, 0)
-        return count == 0 ? ContinuousClock.now - started : nil
+        guard connected == 0 else {
+            close(socket)
+            throw Failure(description: "connect: \(errno)")
+        }
+        return socket
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

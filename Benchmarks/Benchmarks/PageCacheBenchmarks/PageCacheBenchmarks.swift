@@ -31,18 +31,7 @@ private func residentBytes() -> Int {
 
 /// An image of one 4 MiB file made by Debian's mkfs.erofs, attached to a cache that already holds it all.
 private func warmCache() async throws -> (SharedPageCache, Inode) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pageshare-cache-\(UUID())")
-    try FileManager.default.createDirectory(at: directory.appendingPathComponent("src"), withIntermediateDirectories: true)
-    let bytes = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-    try Data(bytes).write(to: directory.appendingPathComponent("src/file"))
-    let path = directory.appendingPathComponent("cache.img").path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/mkfs.erofs")
-    process.arguments = ["--quiet", path, directory.appendingPathComponent("src").path]
-    try process.run()
-    process.waitUntilExit()
-    let image = try Image(source: MemoryImageSource(Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
-    try? FileManager.default.removeItem(at: directory)
+    let image = try imageOfOneFile(bytes: 4 << 20)
     let cache = try SharedPageCache(configuration: .init(budgetBytes: 64 << 20))
     try cache.attach(image, id: "bench", domain: try TrustDomain("bench"), mode: .none)
     let inode = try image.resolve("file")
