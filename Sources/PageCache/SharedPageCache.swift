@@ -172,7 +172,28 @@ public final class SharedPageCache: Sendable {
     /// Opens `inode` only if that costs no hashing (the file was opened before, or the image's mode needs no
     /// digest); nil otherwise, so that an event loop can hand the open to another thread.
     public func openWithoutHashing(imageID: String, inode: Inode) throws -> CachedFile? {
+        try self.openWithoutHashing(try self.attachedImage(imageID), inode: inode)
+    }
+
+    /// What serving a path needs, from one registry lookup: the image, the path's inode (symlinks followed,
+    /// remembered per image) and, for a regular file whose opening costs no hashing, the open file.
+    public struct ResolvedPath: Sendable {
+        public let image: Image
+        public let inode: Inode
+        /// Nil for a file that is not regular, or whose first open hashes it (use ``open(imageID:inode:)``).
+        public let file: CachedFile?
+    }
+
+    /// Resolves `path` in image `imageID` and opens it when that is cheap; one lookup of the image.
+    /// - Throws: ``PageCacheError`` (`unknownImage`); the image's `EROFSError` for a missing or broken path.
+    public func resolveForReading(imageID: String, path: String) throws -> ResolvedPath {
         let attached = try self.attachedImage(imageID)
+        let inode = try attached.resolvedPaths.inode(for: path) { try attached.image.resolve(path) }
+        let file = inode.fileType == .regular ? try self.openWithoutHashing(attached, inode: inode) : nil
+        return ResolvedPath(image: attached.image, inode: inode, file: file)
+    }
+
+    private func openWithoutHashing(_ attached: AttachedImage, inode: Inode) throws -> CachedFile? {
         guard inode.fileType == .regular else {
             throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
         }

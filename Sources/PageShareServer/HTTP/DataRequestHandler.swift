@@ -117,11 +117,14 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .dirs: self.route = .dirs
         }
         do {
-            let image = try self.plane.cache.image(id: target.image)
             switch target.resource {
-            case .files: try self.respondWithFile(target, image: image, context: context, for: head)
-            case .stat: try self.respondWithStat(target, image: image, context: context, for: head)
-            case .dirs: try self.respondWithListing(target, image: image, context: context, for: head)
+            case .files: try self.respondWithFile(target, context: context, for: head)
+            case .stat:
+                try self.respondWithStat(
+                    target, image: try self.plane.cache.image(id: target.image), context: context, for: head)
+            case .dirs:
+                try self.respondWithListing(
+                    target, image: try self.plane.cache.image(id: target.image), context: context, for: head)
             }
         } catch {
             self.send(self.problem(for: error, target: target), context: context, for: head)
@@ -183,9 +186,11 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respondWithFile(
-        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ target: RequestTarget, context: ChannelHandlerContext, for head: HTTPRequestHead
     ) throws {
-        let inode = try self.plane.cache.resolve(imageID: target.image, path: target.path)
+        // One lookup of the image for path, inode and open file: the registry lock is taken once.
+        let resolved = try self.plane.cache.resolveForReading(imageID: target.image, path: target.path)
+        let (image, inode) = (resolved.image, resolved.inode)
         switch inode.fileType {
         case .regular: break
         case .directory:
@@ -195,7 +200,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
         }
-        if let file = try self.plane.cache.openWithoutHashing(imageID: target.image, inode: inode) {
+        if let file = resolved.file {
             return self.startFile(file, inode: inode, image: image, context: context, for: head)
         }
         // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
