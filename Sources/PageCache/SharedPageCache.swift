@@ -140,14 +140,6 @@ public final class SharedPageCache: Sendable {
         counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
     }
 
-    /// Resolves `path` in image `imageID` (symlinks followed inside the image), remembering the answer: a
-    /// repeated lookup costs a hash and one striped lock instead of a directory walk with image reads.
-    /// - Throws: ``PageCacheError`` (`unknownImage`); the image's `EROFSError` for a missing or broken path.
-    public func resolve(imageID: String, path: String) throws -> Inode {
-        let attached = try self.attachedImage(imageID)
-        return try attached.resolvedPaths.inode(for: path) { try attached.image.resolve(path) }
-    }
-
     /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func image(id: String) throws -> Image { try self.attachedImage(id).image }
@@ -161,7 +153,10 @@ public final class SharedPageCache: Sendable {
     /// In `digest` mode (and with `verify`) the first open of a file hashes it; later opens are cheap.
     /// - Throws: ``PageCacheError``: `unknownImage`, `notARegularFile`; an `EROFSError` when hashing fails.
     public func open(imageID: String, inode: Inode) throws -> CachedFile {
-        let attached = try self.attachedImage(imageID)
+        try self.open(try self.attachedImage(imageID), inode: inode)
+    }
+
+    private func open(_ attached: AttachedImage, inode: Inode) throws -> CachedFile {
         guard inode.fileType == .regular else {
             throw PageCacheError(.notARegularFile, "nid \(inode.nid) is not a regular file")
         }
@@ -188,7 +183,7 @@ public final class SharedPageCache: Sendable {
     /// - Throws: ``PageCacheError`` (`unknownImage`); the image's `EROFSError` for a missing or broken path.
     public func resolveForReading(imageID: String, path: String) throws -> ResolvedPath {
         let attached = try self.attachedImage(imageID)
-        let inode = try attached.resolvedPaths.inode(for: path) { try attached.image.resolve(path) }
+        let inode = try attached.resolve(path)
         let file = inode.fileType == .regular ? try self.openWithoutHashing(attached, inode: inode) : nil
         return ResolvedPath(image: attached.image, inode: inode, file: file)
     }
@@ -223,8 +218,7 @@ public final class SharedPageCache: Sendable {
         imageID: String, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) async throws -> Int {
         let attached = try self.attachedImage(imageID)
-        let inode = try attached.image.resolve(path)
-        return try await self.open(imageID: imageID, inode: inode).read(at: offset, into: buffer)
+        return try await self.open(attached, inode: try attached.resolve(path)).read(at: offset, into: buffer)
     }
 
     func read(
@@ -553,7 +547,7 @@ final class AttachedImage: Sendable {
     /// Digests computed ahead of reads (`digest` mode).
     let digestTable = DigestTable()
     let imageCounters = ImageCounters()
-    let resolvedPaths = ResolvedPaths()
+    private let resolvedPaths = ResolvedPaths()
     private let files = Mutex<[UInt64: SharedFile]>([:])
 
     init(
@@ -568,6 +562,12 @@ final class AttachedImage: Sendable {
     }
 
     func file(for nid: UInt64) -> SharedFile? { self.files.withLock { $0[nid] } }
+
+    /// The inode of `path` (symlinks followed inside the image), remembered: a repeated lookup costs a hash
+    /// and one striped lock instead of a directory walk with image reads.
+    func resolve(_ path: String) throws -> Inode {
+        try self.resolvedPaths.inode(for: path) { try self.image.resolve(path) }
+    }
     func remember(_ file: SharedFile, for nid: UInt64) { self.files.withLock { $0[nid] = file } }
     func touchedFiles() -> [SharedFile] { self.files.withLock { Array($0.values) } }
 }

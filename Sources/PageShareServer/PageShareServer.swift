@@ -15,7 +15,6 @@ public final class PageShareServer: Sendable {
     /// Open connections, to ask each to finish on shutdown.
     private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let sslContext: NIOSSLContext?
-    private let connections = Atomic<Int>(0)
     private let bound = Mutex<[SocketAddress]>([])
     private let listening = Mutex<[any Channel]>([])
 
@@ -106,13 +105,12 @@ public final class PageShareServer: Sendable {
 
     /// Sets up one accepted connection: the connection limit, then TLS + ALPN or cleartext sniffing.
     private func initialize(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Void> {
-        let count = self.connections.wrappingAdd(1, ordering: .relaxed).newValue
         let id = ObjectIdentifier(channel)
-        self.open.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { _ in
-            self.connections.wrappingSubtract(1, ordering: .relaxed)
-            _ = self.open.withLock { $0.removeValue(forKey: id) }
+        let count = self.open.withLock { open -> Int in
+            open[id] = channel
+            return open.count
         }
+        channel.closeFuture.whenComplete { _ in _ = self.open.withLock { $0.removeValue(forKey: id) } }
         guard count <= self.configuration.maximumConnections else {
             self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(count)"])
             return channel.close()

@@ -1,5 +1,4 @@
 import EROFS
-import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -46,13 +45,14 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// failing first read still gets a proper error status.
         var held: [ByteBuffer] = []
         var fillInFlight = false
-        let keepAlive: Bool
+        /// The request answered (its version, keep-alive and method decide the error response, if any).
+        let request: HTTPRequestHead
 
-        init(file: CachedFile, responseHead: HTTPResponseHead, body: ResponseBody, keepAlive: Bool) {
+        init(file: CachedFile, responseHead: HTTPResponseHead, body: ResponseBody, request: HTTPRequestHead) {
             self.file = file
             self.responseHead = responseHead
             self.body = body
-            self.keepAlive = keepAlive
+            self.request = request
         }
     }
 
@@ -162,7 +162,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let description = try FileDescription(
             path: target.path, inode: inode, image: image, includeXattrs: true,
             includeExtents: target.queryValue("extents") == "1")
-        self.sendJSON(Array(try MetadataResponses.encode(description)), context: context, for: head)
+        self.sendJSON(try JSONBody.encode(description), context: context, for: head)
     }
 
     private func respondWithListing(
@@ -182,7 +182,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let listing = try MetadataResponses.listing(
             image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
-        self.sendJSON(Array(try MetadataResponses.encode(listing)), context: context, for: head)
+        self.sendJSON(try JSONBody.encode(listing), context: context, for: head)
     }
 
     private func respondWithFile(
@@ -237,7 +237,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
             return self.finish(context: context, keepAlive: keepAlive)
         }
-        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, keepAlive: keepAlive)
+        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, request: head)
         self.pump(context: context)
     }
 
@@ -293,7 +293,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard self.stream === stream else { return }
         if stream.segmentIndex == stream.body.segments.count {
             self.stream = nil
-            self.finish(context: context, keepAlive: stream.keepAlive)
+            self.finish(context: context, keepAlive: stream.request.isKeepAlive)
         } else {
             context.flush()
         }
@@ -360,8 +360,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
             context.close(promise: nil)
         } else {
-            self.sendProblem(
-                problem, version: stream.responseHead.version, keepAlive: stream.keepAlive, context: context)
+            self.send(problem, context: context, for: stream.request)
         }
     }
 
@@ -402,25 +401,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = extraHeaders
         headers.add(name: "content-type", value: "application/problem+json")
         self.sendWhole(
-            Array(problem.encoded()), status: problem.responseStatus, headers: headers, context: context, for: head)
-    }
-
-    private func sendProblem(_ problem: Problem, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext)
-    {
-        var headers = HTTPHeaders()
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "content-type", value: "application/problem+json")
-        let body = problem.encoded()
-        headers.add(name: "content-length", value: String(body.count))
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        self.status = problem.responseStatus
-        self.sentBytes += body.count
-        context.write(
-            self.wrapOutboundOut(
-                .head(HTTPResponseHead(version: version, status: problem.responseStatus, headers: headers))),
-            promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        self.finish(context: context, keepAlive: keepAlive)
+            problem.encoded(), status: problem.responseStatus, headers: headers, context: context, for: head)
     }
 
     private func sendWhole(

@@ -1,4 +1,3 @@
-import Foundation
 import NIOHTTP1
 
 /// An error response body in the `application/problem+json` form of RFC 9457, with a stable `type`.
@@ -36,9 +35,5 @@ struct Problem: Error, Encodable {
     }
 
     /// The JSON body.
-    func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
-    }
+    func encoded() -> [UInt8] { (try? JSONBody.encode(self)) ?? Array("{}".utf8) }
 }

@@ -1,5 +1,4 @@
 import EROFS
-import Foundation
 
 /// JSON bodies of the metadata routes: `stat/{path}` and `dirs/{path}`.
 enum MetadataResponses {
@@ -15,12 +14,6 @@ enum MetadataResponses {
         var path: String
         var entries: [ListingEntry]
         var next: String?
-    }
-
-    static func encode(_ value: some Encodable) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
     }
 
     /// The entries of `directory` after the name `after` (byte-wise, the on-disk order), at most `limit`.
