@@ -120,13 +120,41 @@ public final class SharedPageCache: Sendable {
             }
             return orphans
         }
-        guard !orphans.isEmpty else { return }
+        self.purgePages(of: orphans)
+    }
+
+    /// Drops the resident pages of every file image `id` has read (shared ones too: other sharers refill
+    /// them on their next read); returns the bytes dropped. The image stays attached.
+    /// - Throws: ``PageCacheError`` (`unknownImage`).
+    @discardableResult
+    public func dropPages(imageID id: String) throws -> Int {
+        let attached = try self.attachedImage(id)
+        return self.purgePages(of: Set(attached.touchedFiles().map(\.id)))
+    }
+
+    /// Drops every resident page of `domain`; returns the bytes dropped.
+    @discardableResult
+    public func dropPages(domain: TrustDomain) -> Int {
+        let ids = self.registry.withLock { registry -> Set<UInt64> in
+            guard let counters = registry.domains[domain] else { return [] }
+            return Set(registry.files.values.lazy.filter { $0.counters === counters }.map(\.id))
+        }
+        return self.purgePages(of: ids)
+    }
+
+    /// Removes the pages of the files `ids` from every shard; returns the bytes removed.
+    @discardableResult
+    private func purgePages(of ids: Set<UInt64>) -> Int {
+        guard !ids.isEmpty else { return 0 }
+        var pages = 0
         for shard in self.shards {
-            for file in shard.purge(files: orphans) {
+            for file in shard.purge(files: ids) {
                 file.residentPages.wrappingSubtract(1, ordering: .relaxed)
                 file.counters.add(.residentBytes, -self.configuration.pageSize)
+                pages += 1
             }
         }
+        return pages * self.configuration.pageSize
     }
 
     /// Limits `domain`'s resident bytes (nil: no limit). A domain at its quota replaces its own pages and
@@ -139,6 +167,21 @@ public final class SharedPageCache: Sendable {
         }
         counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
     }
+
+    /// `domain`'s quota in bytes (nil: none).
+    public func quota(for domain: TrustDomain) -> Int? {
+        let quota = self.registry.withLock { $0.domains[domain]?.quotaBytes.load(ordering: .relaxed) } ?? Int.max
+        return quota == Int.max ? nil : quota
+    }
+
+    /// The domains known to the cache (those of attached images, past or present, and those given a quota).
+    public var domains: [TrustDomain] {
+        self.registry.withLock { Array($0.domains.keys) }.sorted { $0.name < $1.name }
+    }
+
+    /// The domain image `id` is attached in.
+    /// - Throws: ``PageCacheError`` (`unknownImage`).
+    public func domain(ofImage id: String) throws -> TrustDomain { try self.attachedImage(id).domain }
 
     /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
@@ -480,7 +523,7 @@ public final class SharedPageCache: Sendable {
             result[entry.key] = (entry.value, quota == Int.max ? nil : quota)
         }
         self.metrics.publish(
-            withQuotas, budget: self.shards.count * self.shards[0].capacity * self.configuration.pageSize,
+            withQuotas, budget: self.budgetBytes,
             images: images, dedupInodes: files, metadataBytes: self.metadataBytes,
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
     }
@@ -506,8 +549,29 @@ public final class SharedPageCache: Sendable {
                 verifyFailures: 0)
     }
 
+    /// Totals of the whole cache.
+    public struct Summary: Sendable, Hashable {
+        /// Page data budget (whole pages per shard) and page size, in bytes.
+        public var budgetBytes: Int
+        public var pageSize: Int
+        public var residentBytes: Int
+        /// Bookkeeping beside the page data.
+        public var metadataBytes: Int
+        public var attachedImages: Int
+        /// Dedup inodes: distinct cached contents known to the cache.
+        public var dedupInodes: Int
+    }
+
+    /// Totals of the whole cache, for the admin API.
+    public var summary: Summary {
+        let (images, files) = self.registry.withLock { ($0.images.count, $0.files.count) }
+        return Summary(
+            budgetBytes: self.budgetBytes, pageSize: self.configuration.pageSize, residentBytes: self.residentBytes,
+            metadataBytes: self.metadataBytes, attachedImages: images, dedupInodes: files)
+    }
+
     /// Accounting of every domain, with bytes saved summed over the shared files in one pass.
-    private func allStatistics() -> [TrustDomain: DomainStatistics] {
+    public func allStatistics() -> [TrustDomain: DomainStatistics] {
         let (domains, files) = self.registry.withLock { registry in
             (registry.domains, Array(registry.files.values))
         }
@@ -526,6 +590,9 @@ public final class SharedPageCache: Sendable {
                 verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
         }
     }
+
+    /// The usable page budget: whole pages in every shard.
+    private var budgetBytes: Int { self.shards.count * self.shards[0].capacity * self.configuration.pageSize }
 
     /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index).
     public var metadataBytes: Int { self.shards.reduce(0) { $0 + $1.metadataBytes } }

@@ -2,9 +2,10 @@ import EROFS
 import Logging
 import Metrics
 import PageCache
+import Synchronization
 
-/// What every data-plane connection shares: the cache (which holds the attached images), the limits, and
-/// the logger. Immutable; safe from every event loop.
+/// What every connection shares: the cache (which holds the attached images), the access policy, the admin
+/// API, the limits, and the logger. Safe from every event loop.
 public final class DataPlane: Sendable {
     /// Limits applied to each request.
     public struct Limits: Sendable {
@@ -15,11 +16,14 @@ public final class DataPlane: Sendable {
         /// Entries a directory listing page holds by default, and at most.
         public var defaultListingLimit: Int
         public var maximumListingLimit: Int
+        /// Largest request body accepted (admin API JSON); more is refused with 413.
+        public var maximumBodyBytes: Int
 
         public init(
             maximumRanges: Int = 64, chunkBytes: Int = 64 * 1024, defaultListingLimit: Int = 1000,
-            maximumListingLimit: Int = 10000
+            maximumListingLimit: Int = 10000, maximumBodyBytes: Int = 64 * 1024
         ) {
+            self.maximumBodyBytes = maximumBodyBytes
             self.maximumRanges = maximumRanges
             self.chunkBytes = chunkBytes
             self.defaultListingLimit = defaultListingLimit
@@ -29,6 +33,10 @@ public final class DataPlane: Sendable {
 
     public let cache: SharedPageCache
     public let limits: Limits
+    public let access: AccessPolicy
+    /// The admin API (nil: `/v1/admin` does not exist).
+    let admin: AdminAPI?
+    private let ready: Atomic<Bool>
     let logger: Logger
     let metrics: ServerMetrics
     let metricsFactory: any MetricsFactory
@@ -38,15 +46,26 @@ public final class DataPlane: Sendable {
     /// - Parameters:
     ///   - metricsFactory: where the data plane's and the cache's series go.
     ///   - exposition: renders `/metrics`; the cache's series are published just before it is called.
+    ///   - catalog: serves the admin API when given; its cache must be `cache`.
+    ///   - ready: whether `/readyz` answers 200 from the start (else after ``markReady()``).
     public init(
-        cache: SharedPageCache, limits: Limits = Limits(), logger: Logger,
-        metricsFactory: any MetricsFactory = MetricsSystem.factory, exposition: (@Sendable () -> [UInt8])? = nil
+        cache: SharedPageCache, limits: Limits = Limits(), access: AccessPolicy = .open(), catalog: ImageCatalog? = nil,
+        logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        exposition: (@Sendable () -> [UInt8])? = nil, ready: Bool = true
     ) {
         self.cache = cache
+        self.access = access
+        self.admin = catalog.map { AdminAPI(catalog: $0) }
+        self.ready = Atomic(ready)
         self.limits = limits
         self.logger = logger
         self.metricsFactory = metricsFactory
         self.metrics = ServerMetrics(factory: metricsFactory)
         self.exposition = exposition
     }
+
+    /// `/readyz` answers 200 from now on (state restored, listeners up).
+    public func markReady() { self.ready.store(true, ordering: .relaxed) }
+
+    var isReady: Bool { self.ready.load(ordering: .relaxed) }
 }

@@ -39,8 +39,16 @@ public final class PageShareServer: Sendable {
     public var boundAddresses: [SocketAddress] { self.bound.withLock { $0 } }
 
     /// Binds every listener.
-    /// - Throws: the bind error of the first listener that fails (the others are closed again).
+    /// - Throws: ``ServerStartError`` for a non-loopback TCP listener when no tokens are configured (unless
+    ///   allowed); the bind error of the first listener that fails (the others are closed again).
     public func start() async throws {
+        if self.plane.access.isOpen && !self.configuration.allowUnauthenticatedRemote,
+            let remote = self.configuration.listeners.first(where: { !$0.isLocal })
+        {
+            throw ServerStartError(
+                "refusing to listen on \(remote) without authentication: configure a tokens file, listen on "
+                    + "loopback, or allow unauthenticated remote access explicitly")
+        }
         var addresses: [SocketAddress] = []
         for listener in self.configuration.listeners {
             let channel = try await self.bind(listener)
@@ -88,12 +96,22 @@ public final class PageShareServer: Sendable {
             return
                 try await bootstrap
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in self.initialize(channel, tls: tls) }
+                .childChannelInitializer { channel in
+                    let peer = ConnectionPeer(address: channel.remoteAddress?.ipAddress ?? "unknown", uid: nil)
+                    return self.initialize(channel, tls: tls, peer: peer)
+                }
                 .bind(host: host, port: port).get()
         case .unix(let path, let mode):
             let channel =
                 try await bootstrap
-                .childChannelInitializer { channel in self.initialize(channel, tls: nil) }
+                .childChannelInitializer { channel in
+                    Self.peerUID(of: channel).flatMap { uid in
+                        // Unix clients are told apart by uid (all share one "address").
+                        self.initialize(
+                            channel, tls: nil,
+                            peer: ConnectionPeer(address: "unix:\(uid.map(String.init) ?? "?")", uid: uid))
+                    }
+                }
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             guard chmod(path, mode_t(mode)) == 0 else {
                 try? await channel.close()
@@ -104,7 +122,8 @@ public final class PageShareServer: Sendable {
     }
 
     /// Sets up one accepted connection: the connection limit, then TLS + ALPN or cleartext sniffing.
-    private func initialize(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Void> {
+    private func initialize(_ channel: any Channel, tls: NIOSSLContext?, peer: ConnectionPeer) -> EventLoopFuture<Void>
+    {
         let id = ObjectIdentifier(channel)
         let count = self.open.withLock { open -> Int in
             open[id] = channel
@@ -129,28 +148,29 @@ public final class PageShareServer: Sendable {
             }.flatMap {
                 channel.configureHTTP2SecureUpgrade(
                     h2ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP2(channel) }
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP2(channel, peer: peer) }
                     },
                     http1ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP1(channel) }
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP1(channel, peer: peer) }
                     })
             }
         }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 HTTPVersionSniffer(
-                    configureHTTP1: { try self.configureHTTP1($0) }, configureHTTP2: { try self.configureHTTP2($0) }))
+                    configureHTTP1: { try self.configureHTTP1($0, peer: peer) },
+                    configureHTTP2: { try self.configureHTTP2($0, peer: peer) }))
         }
     }
 
-    private func configureHTTP1(_ channel: any Channel) throws {
+    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        try operations.addHandler(DataRequestHandler(plane: self.plane))
+        try operations.addHandler(DataRequestHandler(plane: self.plane, peer: peer))
     }
 
-    private func configureHTTP2(_ channel: any Channel) throws {
+    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer) throws {
         self.plane.metrics.connectionOpened("h2", closing: channel)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -182,10 +202,33 @@ public final class PageShareServer: Sendable {
             plane.metrics.streamOpened(closing: stream)
             return stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
-                    HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane),
+                    HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane, peer: peer),
                 ])
             }
         }
         try channel.pipeline.syncOperations.addHandler(manager)
     }
+
+    /// The uid of a unix-socket peer (`SO_PEERCRED`), nil if it cannot be read.
+    private static func peerUID(of channel: any Channel) -> EventLoopFuture<UInt32?> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.map { Optional($0.uid) }.recover { _ in nil }
+    }
+}
+
+/// `struct ucred` of `SO_PEERCRED` (Linux): the peer's pid, uid and gid.
+private struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+/// The server cannot start with this configuration.
+public struct ServerStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

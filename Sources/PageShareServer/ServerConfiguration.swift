@@ -16,6 +16,14 @@ public struct ServerConfiguration: Sendable {
             case .unix(let path, _): "unix:\(path)"
             }
         }
+
+        /// Whether only this machine can connect: a unix socket, or TCP on a loopback address.
+        public var isLocal: Bool {
+            switch self {
+            case .unix: true
+            case .tcp(let host, _): host == "localhost" || host == "::1" || host.hasPrefix("127.")
+            }
+        }
     }
 
     /// PEM files of the certificate chain and private key: with them, TCP listeners speak TLS and negotiate
@@ -44,13 +52,16 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGracePeriod: TimeAmount
     /// Event loop threads (default: one per core).
     public var threads: Int
+    /// Listen on non-loopback TCP addresses although no tokens are configured (everyone is an admin).
+    public var allowUnauthenticatedRemote: Bool
 
     public init(
         listeners: [Listener] = [.tcp(host: "127.0.0.1", port: 8480)], tls: TLS? = nil,
         maximumConnections: Int = 10_000, maximumConcurrentStreams: Int = 128, maximumHeaderListSize: Int = 16_384,
         idleTimeout: TimeAmount = .seconds(60), shutdownGracePeriod: TimeAmount = .seconds(10),
-        threads: Int = System.coreCount
+        threads: Int = System.coreCount, allowUnauthenticatedRemote: Bool = false
     ) {
+        self.allowUnauthenticatedRemote = allowUnauthenticatedRemote
         self.listeners = listeners
         self.tls = tls
         self.maximumConnections = maximumConnections

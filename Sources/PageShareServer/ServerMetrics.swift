@@ -5,17 +5,19 @@ import Synchronization
 
 /// The data plane's swift-metrics series, created up front so that a request only indexes arrays: requests
 /// by route and status class, body bytes sent, request duration (a histogram whose buckets suit
-/// sub-millisecond hits), open connections by protocol. Labels are bounded: six routes, five classes.
+/// sub-millisecond hits), open connections by protocol, failed authentications by reason. Labels are bounded:
+/// seven routes, five classes, four reasons; never a token or a file.
 public final class ServerMetrics: Sendable {
     /// What a request asked for, as a metrics label.
     enum Route: Int, CaseIterable {
-        case files, stat, dirs, metrics, health, other
+        case files, stat, dirs, admin, metrics, health, other
 
         var label: String {
             switch self {
             case .files: "files"
             case .stat: "stat"
             case .dirs: "dirs"
+            case .admin: "admin"
             case .metrics: "metrics"
             case .health: "health"
             case .other: "other"
@@ -32,9 +34,31 @@ public final class ServerMetrics: Sendable {
     private let connections: [String: Gauge]
     private let openConnections: Mutex<[String: Int]> = Mutex([:])
     private let streams: Gauge
+    private let authFailures: [AuthFailure: Counter]
     private let openStreams = Atomic<Int>(0)
 
+    /// Why a request was refused before routing, as a metrics label.
+    enum AuthFailure: String, CaseIterable {
+        /// No token (and no unix peer mapping).
+        case missing
+        /// A token that matches no entry, or a malformed `Authorization` header.
+        case invalid
+        /// A valid token without the role the route needs.
+        case forbidden
+        /// The client failed too often (429).
+        case rateLimited = "rate_limited"
+    }
+
     init(factory: any MetricsFactory) {
+        self.authFailures = Dictionary(
+            uniqueKeysWithValues: AuthFailure.allCases.map {
+                (
+                    $0,
+                    Counter(
+                        label: "pageshare_http_auth_failures_total", dimensions: [("reason", $0.rawValue)],
+                        factory: factory)
+                )
+            })
         self.requests = Route.allCases.map { route in
             Self.statusClasses.map { status in
                 Counter(
@@ -72,6 +96,9 @@ public final class ServerMetrics: Sendable {
         if sentBytes > 0 { self.sentBytes[route.rawValue].increment(by: sentBytes) }
         self.durations[route.rawValue].recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
+
+    /// Counts a refused authentication.
+    func authFailed(_ reason: AuthFailure) { self.authFailures[reason]?.increment() }
 
     /// Counts a connection of `protocolName` (`http/1.1` or `h2`) open until `channel` closes.
     func connectionOpened(_ protocolName: String, closing channel: any Channel) {

@@ -14,6 +14,8 @@ import Testing
 final class ServerFixture: Sendable {
     let server: PageShareServer
     let cache: SharedPageCache
+    /// The control plane behind `/v1/admin` (the images given to ``start`` are attached to the cache directly).
+    let catalog: ImageCatalog
     let port: Int
     let socketPath: String
     let directory: TemporaryDirectory
@@ -25,7 +27,7 @@ final class ServerFixture: Sendable {
     static func start(
         _ images: [(String, Image, String, FingerprintMode)], tls: Bool = false, maximumRanges: Int = 64,
         budgetBytes: Int = 64 << 20, shutdownGrace: TimeAmount = .seconds(10), maximumConnections: Int = 1000,
-        idleTimeout: TimeAmount = .seconds(60)
+        idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
         let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes))
@@ -58,24 +60,29 @@ final class ServerFixture: Sendable {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["pageshare_http_request_duration_seconds"] = ServerMetrics.durationBuckets
+        let catalog = ImageCatalog(
+            cache: cache, store: try stateDirectory.map { try StateStore(directory: $0) }, logger: logger)
+        try await catalog.start(configured: [])
         let plane = DataPlane(
-            cache: cache, limits: .init(maximumRanges: maximumRanges), logger: logger, metricsFactory: factory,
-            exposition: { MetricsExposition.render(registry) })
+            cache: cache, limits: .init(maximumRanges: maximumRanges), access: access, catalog: catalog,
+            logger: logger, metricsFactory: factory, exposition: { MetricsExposition.render(registry) })
         let server = try PageShareServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)
         return ServerFixture(
-            server: server, cache: cache, port: port, socketPath: socketPath, directory: directory,
+            server: server, cache: cache, catalog: catalog, port: port, socketPath: socketPath, directory: directory,
             tlsCertificate: certificate, registry: registry)
     }
 
     private init(
-        server: PageShareServer, cache: SharedPageCache, port: Int, socketPath: String, directory: TemporaryDirectory,
+        server: PageShareServer, cache: SharedPageCache, catalog: ImageCatalog, port: Int, socketPath: String,
+        directory: TemporaryDirectory,
         tlsCertificate: String?, registry: PrometheusCollectorRegistry
     ) {
         self.registry = registry
         self.server = server
         self.cache = cache
+        self.catalog = catalog
         self.port = port
         self.socketPath = socketPath
         self.directory = directory
@@ -83,6 +90,7 @@ final class ServerFixture: Sendable {
     }
 
     func stop() async {
+        await self.catalog.stop()
         await self.server.shutdown()
         self.directory.remove()
     }
@@ -115,6 +123,21 @@ final class ServerFixture: Sendable {
         var problemType: String? {
             (try? JSONSerialization.jsonObject(with: Data(self.body)) as? [String: Any])?["type"] as? String
         }
+    }
+
+    /// Sends `method` to `target` with a JSON `body` and a bearer `token` (each optional).
+    func send(
+        _ method: String, _ target: String, json body: String? = nil, token: String? = nil,
+        over transport: Transport = .http1
+    ) async throws -> Response {
+        var headers: [String: String] = [:]
+        if let token { headers["authorization"] = "Bearer \(token)" }
+        var arguments = ["-X", method]
+        if let body {
+            headers["content-type"] = "application/json"
+            arguments += ["--data-binary", body]
+        }
+        return try await self.get(target, over: transport, headers: headers, arguments: arguments)
     }
 
     /// Requests `target` (a path starting with `/`) with extra curl `arguments`. curl runs on a thread of

@@ -18,7 +18,11 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let plane: DataPlane
+    private let peer: ConnectionPeer
     private var request: HTTPRequestHead?
+    /// The body of the request being read (admin API JSON), up to the limit.
+    private var requestBody: [UInt8] = []
+    private var bodyTooLarge = false
     /// The request being answered, for its metrics.
     private var started = NIODeadline.now()
     private var route = ServerMetrics.Route.other
@@ -56,8 +60,9 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    init(plane: DataPlane) {
+    init(plane: DataPlane, peer: ConnectionPeer) {
         self.plane = plane
+        self.peer = peer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -68,9 +73,16 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.route = .other
             self.status = nil
             self.sentBytes = 0
+            self.requestBody = []
+            self.bodyTooLarge = false
             self.requestID = head.headers.first(name: "x-request-id").map { String($0.prefix(64)) }
-        case .body:
-            break  // GET and HEAD carry no meaningful body; drop it.
+        case .body(let part):
+            // Only the admin API reads bodies (small JSON); a body past the limit is dropped and refused.
+            if self.requestBody.count + part.readableBytes <= self.plane.limits.maximumBodyBytes {
+                self.requestBody.append(contentsOf: part.readableBytesView)
+            } else {
+                self.bodyTooLarge = true
+            }
         case .end:
             guard let head = self.request else { return }
             self.request = nil
@@ -96,11 +108,28 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Routing
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
-        if let answered = self.respondToOperations(context: context, to: head), answered { return }
-        guard head.method == .GET || head.method == .HEAD else {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+        if path == "/healthz" || path == "/readyz" { return self.respondToHealth(path, context: context, for: head) }
+        let caller: Caller
+        switch self.authenticate(head) {
+        case .success(let authenticated): caller = authenticated
+        case .failure(let problem): return self.send(problem, context: context, for: head)
+        }
+        if path == "/metrics", let exposition = self.plane.exposition {
+            self.route = .metrics
+            guard caller.isAdmin || self.plane.access.publicMetrics else {
+                return self.refuse(.forbidden("/metrics needs the admin role"), context: context, for: head)
+            }
+            self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
             var headers = HTTPHeaders()
-            headers.add(name: "allow", value: "GET, HEAD")
-            return self.send(Problem.methodNotAllowed(head.method), extraHeaders: headers, context: context, for: head)
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            return self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
+        }
+        if path == "/v1/admin" || path.hasPrefix("/v1/admin/") {
+            return self.respondToAdmin(head, caller: caller, context: context)
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            return self.send(Problem.methodNotAllowed(head.method), context: context, for: head)
         }
         let target: RequestTarget
         do {
@@ -117,6 +146,12 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .dirs: self.route = .dirs
         }
         do {
+            // A tenant sees only its domains' images; the others answer exactly like a missing image.
+            if case .tenant = caller {
+                guard let domain = try? self.plane.cache.domain(ofImage: target.image),
+                    caller.canRead(domain: domain.name)
+                else { throw Problem.unknownImage(target.image) }
+            }
             switch target.resource {
             case .files: try self.respondWithFile(target, context: context, for: head)
             case .stat:
@@ -131,28 +166,98 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// `/healthz` (alive), `/readyz` (listening with the images attached) and `/metrics`; nil for other
-    /// paths.
-    private func respondToOperations(context: ChannelHandlerContext, to head: HTTPRequestHead) -> Bool? {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+    /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
+    private func respondToHealth(_ path: Substring, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        self.route = .health
         var headers = HTTPHeaders()
-        switch path {
-        case "/healthz", "/readyz":
-            self.route = .health
-            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-            self.sendWhole(
-                Array((path == "/healthz" ? "ok\n" : "ready\n").utf8), status: .ok, headers: headers, context: context,
-                for: head)
-        case "/metrics":
-            guard let exposition = self.plane.exposition else { return nil }
-            self.route = .metrics
-            self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
-            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-            self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
-        default:
-            return nil
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        let ready = path == "/healthz" || self.plane.isReady
+        self.sendWhole(
+            Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8),
+            status: ready ? .ok : .serviceUnavailable, headers: headers, context: context, for: head)
+    }
+
+    /// The caller of `head`, or the problem refusing it (401, 429). Failures count towards the client's
+    /// limit; a limited client is refused before its token is even looked at.
+    private func authenticate(_ head: HTTPRequestHead) -> Result<Caller, Problem> {
+        let access = self.plane.access
+        if access.isOpen { return .success(.admin(name: "open")) }
+        if let seconds = access.limiter.retryAfter(client: self.peer.address) {
+            self.plane.metrics.authFailed(.rateLimited)
+            return .failure(.tooManyFailures(retryAfter: seconds))
         }
-        return true
+        let authorization = head.headers.first(name: "authorization")
+        if let caller = access.caller(authorization: authorization, peerUID: self.peer.uid) {
+            return .success(caller)
+        }
+        let reason: ServerMetrics.AuthFailure = authorization == nil ? .missing : .invalid
+        self.plane.metrics.authFailed(reason)
+        // One warning when a client reaches the limit, not one line per failure (a guesser would flood the log).
+        if access.limiter.recordFailure(client: self.peer.address) {
+            self.plane.logger.warning(
+                "too many failed authentications: client refused for a while",
+                metadata: ["client": "\(self.peer.address)", "reason": "\(reason.rawValue)"])
+        } else {
+            self.plane.logger.debug(
+                "authentication failed", metadata: ["client": "\(self.peer.address)", "reason": "\(reason.rawValue)"])
+        }
+        return .failure(
+            .unauthorized(authorization == nil ? "a bearer token is required" : "the bearer token is not valid"))
+    }
+
+    /// Sends a 403 and counts it.
+    private func refuse(_ problem: Problem, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        self.plane.metrics.authFailed(.forbidden)
+        self.send(problem, context: context, for: head)
+    }
+
+    /// `/v1/admin/...`: admin role only; answered by the ``AdminAPI`` off the event loop.
+    private func respondToAdmin(_ head: HTTPRequestHead, caller: Caller, context: ChannelHandlerContext) {
+        self.route = .admin
+        guard let admin = self.plane.admin else { return self.send(Problem.noRoute(), context: context, for: head) }
+        guard caller.isAdmin else {
+            return self.refuse(.forbidden("the admin API needs the admin role"), context: context, for: head)
+        }
+        guard !self.bodyTooLarge else {
+            return self.send(
+                Problem(
+                    "body-too-large", .payloadTooLarge,
+                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"),
+                context: context, for: head)
+        }
+        let segments: [String]
+        do {
+            segments = try RequestTarget.adminSegments(head.uri)
+        } catch {
+            switch error {
+            case .noRoute: return self.send(Problem.noRoute(), context: context, for: head)
+            case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
+            }
+        }
+        let (method, body) = (head.method, self.requestBody)
+        self.requestBody = []
+        self.plane.logger.info(
+            "admin request",
+            metadata: [
+                "request": "\(self.loggedRequestID)", "caller": "\(caller.name)", "method": "\(method)",
+                "path": "\(segments.joined(separator: "/"))",
+            ])
+        let promise = context.eventLoop.makePromise(of: AdminAPI.Reply.self)
+        promise.completeWithTask { try await admin.handle(method: method, segments: segments, body: body) }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(let reply):
+                var headers = HTTPHeaders()
+                if let location = reply.location { headers.add(name: "location", value: location) }
+                if reply.body != nil { headers.add(name: "content-type", value: "application/json") }
+                self.sendWhole(reply.body ?? [], status: reply.status, headers: headers, context: context, for: head)
+            case .failure(let error):
+                self.send(
+                    error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"),
+                    context: context, for: head)
+            }
+        }
     }
 
     private func respondWithStat(
@@ -395,10 +500,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.sendWhole(body, status: .ok, headers: headers, context: context, for: head)
     }
 
-    private func send(
-        _ problem: Problem, extraHeaders: HTTPHeaders = [:], context: ChannelHandlerContext, for head: HTTPRequestHead
-    ) {
-        var headers = extraHeaders
+    private func send(_ problem: Problem, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        var headers = problem.headers
         headers.add(name: "content-type", value: "application/problem+json")
         self.sendWhole(
             problem.encoded(), status: problem.responseStatus, headers: headers, context: context, for: head)
@@ -410,7 +513,8 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     ) {
         var headers = headers
         headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "content-length", value: String(body.count))
+        // RFC 9110 §8.6: no Content-Length on a 204.
+        if status != .noContent { headers.add(name: "content-length", value: String(body.count)) }
         if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(
             self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),

@@ -8,6 +8,10 @@ struct Problem: Error, Encodable {
     var status: Int
     var detail: String
     var instance: String?
+    /// Headers the response needs besides the body (`Allow`, `Retry-After`, `WWW-Authenticate`).
+    var headers: HTTPHeaders = [:]
+
+    private enum CodingKeys: String, CodingKey { case type, title, status, detail, instance }
 
     init(_ name: String, _ status: HTTPResponseStatus, _ detail: String, instance: String? = nil) {
         self.type = "urn:pageshare:problem:" + name
@@ -27,8 +31,23 @@ struct Problem: Error, Encodable {
         Problem("unknown-image", .notFound, "no image \(id) is attached")
     }
     static func notFound(_ detail: String) -> Problem { Problem("not-found", .notFound, detail) }
-    static func methodNotAllowed(_ method: HTTPMethod) -> Problem {
-        Problem("method-not-allowed", .methodNotAllowed, "\(method) is not allowed here; use GET or HEAD")
+    static func methodNotAllowed(_ method: HTTPMethod, allowed: String = "GET, HEAD") -> Problem {
+        var problem = Problem("method-not-allowed", .methodNotAllowed, "\(method) is not allowed here; use \(allowed)")
+        problem.headers.add(name: "allow", value: allowed)
+        return problem
+    }
+    static func unauthorized(_ detail: String) -> Problem {
+        var problem = Problem("unauthorized", .unauthorized, detail)
+        problem.headers.add(name: "www-authenticate", value: "Bearer realm=\"pageshare\"")
+        return problem
+    }
+    static func forbidden(_ detail: String) -> Problem { Problem("forbidden", .forbidden, detail) }
+    static func tooManyFailures(retryAfter seconds: Int) -> Problem {
+        var problem = Problem(
+            "too-many-auth-failures", .tooManyRequests,
+            "too many failed authentications from this client; retry in \(seconds) s")
+        problem.headers.add(name: "retry-after", value: String(seconds))
+        return problem
     }
     static func imageReadError(_ detail: String) -> Problem {
         Problem("image-read-error", .internalServerError, detail)

@@ -55,6 +55,21 @@ struct RequestTarget: Equatable {
         return RequestTarget(image: image, resource: resource, path: path, query: try Self.parseQuery(queryBytes))
     }
 
+    /// The percent-decoded path segments of an admin-API target after `/v1/admin` (the query is ignored).
+    static func adminSegments(_ uri: String) throws(Failure) -> [String] {
+        var bytes = Substring(uri).utf8[...]
+        if let mark = bytes.firstIndex(of: UInt8(ascii: "?")) { bytes = bytes[..<mark] }
+        let prefix = "/v1/admin".utf8
+        guard bytes.starts(with: prefix) else { throw .noRoute }
+        var segments: [String] = []
+        for raw in bytes.dropFirst(prefix.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            let segment = try Self.decode(raw, what: "path segment")
+            guard segment.utf8.count <= 255 else { throw .badRequest("a path segment is longer than 255 bytes") }
+            segments.append(segment)
+        }
+        return segments
+    }
+
     /// The value of query parameter `name`, if present.
     func queryValue(_ name: String) -> String? { self.query.first(where: { $0.name == name })?.value }
 

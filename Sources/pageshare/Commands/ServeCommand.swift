@@ -1,5 +1,5 @@
 import ArgumentParser
-import EROFS
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -9,110 +9,152 @@ import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
-/// `pageshare serve`: the daemon. Attaches the images named on the command line to one shared page cache
-/// and serves their files over HTTP/1.1 and HTTP/2 until SIGTERM or SIGINT, then shuts down gracefully.
+/// `pageshare serve`: the daemon. Attaches the configured images and those saved in the state directory to
+/// one shared page cache, serves their files and the admin API over HTTP/1.1 and HTTP/2 until SIGTERM or
+/// SIGINT, then shuts down gracefully. SIGHUP reloads the tokens file.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve files of EROFS images over HTTP/1.1 and HTTP/2 from one shared page cache.")
+        abstract: "Serve files of EROFS images over HTTP/1.1 and HTTP/2 from one shared page cache.",
+        discussion: """
+            Settings come from defaults, then the YAML file of --config, then PAGESHARE_* environment variables \
+            (e.g. PAGESHARE_CACHE_SIZE=2GiB; lists comma-separated), then flags. --print-config shows the result.
+            """)
+
+    @Option(help: "YAML configuration file (keys as printed by --print-config).") var config: String?
+    @Flag(help: "Print the effective configuration as YAML and exit.") var printConfig = false
 
     @Option(name: .customLong("image"), help: "Attach an image at start: ID=PATH[@DOMAIN] (domain: default).")
     var images: [ImageSpecification] = []
-    @Option(help: "Fingerprints: auto (xattr if the image has ishare xattrs, else digest), xattr, digest, none.")
-    var fingerprint: FingerprintChoice = .auto
-    @Flag(help: "Verify each shared file against its fingerprint before other images may use its pages.")
-    var verify = false
+    @Option(help: "Fingerprints of --image images: auto (xattr if present, else digest), xattr, digest, none.")
+    var fingerprint: String?
+    @Flag(inversion: .prefixedNo, help: "Verify each shared file of --image images before other images use it.")
+    var verify: Bool?
 
     @Option(name: .customLong("listen"), help: "TCP listener HOST:PORT (repeatable; default 127.0.0.1:8480).")
-    var tcpListeners: [TCPAddress] = []
-    @Option(name: .customLong("unix-socket"), help: "Also listen on a unix domain socket at this path (repeatable).")
+    var listen: [String] = []
+    @Option(name: .customLong("unix-socket"), help: "Also listen on a unix domain socket (repeatable).")
     var unixSockets: [String] = []
-    @Option(help: "Permission bits of the unix sockets, octal.") var socketMode: String = "0660"
+    @Option(help: "Permission bits of the unix sockets, octal (default 0660).") var socketMode: String?
     @Option(help: "PEM certificate chain: TCP listeners then speak TLS (ALPN h2, http/1.1).") var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert.") var tlsKey: String?
 
-    @Option(help: "Page data budget of the shared cache, e.g. 512MiB, 1GiB.") var cacheSize: ByteCount = .init(1 << 30)
-    @Option(help: "Cache page size, 4KiB to 64KiB.") var pageSize: ByteCount = .init(4096)
-    @Option(help: "Pages read ahead for sequential readers (0: off).") var readaheadPages: Int = 16
+    @Option(help: "Page data budget of the shared cache, e.g. 512MiB (default 1GiB).") var cacheSize: String?
+    @Option(help: "Cache page size, 4KiB to 64KiB (default 4KiB).") var pageSize: String?
+    @Option(help: "Pages read ahead for sequential readers (0: off; default 16).") var readaheadPages: String?
 
-    @Option(help: "Most connections open at once.") var maxConnections: Int = 10_000
-    @Option(help: "HTTP/2 concurrent streams per connection.") var maxStreams: Int = 128
-    @Option(help: "Most ranges in one Range header; more is served whole (200).") var maxRanges: Int = 64
-    @Option(help: "Seconds a connection may be idle before it is closed.") var idleTimeout: Int = 60
-    @Option(help: "Seconds in-flight requests get to finish on shutdown.") var shutdownGrace: Int = 10
-    @Option(help: "Event loop threads (default: one per core).") var threads: Int = System.coreCount
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
-    @Option(help: "Log format: logfmt or json.") var logFormat: String = "logfmt"
+    @Option(help: "Most connections open at once (default 10000).") var maxConnections: String?
+    @Option(help: "HTTP/2 concurrent streams per connection (default 128).") var maxStreams: String?
+    @Option(help: "Most ranges in one Range header; more is served whole (default 64).") var maxRanges: String?
+    @Option(help: "Seconds a connection may be idle before it is closed (default 60).") var idleTimeout: String?
+    @Option(help: "Seconds in-flight requests get to finish on shutdown (default 10).") var shutdownGrace: String?
+    @Option(help: "Event loop threads (default: one per core).") var threads: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(help: "Log format: logfmt or json.") var logFormat: String?
 
-    func validate() throws {
-        guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
-        guard StructuredLogHandler.Format(rawValue: self.logFormat) != nil else {
-            throw ValidationError("--log-format must be logfmt or json")
+    @Option(help: "Tokens file (YAML, sha256 of each bearer token and its role); without it, loopback only.")
+    var tokensFile: String?
+    @Flag(inversion: .prefixedNo, help: "Serve /metrics without a token.") var publicMetrics: Bool?
+    @Flag(inversion: .prefixedNo, help: "Listen beyond loopback without a tokens file (everyone is an admin).")
+    var allowUnauthenticatedRemote: Bool?
+    @Option(help: "State directory: images attached and quotas set through the admin API survive restarts.")
+    var stateDir: String?
+
+    /// Defaults < config file < environment < flags.
+    func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServeSettings {
+        var settings = ServeSettings()
+        if let path = self.config ?? environment["PAGESHARE_CONFIG"] {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw SettingError("\(path): cannot read: \(error.localizedDescription)")
+            }
+            try settings.applyConfigFile(text, source: path)
         }
-        guard UInt16(self.socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal") }
-        guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
-            throw ValidationError("--tls-cert and --tls-key go together")
+        try settings.applyEnvironment(environment)
+        let flags: [(String, [String]?)] = [
+            ("listen", self.listen.isEmpty ? nil : self.listen),
+            ("unixSockets", self.unixSockets.isEmpty ? nil : self.unixSockets),
+            ("socketMode", self.socketMode.map { [$0] }), ("tlsCert", self.tlsCert.map { [$0] }),
+            ("tlsKey", self.tlsKey.map { [$0] }), ("cacheSize", self.cacheSize.map { [$0] }),
+            ("pageSize", self.pageSize.map { [$0] }), ("readaheadPages", self.readaheadPages.map { [$0] }),
+            ("maxConnections", self.maxConnections.map { [$0] }), ("maxStreams", self.maxStreams.map { [$0] }),
+            ("maxRanges", self.maxRanges.map { [$0] }), ("idleTimeout", self.idleTimeout.map { [$0] }),
+            ("shutdownGrace", self.shutdownGrace.map { [$0] }), ("threads", self.threads.map { [$0] }),
+            ("logLevel", self.logLevel.map { [$0] }), ("logFormat", self.logFormat.map { [$0] }),
+            ("tokensFile", self.tokensFile.map { [$0] }), ("publicMetrics", self.publicMetrics.map { ["\($0)"] }),
+            ("allowUnauthenticatedRemote", self.allowUnauthenticatedRemote.map { ["\($0)"] }),
+            ("stateDir", self.stateDir.map { [$0] }), ("fingerprint", self.fingerprint.map { [$0] }),
+            ("verify", self.verify.map { ["\($0)"] }),
+        ]
+        for case (let name, let values?) in flags { try settings.applyFlag(name, values) }
+        settings.images += self.images.map {
+            ImageRecord(
+                id: $0.id, path: $0.path, domain: $0.domain, fingerprint: settings.fingerprint,
+                verify: settings.verify)
         }
-        guard self.maxRanges > 0, self.maxStreams > 0, self.maxConnections > 0, self.idleTimeout > 0,
-            self.shutdownGrace >= 0, self.threads > 0, self.readaheadPages >= 0
-        else { throw ValidationError("limits must be positive") }
+        try settings.validate()
+        return settings
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: self.logLevel)!
-        let format = StructuredLogHandler.Format(rawValue: self.logFormat)!
-        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, logLevel: level) }
+        let settings: ServeSettings
+        do {
+            settings = try self.settings()
+        } catch {
+            throw ServeFailure(description: "configuration: \(error)")
+        }
+        if self.printConfig {
+            print(try settings.yaml(), terminator: "")
+            return
+        }
+        LoggingSystem.bootstrap { label in
+            StructuredLogHandler(label: label, format: settings.logFormat, logLevel: settings.logLevel)
+        }
         let logger = Logger(label: "pageshare")
         let registry = PrometheusCollectorRegistry()
         var metricsFactory = PrometheusMetricsFactory(registry: registry)
         metricsFactory.durationHistogramBuckets["pageshare_http_request_duration_seconds"] =
             ServerMetrics.durationBuckets
         MetricsSystem.bootstrap(metricsFactory)
-        let cache = try SharedPageCache(
-            configuration: .init(
-                budgetBytes: self.cacheSize.bytes, pageSize: self.pageSize.bytes, readaheadPages: self.readaheadPages))
-        for specification in self.images {
-            let image: Image
-            do {
-                image = try Image(path: specification.path)
-            } catch {
-                throw ServeFailure(description: "image \(specification.id) (\(specification.path)): \(error)")
-            }
-            let mode = self.fingerprint.mode(for: image)
-            try cache.attach(
-                image, id: specification.id, domain: try TrustDomain(specification.domain), mode: mode,
-                verify: self.verify)
-            logger.info(
-                "attached",
-                metadata: [
-                    "image": "\(specification.id)", "path": "\(specification.path)",
-                    "domain": "\(specification.domain)", "fingerprint": "\(mode)",
-                ])
-        }
-        var listeners = (self.tcpListeners.isEmpty ? [TCPAddress(host: "127.0.0.1", port: 8480)] : self.tcpListeners)
-            .map { ServerConfiguration.Listener.tcp(host: $0.host, port: $0.port) }
-        let mode = UInt16(self.socketMode, radix: 8)!
-        listeners += self.unixSockets.map { .unix(path: $0, mode: mode) }
-        let configuration = ServerConfiguration(
-            listeners: listeners,
-            tls: self.tlsCert.map { ServerConfiguration.TLS(certificateChainPath: $0, privateKeyPath: self.tlsKey!) },
-            maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,
-            idleTimeout: .seconds(Int64(self.idleTimeout)), shutdownGracePeriod: .seconds(Int64(self.shutdownGrace)),
-            threads: self.threads)
-        let plane = DataPlane(
-            cache: cache, limits: .init(maximumRanges: self.maxRanges), logger: logger, metricsFactory: metricsFactory,
-            exposition: { MetricsExposition.render(registry) })
-        let server = try PageShareServer(configuration: configuration, plane: plane)
-        // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds, digests are computed
-        // beside it; on a signal the data plane drains (GOAWAY, in-flight responses finish) and hashing stops.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: DataPlaneService(server: server, logger: logger)),
-                    .init(service: DigestService(cache: cache, logger: logger), successTerminationBehavior: .ignore),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
+            let cache = try SharedPageCache(
+                configuration: .init(
+                    budgetBytes: settings.cacheSize, pageSize: settings.pageSize,
+                    readaheadPages: settings.readaheadPages))
+            let access =
+                try settings.tokensFile.map { try AccessPolicy(tokensPath: $0, publicMetrics: settings.publicMetrics) }
+                ?? .open()
+            if access.isOpen {
+                logger.notice(
+                    "no tokens file: every client that can connect is an admin; listening on loopback and unix sockets only"
+                )
+            }
+            let catalog = ImageCatalog(
+                cache: cache, store: try settings.stateDir.map { try StateStore(directory: $0) }, logger: logger)
+            let failures = try await catalog.start(configured: settings.images)
+            if !failures.isEmpty {
+                logger.error(
+                    "started without some saved images",
+                    metadata: ["images": "\(failures.map { "\($0.id): \($0.reason)" }.joined(separator: "; "))"])
+            }
+            let plane = DataPlane(
+                cache: cache, limits: .init(maximumRanges: settings.maxRanges), access: access, catalog: catalog,
+                logger: logger, metricsFactory: metricsFactory, exposition: { MetricsExposition.render(registry) },
+                ready: false)
+            let server = try PageShareServer(configuration: settings.serverConfiguration, plane: plane)
+            // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds and then reports
+            // ready; on a signal it drains (GOAWAY, in-flight responses finish) and background hashing stops.
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [
+                        .init(service: DataPlaneService(server: server, plane: plane, logger: logger)),
+                        .init(
+                            service: ControlPlaneService(catalog: catalog, access: access, logger: logger),
+                            successTerminationBehavior: .ignore),
+                    ],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             throw ServeFailure(description: "\(error)")
@@ -121,14 +163,29 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+extension ServeSettings {
+    /// The listeners and limits of the data plane.
+    var serverConfiguration: ServerConfiguration {
+        ServerConfiguration(
+            listeners: self.listen.map { .tcp(host: $0.host, port: $0.port) }
+                + self.unixSockets.map { .unix(path: $0, mode: self.socketMode) },
+            tls: self.tlsCert.map { ServerConfiguration.TLS(certificateChainPath: $0, privateKeyPath: self.tlsKey!) },
+            maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,
+            idleTimeout: .seconds(Int64(self.idleTimeout)), shutdownGracePeriod: .seconds(Int64(self.shutdownGrace)),
+            threads: self.threads, allowUnauthenticatedRemote: self.allowUnauthenticatedRemote)
+    }
+}
+
 /// A failure to start or run the daemon: printed as one line, exit status 1 (no usage text).
 struct ServeFailure: Error, CustomStringConvertible {
     var description: String
 }
 
-/// The data plane as a service: listens until the group shuts down gracefully, then drains.
+/// The data plane as a service: listens (then `/readyz` answers 200) until the group shuts down gracefully,
+/// then drains.
 struct DataPlaneService: Service {
     let server: PageShareServer
+    let plane: DataPlane
     let logger: Logger
 
     func run() async throws {
@@ -141,55 +198,29 @@ struct DataPlaneService: Service {
         for address in self.server.boundAddresses {
             self.logger.notice("serving", metadata: ["address": "\(address)"])
         }
+        self.plane.markReady()
         try? await gracefulShutdown()
         self.logger.notice("shutting down: draining connections")
         await self.server.shutdown()
     }
 }
 
-/// Digests of the `digest`-mode images, computed in the background; stops on shutdown.
-struct DigestService: Service {
-    let cache: SharedPageCache
+/// The control plane beside the data plane: reloads the tokens file on SIGHUP; on shutdown stops the
+/// background digest computations.
+struct ControlPlaneService: Service {
+    let catalog: ImageCatalog
+    let access: AccessPolicy
     let logger: Logger
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await ServeCommand.precomputeDigests(cache: self.cache, logger: self.logger)
-        }
-    }
-}
-
-extension ServeCommand {
-    /// Hashes the files of the images attached in `digest` mode in the background, logging progress every
-    /// five seconds and the result; reads meanwhile hash a file on its first open.
-    static func precomputeDigests(cache: SharedPageCache, logger: Logger) async {
-        for id in cache.imageIDs {
-            guard let before = try? cache.digestProgress(imageID: id), before.state == .idle else { continue }
-            let started = ContinuousClock.now
-            let reporter = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(5))
-                    guard let progress = try? cache.digestProgress(imageID: id), progress.state == .hashing else {
-                        continue
-                    }
-                    logger.info(
-                        "hashing",
-                        metadata: [
-                            "image": "\(id)", "files": "\(progress.filesDone)/\(progress.filesTotal)",
-                            "percent": "\(Int(progress.percent))",
-                        ])
-                }
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                try self.access.reload()
+                self.logger.notice("tokens reloaded", metadata: ["file": "\(self.access.tokensPath ?? "none")"])
+            } catch {
+                self.logger.error("tokens not reloaded, the previous ones stay", metadata: ["error": "\(error)"])
             }
-            try? await cache.precomputeDigests(imageID: id)
-            reporter.cancel()
-            guard let progress = try? cache.digestProgress(imageID: id), progress.state != .idle else { continue }
-            let seconds = (ContinuousClock.now - started).components
-            logger.notice(
-                "digests",
-                metadata: [
-                    "image": "\(id)", "state": "\(progress.state)", "files": "\(progress.filesDone)",
-                    "bytes": "\(progress.bytesDone)", "seconds": "\(seconds.seconds)",
-                ])
         }
+        await self.catalog.stop()
     }
 }

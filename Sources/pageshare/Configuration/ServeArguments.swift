@@ -1,8 +1,8 @@
 import ArgumentParser
 import EROFS
-import PageCache
+import Foundation
 
-/// `ID=PATH[@DOMAIN]`: an image to attach at start.
+/// `ID=PATH[@DOMAIN]`: an image to attach at start (a relative path is taken from the working directory).
 struct ImageSpecification: ExpressibleByArgument {
     var id: String
     var path: String
@@ -17,23 +17,8 @@ struct ImageSpecification: ExpressibleByArgument {
             self.domain = String(rest[rest.index(after: at)...])
             rest = rest[..<at]
         }
-        self.path = String(rest)
+        self.path = rest.hasPrefix("/") ? String(rest) : FileManager.default.currentDirectoryPath + "/" + rest
         guard !self.id.isEmpty, !self.path.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
-    }
-}
-
-/// How images started from the command line are fingerprinted.
-enum FingerprintChoice: String, ExpressibleByArgument, CaseIterable {
-    case auto, xattr, digest, none
-
-    /// `auto`: the image's ishare xattrs when it has them (the ISHARE_XATTRS compat bit), else a digest.
-    func mode(for image: Image) -> FingerprintMode {
-        switch self {
-        case .auto: image.superBlock.ishareXattrPrefixID != nil ? .xattr : .digest
-        case .xattr: .xattr
-        case .digest: .digest
-        case .none: .none
-        }
     }
 }
 

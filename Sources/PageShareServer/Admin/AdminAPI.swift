@@ -1,0 +1,168 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// The admin REST API under `/v1/admin` (operators only): attach, list, inspect and detach images, domains
+/// with their accounting and quotas, the cache's totals, and dropping cached pages. Changes go through the
+/// ``ImageCatalog`` (persisted before they are acknowledged).
+struct AdminAPI: Sendable {
+    let catalog: ImageCatalog
+    var cache: SharedPageCache { self.catalog.cache }
+
+    /// A response: status, JSON body (nil: none), and a `Location` for a created resource.
+    struct Reply: Sendable {
+        var status: HTTPResponseStatus
+        var body: [UInt8]?
+        var location: String?
+    }
+
+    /// Answers `method` on `segments` (the percent-decoded path segments after `/v1/admin`), with the
+    /// request body.
+    /// - Throws: ``Problem`` for every error response.
+    func handle(method: HTTPMethod, segments: [String], body: [UInt8]) async throws(Problem) -> Reply {
+        switch segments.count {
+        case 1 where segments[0] == "images":
+            switch method {
+            case .GET: return try Self.ok(AdminBodies.ImageList(images: await self.catalog.list()))
+            case .POST:
+                let record = try Self.decode(ImageRecord.self, from: body)
+                let status = try await Self.control { () throws(ControlError) in try await self.catalog.attach(record) }
+                return Reply(
+                    status: .created, body: try Self.encode(status),
+                    location: "/v1/admin/images/\(Self.escape(record.id))")
+            default: throw Problem.methodNotAllowed(method, allowed: "GET, POST")
+            }
+        case 2 where segments[0] == "images":
+            let id = segments[1]
+            switch method {
+            case .GET:
+                return try Self.ok(
+                    try await Self.control { () throws(ControlError) in try await self.catalog.status(id: id) })
+            case .DELETE:
+                try await Self.control { () throws(ControlError) in try await self.catalog.detach(id: id) }
+                return Reply(status: .noContent)
+            default: throw Problem.methodNotAllowed(method, allowed: "GET, DELETE")
+            }
+        case 3 where segments[0] == "images" && segments[2] == "pages":
+            guard method == .DELETE else { throw Problem.methodNotAllowed(method, allowed: "DELETE") }
+            do {
+                return try Self.ok(
+                    AdminBodies.DroppedPages(droppedBytes: try self.cache.dropPages(imageID: segments[1])))
+            } catch {
+                throw Problem.unknownImage(segments[1])
+            }
+        case 1 where segments[0] == "domains":
+            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
+            return try Self.ok(AdminBodies.DomainList(domains: await self.domains()))
+        case 2 where segments[0] == "domains":
+            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
+            return try Self.ok(try await self.domain(segments[1]))
+        case 3 where segments[0] == "domains" && segments[2] == "quota":
+            let name = segments[1]
+            let bytes: Int?
+            switch method {
+            case .PUT: bytes = try Self.decode(AdminBodies.QuotaRequest.self, from: body).bytes
+            case .DELETE: bytes = nil
+            default: throw Problem.methodNotAllowed(method, allowed: "PUT, DELETE")
+            }
+            try await Self.control { () throws(ControlError) in try await self.catalog.setQuota(bytes, domain: name) }
+            return try Self.ok(try await self.domain(name))
+        case 3 where segments[0] == "domains" && segments[2] == "pages":
+            guard method == .DELETE else { throw Problem.methodNotAllowed(method, allowed: "DELETE") }
+            let domain = try self.knownDomain(segments[1])
+            return try Self.ok(AdminBodies.DroppedPages(droppedBytes: self.cache.dropPages(domain: domain)))
+        case 1 where segments[0] == "cache":
+            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
+            return try Self.ok(self.cacheStatus())
+        default:
+            throw Problem("no-route", .notFound, "no admin resource at /v1/admin/\(segments.joined(separator: "/"))")
+        }
+    }
+
+    // MARK: Views
+
+    private func domains() async -> [AdminBodies.DomainStatus] {
+        let statistics = self.cache.allStatistics()
+        let images = await self.catalog.imagesByDomain()
+        return self.cache.domains.map { domain in
+            AdminBodies.DomainStatus(
+                name: domain.name, quotaBytes: self.cache.quota(for: domain), images: images[domain.name] ?? [],
+                statistics: statistics[domain] ?? self.cache.statistics(for: domain))
+        }
+    }
+
+    private func domain(_ name: String) async throws(Problem) -> AdminBodies.DomainStatus {
+        let domain = try self.knownDomain(name)
+        let images = await self.catalog.imagesByDomain()
+        return AdminBodies.DomainStatus(
+            name: name, quotaBytes: self.cache.quota(for: domain), images: images[name] ?? [],
+            statistics: self.cache.statistics(for: domain))
+    }
+
+    private func knownDomain(_ name: String) throws(Problem) -> TrustDomain {
+        guard let domain = try? TrustDomain(name), self.cache.domains.contains(domain) else {
+            throw Problem("unknown-domain", .notFound, "no domain \(name) is known")
+        }
+        return domain
+    }
+
+    private func cacheStatus() -> AdminBodies.CacheStatus {
+        let summary = self.cache.summary
+        let domains = self.cache.allStatistics().values
+        return AdminBodies.CacheStatus(
+            budgetBytes: summary.budgetBytes, pageSize: summary.pageSize, residentBytes: summary.residentBytes,
+            metadataBytes: summary.metadataBytes, savedBytes: domains.reduce(0) { $0 + $1.savedBytes },
+            attachedImages: summary.attachedImages, dedupInodes: summary.dedupInodes,
+            hits: domains.reduce(0) { $0 + $1.hits }, misses: domains.reduce(0) { $0 + $1.misses })
+    }
+
+    // MARK: Helpers
+
+    private static func ok(_ value: some Encodable) throws(Problem) -> Reply {
+        Reply(status: .ok, body: try Self.encode(value))
+    }
+
+    private static func encode(_ value: some Encodable) throws(Problem) -> [UInt8] {
+        do {
+            return try JSONBody.encode(value)
+        } catch {
+            throw Problem("internal-error", .internalServerError, "cannot encode the response")
+        }
+    }
+
+    private static func decode<Body: Decodable>(_ type: Body.Type, from body: [UInt8]) throws(Problem) -> Body {
+        guard !body.isEmpty else { throw Problem.badRequest("a JSON body is required") }
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            throw Problem.badRequest("bad JSON body: \(DecodingFailure.describe(error))")
+        }
+    }
+
+    /// Runs a catalog change, mapping its error to the problem response.
+    private static func control<T>(_ body: () async throws(ControlError) -> T) async throws(Problem) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw Problem(error)
+        }
+    }
+
+    private static func escape(_ segment: String) -> String {
+        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? segment
+    }
+}
+
+extension Problem {
+    /// The response for a control-plane error.
+    init(_ error: ControlError) {
+        switch error.code {
+        case .invalidRequest: self.init("bad-request", .badRequest, error.message)
+        case .unknownImage: self.init("unknown-image", .notFound, error.message)
+        case .imageExists: self.init("image-exists", .conflict, error.message)
+        case .imageUnusable: self.init("image-unusable", .unprocessableEntity, error.message)
+        default: self.init("state-write-failed", .internalServerError, error.message)
+        }
+    }
+}

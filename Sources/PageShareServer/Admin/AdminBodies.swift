@@ -1,0 +1,67 @@
+import PageCache
+
+/// Response and request bodies of the admin API (see `openapi.yaml`).
+public enum AdminBodies {
+    public struct ImageList: Codable, Sendable {
+        public var images: [ImageStatus]
+    }
+
+    /// A domain: its quota, images and accounting.
+    public struct DomainStatus: Codable, Sendable, Equatable {
+        public var name: String
+        /// Absent: no quota.
+        public var quotaBytes: Int?
+        public var images: [String]
+        public var residentBytes: Int
+        /// Bytes the cache holds once instead of once per image: (sharers − 1) × resident bytes, summed.
+        public var savedBytes: Int
+        public var logicalReadBytes: Int
+        public var hits: Int
+        public var misses: Int
+        public var fills: Int
+        public var evictions: Int
+        public var verifyFailures: Int
+
+        init(name: String, quotaBytes: Int?, images: [String], statistics: DomainStatistics) {
+            self.name = name
+            self.quotaBytes = quotaBytes
+            self.images = images
+            self.residentBytes = statistics.residentBytes
+            self.savedBytes = statistics.savedBytes
+            self.logicalReadBytes = statistics.logicalReadBytes
+            self.hits = statistics.hits
+            self.misses = statistics.misses
+            self.fills = statistics.fills
+            self.evictions = statistics.evictions
+            self.verifyFailures = statistics.verifyFailures
+        }
+    }
+
+    public struct DomainList: Codable, Sendable {
+        public var domains: [DomainStatus]
+    }
+
+    /// The whole cache.
+    public struct CacheStatus: Codable, Sendable, Equatable {
+        public var budgetBytes: Int
+        public var pageSize: Int
+        public var residentBytes: Int
+        public var metadataBytes: Int
+        public var savedBytes: Int
+        public var attachedImages: Int
+        public var dedupInodes: Int
+        public var hits: Int
+        public var misses: Int
+    }
+
+    /// `PUT /v1/admin/domains/{domain}/quota`: bytes, or null for no quota.
+    public struct QuotaRequest: Codable, Sendable {
+        public var bytes: Int?
+        public init(bytes: Int?) { self.bytes = bytes }
+    }
+
+    /// What a drop of pages freed.
+    public struct DroppedPages: Codable, Sendable {
+        public var droppedBytes: Int
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Who may do what: the tokens (reloadable), whether `/metrics` is public, and the failed-auth limiter.
+///
+/// With no tokens file the daemon is *open*: every caller is an admin. ``PageShareServer`` then refuses
+/// non-loopback TCP listeners unless explicitly allowed.
+public final class AccessPolicy: Sendable {
+    /// The tokens file; nil: open.
+    public let tokensPath: String?
+    /// `/metrics` without a token (for scrapers on a trusted network); otherwise it needs the admin role.
+    public let publicMetrics: Bool
+    private let tokens: Mutex<AccessTokens>
+    let limiter: FailedAuthLimiter
+
+    /// Everyone is an admin: for a daemon reachable from loopback (and its unix socket) only.
+    public static func open() -> AccessPolicy {
+        AccessPolicy(tokensPath: nil, tokens: AccessTokens(), publicMetrics: true, limiter: FailedAuthLimiter())
+    }
+
+    /// Reads the tokens file at `tokensPath`.
+    /// - Throws: ``AccessTokensError``.
+    public convenience init(
+        tokensPath: String, publicMetrics: Bool = false, maximumFailures: Int = 10
+    ) throws(AccessTokensError) {
+        self.init(
+            tokensPath: tokensPath, tokens: try AccessTokens(contentsOf: tokensPath), publicMetrics: publicMetrics,
+            limiter: FailedAuthLimiter(maximumFailures: maximumFailures))
+    }
+
+    private init(tokensPath: String?, tokens: AccessTokens, publicMetrics: Bool, limiter: FailedAuthLimiter) {
+        self.tokensPath = tokensPath
+        self.tokens = Mutex(tokens)
+        self.publicMetrics = publicMetrics
+        self.limiter = limiter
+    }
+
+    /// True when no tokens are configured.
+    public var isOpen: Bool { self.tokensPath == nil }
+
+    /// Reads the tokens file again (SIGHUP). A file that cannot be used leaves the tokens as they were.
+    /// - Throws: ``AccessTokensError``.
+    public func reload() throws(AccessTokensError) {
+        guard let path = self.tokensPath else { return }
+        let fresh = try AccessTokens(contentsOf: path)
+        self.tokens.withLock { $0 = fresh }
+    }
+
+    /// The caller of a request with `authorization` (the header's value), on a unix socket with peer
+    /// `peerUID`: a bearer token wins; without one, the peer mapping. Nil: unauthenticated.
+    func caller(authorization: String?, peerUID: UInt32?) -> Caller? {
+        if self.isOpen { return .admin(name: "open") }
+        if let authorization {
+            let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+            let token = parts[1].trimmingCharacters(in: .whitespaces)
+            return self.tokens.withLock { $0.caller(forToken: token) }
+        }
+        if let peerUID { return self.tokens.withLock { $0.caller(forPeerUID: peerUID) } }
+        return nil
+    }
+}

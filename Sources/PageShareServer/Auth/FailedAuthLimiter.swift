@@ -1,0 +1,57 @@
+import NIOCore
+import Synchronization
+
+/// Slows down token guessing: a client address with `maximumFailures` failed authentications within
+/// `window` is refused (429) until that window ends, whatever it sends.
+final class FailedAuthLimiter: Sendable {
+    private let maximumFailures: Int
+    private let window: TimeAmount
+    /// Failures by client, with the start of each client's window. Bounded: at `maximumClients`, windows
+    /// that ended are dropped, and if none has, the oldest half.
+    private let failures = Mutex<[String: (count: Int, since: NIODeadline)]>([:])
+    /// Whether any client has failed in a window that may still be open: the check for clients that do not
+    /// fail is one atomic load.
+    private let anyFailures = Atomic<Bool>(false)
+    private let maximumClients = 10_000
+
+    init(maximumFailures: Int = 10, window: TimeAmount = .seconds(60)) {
+        self.maximumFailures = maximumFailures
+        self.window = window
+    }
+
+    /// Seconds until `client` may try again, or nil when it is not limited.
+    func retryAfter(client: String, now: NIODeadline = .now()) -> Int? {
+        guard self.anyFailures.load(ordering: .relaxed) else { return nil }
+        return self.failures.withLock { failures -> Int? in
+            guard let entry = failures[client], entry.count >= self.maximumFailures else { return nil }
+            let end = entry.since + self.window
+            guard end > now else {
+                failures[client] = nil
+                return nil
+            }
+            return Int((end - now).nanoseconds / 1_000_000_000) + 1
+        }
+    }
+
+    /// Counts a failed authentication of `client`; true when this failure makes it limited.
+    @discardableResult
+    func recordFailure(client: String, now: NIODeadline = .now()) -> Bool {
+        self.anyFailures.store(true, ordering: .relaxed)
+        return self.failures.withLock { failures -> Bool in
+            if var entry = failures[client], entry.since + self.window > now {
+                entry.count += 1
+                failures[client] = entry
+                return entry.count == self.maximumFailures
+            }
+            if failures.count >= self.maximumClients {
+                failures = failures.filter { $0.value.since + self.window > now }
+                if failures.count >= self.maximumClients {
+                    let keep = failures.sorted { $0.value.since > $1.value.since }.prefix(self.maximumClients / 2)
+                    failures = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                }
+            }
+            failures[client] = (1, now)
+            return self.maximumFailures == 1
+        }
+    }
+}

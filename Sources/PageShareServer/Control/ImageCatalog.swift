@@ -1,0 +1,242 @@
+import EROFS
+import Logging
+import PageCache
+
+/// The control plane: which images are attached, from where, in what state; domain quotas; and the state
+/// directory that makes admin-API changes survive a restart or a crash.
+///
+/// An actor (control-plane traffic only; reads never touch it). Each change is one synchronous step on the
+/// actor (no suspension between checking and applying), and a change made through the admin API is written
+/// to the state directory before it is applied and acknowledged: `kill -9` at any moment loses no
+/// acknowledged attach, detach or quota.
+public actor ImageCatalog {
+    public nonisolated let cache: SharedPageCache
+    private let store: StateStore?
+    private let logger: Logger
+    private var entries: [String: Entry] = [:]
+    private var quotas: [String: Int] = [:]
+    private var digestTasks: [String: Task<Void, Never>] = [:]
+    /// True once the configured images are attached and the saved state is restored (`/readyz`).
+    public private(set) var isRestored = false
+
+    private struct Entry {
+        var record: ImageRecord
+        var origin: ImageOrigin
+        /// The mode in effect; nil when the image is not attached (`failure` says why).
+        var mode: FingerprintMode?
+        var failure: String?
+    }
+
+    /// - Parameter store: the state directory; nil keeps admin-API changes in memory only.
+    public init(cache: SharedPageCache, store: StateStore?, logger: Logger) {
+        self.cache = cache
+        self.store = store
+        self.logger = logger
+    }
+
+    // MARK: Start
+
+    /// Attaches the configured images, then the ones saved in the state directory, and applies the saved
+    /// quotas. A configured image that cannot be attached fails the start (it is a configuration error); a
+    /// saved one is reported (returned, logged, listed as `failed`) and the others still attach.
+    /// - Throws: ``ControlError`` for a configured image, or a state file that cannot be read.
+    @discardableResult
+    public func start(configured: [ImageRecord]) throws(ControlError) -> [(id: String, reason: String)] {
+        for record in configured {
+            try record.validate()
+            guard self.entries[record.id] == nil else {
+                throw ControlError(.imageExists, "image \(record.id) is configured twice")
+            }
+            let (image, mode) = try Self.open(record)
+            try self.apply(record, image: image, mode: mode, origin: .configuration)
+        }
+        var failures: [(id: String, reason: String)] = []
+        let saved = try self.store?.load() ?? PersistentState()
+        for record in saved.images {
+            do throws(ControlError) {
+                try record.validate()
+                guard self.entries[record.id] == nil else {
+                    throw ControlError(.imageExists, "the id is taken by a configured image")
+                }
+                let (image, mode) = try Self.open(record)
+                try self.apply(record, image: image, mode: mode, origin: .api)
+            } catch {
+                failures.append((record.id, error.message))
+                self.entries[record.id] = Entry(record: record, origin: .api, mode: nil, failure: error.message)
+                self.logger.error("saved image not attached", metadata: ["image": "\(record.id)", "error": "\(error)"])
+            }
+        }
+        for (name, bytes) in saved.quotas {
+            guard let domain = try? TrustDomain(name) else { continue }
+            self.quotas[name] = bytes
+            self.cache.setQuota(bytes, for: domain)
+        }
+        self.isRestored = true
+        return failures
+    }
+
+    /// Stops the background digest computations (shutdown).
+    public func stop() {
+        for task in self.digestTasks.values { task.cancel() }
+        self.digestTasks = [:]
+    }
+
+    // MARK: Changes
+
+    /// Attaches `record` (admin API): checks it, opens the image, saves the new state, then attaches.
+    /// - Throws: ``ControlError``: `invalidRequest`, `imageExists`, `imageUnusable` (with the format error's
+    ///   message), `stateWriteFailed`; in each case nothing changed.
+    public func attach(_ record: ImageRecord) throws(ControlError) -> ImageStatus {
+        try record.validate()
+        guard self.entries[record.id] == nil else {
+            throw ControlError(.imageExists, "image \(record.id) is already attached")
+        }
+        let (image, mode) = try Self.open(record)
+        var state = self.persistentState
+        state.images.append(record)
+        try self.store?.save(state)
+        try self.apply(record, image: image, mode: mode, origin: .api)
+        return self.status(of: record.id)!
+    }
+
+    /// Detaches image `id`, or forgets a failed one. A configured image comes back on the next start.
+    /// - Throws: ``ControlError`` (`unknownImage`, `stateWriteFailed`; then nothing changed).
+    public func detach(id: String) throws(ControlError) {
+        guard let entry = self.entries[id] else { throw ControlError(.unknownImage, "no image \(id) is attached") }
+        if entry.origin == .api {
+            var state = self.persistentState
+            state.images.removeAll { $0.id == id }
+            try self.store?.save(state)
+        }
+        self.entries[id] = nil
+        self.digestTasks.removeValue(forKey: id)?.cancel()
+        if entry.mode != nil { try? self.cache.detach(id: id) }
+        self.logger.info("detached", metadata: ["image": "\(id)"])
+    }
+
+    /// Sets (or with nil, removes) `domain`'s quota of resident bytes.
+    /// - Throws: ``ControlError`` (`invalidRequest`, `stateWriteFailed`; then nothing changed).
+    public func setQuota(_ bytes: Int?, domain name: String) throws(ControlError) {
+        guard let domain = try? TrustDomain(name) else {
+            throw ControlError(.invalidRequest, "domain must be 1-255 printable ASCII characters")
+        }
+        if let bytes, bytes < 0 { throw ControlError(.invalidRequest, "quota must be 0 or more bytes") }
+        var state = self.persistentState
+        state.quotas[name] = bytes
+        try self.store?.save(state)
+        self.quotas[name] = bytes
+        self.cache.setQuota(bytes, for: domain)
+        self.logger.info("quota", metadata: ["domain": "\(name)", "bytes": "\(bytes.map(String.init) ?? "none")"])
+    }
+
+    // MARK: Views
+
+    /// Every image, by id.
+    public func list() -> [ImageStatus] { self.entries.keys.sorted().compactMap { self.status(of: $0) } }
+
+    /// Image `id`.
+    /// - Throws: ``ControlError`` (`unknownImage`).
+    public func status(id: String) throws(ControlError) -> ImageStatus {
+        guard let status = self.status(of: id) else { throw ControlError(.unknownImage, "no image \(id) is attached") }
+        return status
+    }
+
+    /// Ids of the images attached in each domain (failed ones excluded).
+    public func imagesByDomain() -> [String: [String]] {
+        self.entries.values.filter { $0.mode != nil }.reduce(into: [:]) { result, entry in
+            result[entry.record.domain, default: []].append(entry.record.id)
+        }.mapValues { $0.sorted() }
+    }
+
+    // MARK: Internals
+
+    private var persistentState: PersistentState {
+        PersistentState(
+            images: self.entries.values.filter { $0.origin == .api }.map(\.record).sorted { $0.id < $1.id },
+            quotas: self.quotas)
+    }
+
+    private func status(of id: String) -> ImageStatus? {
+        guard let entry = self.entries[id] else { return nil }
+        let record = entry.record
+        var status = ImageStatus(
+            id: record.id, path: record.path, domain: record.domain, fingerprint: record.fingerprint,
+            mode: entry.mode?.rawValue, verify: record.verify, devices: record.devices, origin: entry.origin,
+            state: .failed, reason: entry.failure)
+        guard entry.mode != nil else { return status }
+        status.state = .ready
+        status.statistics = (try? self.cache.statistics(forImage: id)).map(ImageStatus.Statistics.init)
+        if entry.mode == .digest, let progress = try? self.cache.digestProgress(imageID: id) {
+            status.progress = ImageStatus.Progress(progress)
+            switch progress.state {
+            case .idle, .hashing: status.state = .attaching
+            case .ready: break
+            case .failed(let reason): status.reason = "digests are computed on first read: \(reason)"
+            }
+        }
+        return status
+    }
+
+    /// Opens the image of `record` and picks its fingerprint mode.
+    private static func open(_ record: ImageRecord) throws(ControlError) -> (Image, FingerprintMode) {
+        do {
+            let image = try Image(path: record.path, devicePaths: record.devices)
+            return (image, record.fingerprint.mode(for: image))
+        } catch let error as EROFSError {
+            throw ControlError(.imageUnusable, "\(record.path): \(error.message)")
+        } catch {
+            throw ControlError(.imageUnusable, "\(record.path): \(error)")
+        }
+    }
+
+    /// Attaches an opened image to the cache and records it; starts computing digests in `digest` mode.
+    private func apply(
+        _ record: ImageRecord, image: Image, mode: FingerprintMode, origin: ImageOrigin
+    ) throws(ControlError) {
+        do {
+            try self.cache.attach(
+                image, id: record.id, domain: try TrustDomain(record.domain), mode: mode, verify: record.verify)
+        } catch {
+            throw ControlError(.imageExists, "image \(record.id): \(error)")
+        }
+        self.entries[record.id] = Entry(record: record, origin: origin, mode: mode, failure: nil)
+        self.logger.info(
+            "attached",
+            metadata: [
+                "image": "\(record.id)", "path": "\(record.path)", "domain": "\(record.domain)",
+                "fingerprint": "\(mode)", "origin": "\(origin.rawValue)",
+            ])
+        if mode == .digest {
+            let (cache, logger, id) = (self.cache, self.logger, record.id)
+            self.digestTasks[id] = Task { await Self.computeDigests(of: id, cache: cache, logger: logger) }
+        }
+    }
+
+    /// Hashes the files of image `id` in the background, logging progress every five seconds and the result.
+    private static func computeDigests(of id: String, cache: SharedPageCache, logger: Logger) async {
+        let started = ContinuousClock.now
+        let reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                guard let progress = try? cache.digestProgress(imageID: id), progress.state == .hashing else {
+                    continue
+                }
+                logger.info(
+                    "hashing",
+                    metadata: [
+                        "image": "\(id)", "files": "\(progress.filesDone)/\(progress.filesTotal)",
+                        "percent": "\(Int(progress.percent))",
+                    ])
+            }
+        }
+        try? await cache.precomputeDigests(imageID: id)
+        reporter.cancel()
+        guard let progress = try? cache.digestProgress(imageID: id), progress.state != .idle else { return }
+        logger.notice(
+            "digests",
+            metadata: [
+                "image": "\(id)", "state": "\(progress.state)", "files": "\(progress.filesDone)",
+                "bytes": "\(progress.bytesDone)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
+            ])
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the daemon restores on start: the images attached through the admin API and the domain quotas.
+public struct PersistentState: Codable, Sendable, Equatable {
+    public var version = 1
+    public var images: [ImageRecord] = []
+    /// Quota in bytes by domain name.
+    public var quotas: [String: Int] = [:]
+
+    public init(images: [ImageRecord] = [], quotas: [String: Int] = [:]) {
+        self.images = images
+        self.quotas = quotas
+    }
+}
+
+/// The state directory: one JSON file, `state.json`, replaced atomically on every change (write a temporary
+/// file, fsync it, rename it over the old one, fsync the directory), so that after a crash at any moment the
+/// file holds either the state before or the state after the change, and an acknowledged change survives.
+public struct StateStore: Sendable {
+    public let directory: String
+    var file: String { self.directory + "/state.json" }
+
+    /// Uses `directory`, creating it (mode 0700) if it is missing.
+    /// - Throws: ``ControlError`` (`stateWriteFailed`) when it cannot be created.
+    public init(directory: String) throws(ControlError) {
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ControlError(.stateWriteFailed, "state directory \(directory): \(error.localizedDescription)")
+        }
+    }
+
+    /// The saved state; an empty one when nothing was saved yet.
+    /// - Throws: ``ControlError`` (`invalidRequest`) when the file exists but cannot be read or parsed.
+    public func load() throws(ControlError) -> PersistentState {
+        guard FileManager.default.fileExists(atPath: self.file) else { return PersistentState() }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: self.file))
+            return try JSONDecoder().decode(PersistentState.self, from: data)
+        } catch {
+            throw ControlError(.invalidRequest, "state file \(self.file) is unreadable: \(error)")
+        }
+    }
+
+    /// Replaces the saved state with `state`, durably.
+    /// - Throws: ``ControlError`` (`stateWriteFailed`); the previous state is then still in place.
+    public func save(_ state: PersistentState) throws(ControlError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let temporary = self.file + ".tmp"
+        do {
+            let bytes = try encoder.encode(state)
+            let descriptor = try FileDescriptor.open(
+                FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                permissions: [.ownerReadWrite])
+            try descriptor.closeAfter {
+                _ = try descriptor.writeAll(bytes)
+                guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
+            }
+            guard rename(temporary, self.file) == 0 else { throw Errno(rawValue: errno) }
+            let directory = try FileDescriptor.open(FilePath(self.directory), .readOnly, options: [.directory])
+            try directory.closeAfter {
+                guard fsync(directory.rawValue) == 0 else { throw Errno(rawValue: errno) }
+            }
+        } catch {
+            throw ControlError(.stateWriteFailed, "cannot write \(self.file): \(error)")
+        }
+    }
+}
