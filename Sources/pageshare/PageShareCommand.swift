@@ -8,7 +8,7 @@ struct PageShareCommand: AsyncParsableCommand {
         abstract: "Serve files of EROFS images from one shared page cache; inspect, list, stat, cat and extract them.",
         subcommands: [
             InspectCommand.self, LsCommand.self, StatCommand.self, CatCommand.self, ExtractCommand.self,
-            ShareReportCommand.self, ServeCommand.self,
+            ShareReportCommand.self, ServeCommand.self, AdminCommand.self, TokenCommand.self,
         ]
     )
 }

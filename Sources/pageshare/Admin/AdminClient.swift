@@ -1,0 +1,86 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A minimal HTTP/1.1 client for the admin API, over TCP or the daemon's unix socket (which Foundation's
+/// URLSession cannot reach): one request per connection, the whole response collected.
+struct AdminClient {
+    enum Endpoint {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+    }
+
+    struct Response {
+        var status: HTTPResponseStatus
+        var body: [UInt8]
+    }
+
+    let endpoint: Endpoint
+    let token: String?
+
+    func send(_ method: HTTPMethod, _ path: String, json: [UInt8]? = nil) async throws -> Response {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let promise = group.next().makePromise(of: Response.self)
+        let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(10)).channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+            }
+        }
+        let channel: any Channel
+        var host = "localhost"
+        switch self.endpoint {
+        case .tcp(let name, let port):
+            host = "\(name):\(port)"
+            channel = try await bootstrap.connect(host: name, port: port).get()
+        case .unix(let path):
+            channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: host)
+        headers.add(name: "connection", value: "close")
+        if let token = self.token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        if let json {
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(json.count))
+        }
+        channel.write(HTTPClientRequestPart.head(.init(version: .http1_1, method: method, uri: path, headers: headers)))
+            .whenFailure { promise.fail($0) }
+        if let json { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: json))), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+}
+
+/// Collects one response and completes the promise at its end (or with the error, or when the connection
+/// closes early).
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    private let promise: EventLoopPromise<AdminClient.Response>
+    private var status: HTTPResponseStatus = .ok
+    private var body: [UInt8] = []
+
+    init(promise: EventLoopPromise<AdminClient.Response>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head): self.status = head.status
+        case .body(let part): self.body.append(contentsOf: part.readableBytesView)
+        case .end: self.promise.succeed(.init(status: self.status, body: self.body))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.promise.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        struct ConnectionClosed: Error, CustomStringConvertible {
+            var description: String { "the daemon closed the connection before answering" }
+        }
+        self.promise.fail(ConnectionClosed())
+    }
+}

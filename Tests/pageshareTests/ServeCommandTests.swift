@@ -1,0 +1,229 @@
+import EROFSTestSupport
+import Foundation
+import Testing
+
+/// `pageshare serve` as an operator runs it: configuration layers, the state directory across `kill -9`,
+/// SIGHUP, and the loopback rule.
+@Suite("pageshare serve: configuration, state, signals", .serialized)
+struct ServeCommandTests {
+    /// `pageshare serve --print-config …` with `environment` set; status, stdout, stderr.
+    static func printConfig(_ arguments: [String], environment: [String] = []) throws -> (Int32, String, String) {
+        let result = try run(
+            "/usr/bin/env", environment + [PageShareBinary.path, "serve", "--print-config"] + arguments)
+        return (result.status, String(decoding: result.output, as: UTF8.self), result.error)
+    }
+
+    @Test("defaults < config file < PAGESHARE_* < flags; --print-config shows the result")
+    func configurationLayers() throws {
+        let directory = try TemporaryDirectory("config")
+        defer { directory.remove() }
+        let config = directory.path + "/pageshare.yaml"
+        try TestTree.write(
+            config,
+            Array(
+                """
+                listen: [127.0.0.1:9000, "[::1]:9001"]
+                cacheSize: 2GiB
+                maxRanges: 8
+                logFormat: json
+                images:
+                  - {id: app, path: /images/app.img, domain: team, fingerprint: digest}
+                """.utf8))
+        let (status, text, error) = try Self.printConfig(
+            ["--config", config, "--max-ranges", "5", "--image", "cli=/images/cli.img@other"],
+            environment: [
+                "PAGESHARE_CACHE_SIZE=3GiB", "PAGESHARE_MAX_RANGES=7", "PAGESHARE_UNIX_SOCKETS=/a.sock,/b.sock",
+            ])
+        #expect(status == 0, "\(error)")
+        #expect(text.contains("- 127.0.0.1:9000\n- '[::1]:9001'"), "listen from the file: \(text)")
+        #expect(text.contains("cacheSize: 3221225472"), "the environment overrides the file")
+        #expect(text.contains("maxRanges: 5"), "a flag overrides the environment")
+        #expect(text.contains("unixSockets:\n- /a.sock\n- /b.sock"))
+        #expect(text.contains("logFormat: json") && text.contains("pageSize: 4096"))
+        #expect(text.contains("id: app") && text.contains("id: cli") && text.contains("domain: other"))
+        // The printed configuration is itself a valid config file that gives the same result.
+        try TestTree.write(directory.path + "/printed.yaml", Array(text.utf8))
+        let (again, reprinted, _) = try Self.printConfig(["--config", directory.path + "/printed.yaml"])
+        #expect(again == 0 && reprinted == text)
+        let (_, viaEnvironment, _) = try Self.printConfig([], environment: ["PAGESHARE_CONFIG=\(config)"])
+        #expect(viaEnvironment.contains("cacheSize: 2147483648"))
+    }
+
+    @Test("a bad configuration fails at start with the source, the key and the reason")
+    func badConfiguration() throws {
+        let directory = try TemporaryDirectory("config")
+        defer { directory.remove() }
+        let cases: [(String, [String], [String], String)] = [
+            ("cacheSize: lots\n", [], [], "c.yaml: cacheSize: not a byte count"),
+            ("bogus: 1\n", [], [], "c.yaml: unknown key bogus"),
+            ("listen: {a: b}\n", [], [], "c.yaml: listen: expected a list of strings"),
+            ("images:\n  - {id: x}\n", [], [], "c.yaml: images[0].path: missing"),
+            ("images:\n  - {id: x, path: rel.img}\n", [], [], "images: x: path rel.img must be absolute"),
+            ("[1, 2]\n", [], [], "c.yaml: the document must be a mapping"),
+            ("", ["PAGESHARE_PAGE_SIZE=huge"], [], "PAGESHARE_PAGE_SIZE: not a byte count"),
+            ("", [], ["--threads", "0"], "--threads: must be an integer ≥ 1"),
+            ("", [], ["--tls-cert", "/c.pem"], "tlsCert and tlsKey go together"),
+            ("", [], ["--socket-mode", "999"], "--socket-mode: not octal permission bits"),
+        ]
+        for (yaml, environment, flags, message) in cases {
+            let config = directory.path + "/c.yaml"
+            try TestTree.write(config, Array(yaml.utf8))
+            let (status, _, error) = try Self.printConfig(["--config", config] + flags, environment: environment)
+            #expect(status == 1, "\(yaml) \(environment) \(flags)")
+            #expect(error.contains(message), "expected \(message) in: \(error)")
+        }
+    }
+
+    @Test("without a tokens file the daemon refuses a non-loopback listener unless allowed")
+    func loopbackRule() throws {
+        let refused = try PageShareBinary.run(["serve", "--listen", "0.0.0.0:0"])
+        #expect(refused.status == 1 && refused.error.contains("refusing to listen on 0.0.0.0:0 without authentication"))
+    }
+
+    /// kill -9 while three clients attach and detach (each its own ids), four times: after each restart the
+    /// images are exactly those the acknowledged operations leave; an operation cut off by the kill may or may
+    /// not have happened (at most one per client).
+    @Test("kill -9 during attach/detach loops loses no acknowledged change (needs curl)")
+    func crashSafety() throws {
+        let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("content\n".utf8)) }
+        defer { image.remove() }
+        let state = image.directory.path + "/state"
+        let clients = (0..<3).map { CrashClient(prefix: "c\($0)-") }
+        var operations = 0
+        var cutOff = 0
+        for round in 0..<4 {
+            let daemon = try Daemon(directory: image.directory.path, arguments: ["--state-dir", state])
+            let listed = Self.listedImages(daemon)
+            #expect(
+                listed == clients.reduce(into: Set()) { $0.formUnion($1.expected) }, "round \(round): after restart")
+            let group = DispatchGroup()
+            for client in clients {
+                DispatchQueue.global().async(group: group) { client.run(against: daemon, image: image.path) }
+            }
+            Thread.sleep(forTimeInterval: Double.random(in: 0.3...0.8))
+            daemon.kill(SIGKILL)
+            daemon.process.waitUntilExit()
+            group.wait()
+            let restarted = try Daemon(directory: image.directory.path, arguments: ["--state-dir", state])
+            let after = Self.listedImages(restarted)
+            for client in clients {
+                let mine = after.filter { $0.hasPrefix(client.prefix) }
+                #expect(
+                    client.settle(with: mine),
+                    "round \(round): \(mine) vs \(client.expected) ± \(String(describing: client.uncertain))")
+                operations += client.operations
+                cutOff += client.uncertain == nil ? 0 : 1
+                client.reset()
+            }
+            restarted.stop()
+        }
+        #expect(operations >= 20, "operations ran before the kills: \(operations)")
+        print("crash safety: \(operations) acknowledged operations, \(cutOff) cut off by kill -9")
+    }
+
+    static func listedImages(_ daemon: Daemon) -> Set<String> {
+        let body = daemon.request("GET", "/v1/admin/images").body
+        let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        return Set((object?["images"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? [])
+    }
+
+    @Test("SIGHUP reloads the tokens file; a broken file keeps the old tokens")
+    func sighupReload() throws {
+        let directory = try TemporaryDirectory("tokens")
+        defer { directory.remove() }
+        let tokens = directory.path + "/tokens.yaml"
+        func writeTokens(_ token: String) throws {
+            let hash = try PageShareBinary.runWithInput(["token", "hash"], input: token)
+            try TestTree.write(tokens, Array("tokens: [{name: ops, sha256: \(hash), role: admin}]\n".utf8))
+        }
+        try writeTokens("first-token")
+        let daemon = try Daemon(directory: directory.path, arguments: ["--tokens-file", tokens])
+        defer { daemon.stop() }
+        #expect(daemon.request("GET", "/v1/admin/cache", token: "first-token").status == 200)
+        #expect(daemon.request("GET", "/v1/admin/cache").status == 401, "the unix socket needs a token too")
+        try writeTokens("second-token")
+        daemon.kill(SIGHUP)
+        var status = 0
+        for _ in 0..<250 where status != 200 {
+            Thread.sleep(forTimeInterval: 0.02)
+            status = daemon.request("GET", "/v1/admin/cache", token: "second-token").status
+        }
+        #expect(status == 200)
+        #expect(daemon.request("GET", "/v1/admin/cache", token: "first-token").status == 401)
+        try TestTree.write(tokens, Array("tokens: nonsense\n".utf8))
+        daemon.kill(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(daemon.request("GET", "/v1/admin/cache", token: "second-token").status == 200)
+        let log = try String(contentsOfFile: daemon.log, encoding: .utf8)
+        #expect(log.contains("tokens reloaded") && log.contains("tokens not reloaded"))
+        #expect(!log.contains("second-token") && !log.contains("first-token"), "no secret in the log")
+    }
+}
+
+extension PageShareBinary {
+    /// Runs with `input` on stdin; the trimmed stdout.
+    static func runWithInput(_ arguments: [String], input: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.path)
+        process.arguments = arguments
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// One client of the crash test: attaches new ids of its own or detaches one of them, recording what the
+/// daemon acknowledged. `@unchecked Sendable`: used by one thread at a time (the test waits for it).
+final class CrashClient: @unchecked Sendable {
+    let prefix: String
+    private(set) var expected: Set<String> = []
+    /// The operation without an answer (the kill came first): attach or detach of an id.
+    private(set) var uncertain: (attach: Bool, id: String)?
+    private(set) var operations = 0
+    private var counter = 0
+
+    init(prefix: String) { self.prefix = prefix }
+
+    func run(against daemon: Daemon, image: String) {
+        while daemon.process.isRunning {
+            let detach = !self.expected.isEmpty && Bool.random()
+            let id = detach ? self.expected.randomElement()! : "\(self.prefix)\(self.counter)"
+            self.counter += 1
+            let response =
+                detach
+                ? daemon.request("DELETE", "/v1/admin/images/\(id)")
+                : daemon.request("POST", "/v1/admin/images", json: #"{"id":"\#(id)","path":"\#(image)"}"#)
+            switch response.status {
+            case 201: self.expected.insert(id)
+            case 204: self.expected.remove(id)
+            default:
+                self.uncertain = (!detach, id)
+                return
+            }
+            self.operations += 1
+        }
+    }
+
+    /// Whether `listed` is what the acknowledged operations leave, or that plus the cut-off one; adopts it.
+    func settle(with listed: Set<String>) -> Bool {
+        var alternative = self.expected
+        if let uncertain = self.uncertain {
+            if uncertain.attach { alternative.insert(uncertain.id) } else { alternative.remove(uncertain.id) }
+        }
+        guard listed == self.expected || listed == alternative else { return false }
+        self.expected = listed
+        return true
+    }
+
+    func reset() {
+        self.uncertain = nil
+        self.operations = 0
+    }
+}
