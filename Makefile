@@ -10,7 +10,7 @@ DEMO         := demo
 FUZZ_SECONDS ?= 600
 PAGESHARE    := .build/debug/pageshare
 
-.PHONY: deps build test lint check-deploy serve demo fuzz bench clean
+.PHONY: deps build test lint check-deploy check-api serve demo fuzz bench clean
 
 deps:
 	@missing=""; \
@@ -32,12 +32,22 @@ test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) check-deploy
+	$(MAKE) check-api
 
 # systemd-analyze, kubernetes-validate (PyPI), yamllint, shellcheck and JSON on deploy/ and the scripts.
 check-deploy: build
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate \
 		|| python3 -m pip install -q --break-system-packages kubernetes-validate
 	deploy/check.sh $(PAGESHARE)
+
+# The OpenAPI contract: openapi-spec-validator, then schemathesis (bounded, fixed seed) against the daemon.
+API_EXAMPLES ?= 50
+
+check-api: build
+	@python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null \
+		|| python3 -m pip install -q schemathesis openapi-spec-validator \
+		|| python3 -m pip install -q --break-system-packages schemathesis openapi-spec-validator
+	scripts/api-conformance.sh $(PAGESHARE) $(API_EXAMPLES)
 
 # The main job: the daemon on 127.0.0.1:8480 (and a unix socket under demo/) serving two demo images built
 # with Debian's mkfs.erofs, attached to one fingerprint domain so that their shared library is cached once.

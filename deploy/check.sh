@@ -17,7 +17,7 @@ python3 -c 'import sys; from kubernetes_validate.__main__ import main; sys.exit(
 # The ServiceMonitor is a Prometheus Operator resource: its schema is not in kubernetes-validate.
 echo "kubernetes-validate: ok"
 
-yamllint --strict -c .yamllint deploy .yamllint
+yamllint --strict -c .yamllint deploy .yamllint openapi.yaml
 echo "yamllint: ok"
 
 python3 -m json.tool deploy/grafana/pageshare-dashboard.json > /dev/null

@@ -110,6 +110,11 @@ struct AdminAPITests {
             #expect(response.status == status, "\(method) \(target) \(body ?? ""): \(response.bodyText)")
             #expect(response.problemType == "urn:pageshare:problem:\(problem)", "\(method) \(target)")
         }
+        // A FIFO would block an open for reading until a writer comes: refused before it is opened.
+        let fifo = first.directory.path + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let pipe = try await server.send("POST", "/v1/admin/images", json: #"{"id":"x","path":"\#(fifo)"}"#)
+        #expect(pipe.status == 422 && pipe.bodyText.contains("not a regular file or block device"))
         let unusable = try await server.send("POST", "/v1/admin/images", json: #"{"id":"x","path":"\#(garbage)"}"#)
         #expect(unusable.bodyText.contains("bad magic"), "the format error's message: \(unusable.bodyText)")
         let methodNotAllowed = try await server.send("PATCH", "/v1/admin/images/one")

@@ -58,6 +58,18 @@ public enum AdminBodies {
     public struct QuotaRequest: Codable, Sendable {
         public var bytes: Int?
         public init(bytes: Int?) { self.bytes = bytes }
+
+        private enum CodingKeys: String, CodingKey { case bytes }
+
+        /// `bytes` must be present (null removes the quota): a missing key is a malformed request.
+        public init(from decoder: any Decoder) throws {
+            self.bytes = try decoder.container(keyedBy: CodingKeys.self).decode(Int?.self, forKey: .bytes)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(self.bytes, forKey: .bytes)
+        }
     }
 
     /// What a drop of pages freed.

@@ -2,6 +2,10 @@ import EROFS
 import Logging
 import PageCache
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The control plane: which images are attached, from where, in what state; domain quotas; and the state
 /// directory that makes admin-API changes survive a restart or a crash.
 ///
@@ -179,6 +183,18 @@ public actor ImageCatalog {
 
     /// Opens the image of `record` and picks its fingerprint mode.
     private static func open(_ record: ImageRecord) throws(ControlError) -> (Image, FingerprintMode) {
+        // Only files and block devices hold images; opening a FIFO or a character device could block or
+        // read without end.
+        for path in [record.path] + record.devices {
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                throw ControlError(.imageUnusable, "\(path): \(String(cString: strerror(errno)))")
+            }
+            let type = status.st_mode & S_IFMT
+            guard type == S_IFREG || type == S_IFBLK else {
+                throw ControlError(.imageUnusable, "\(path): not a regular file or block device")
+            }
+        }
         do {
             let image = try Image(path: record.path, devicePaths: record.devices)
             return (image, record.fingerprint.mode(for: image))

@@ -65,8 +65,12 @@ public struct ImageRecord: Codable, Sendable, Hashable {
         guard (try? TrustDomain(self.domain)) != nil else {
             throw ControlError(.invalidRequest, "domain must be 1-255 printable ASCII characters")
         }
-        for path in [self.path] + self.devices where !path.hasPrefix("/") || path.utf8.contains(0) {
-            throw ControlError(.invalidRequest, "path \(path) must be absolute")
+        for path in [self.path] + self.devices {
+            // Byte-wise: `hasPrefix` compares characters, and "/" plus a combining mark is not the character "/".
+            guard path.utf8.first == UInt8(ascii: "/") else {
+                throw ControlError(.invalidRequest, "path \(path) must be absolute")
+            }
+            guard !path.utf8.contains(0) else { throw ControlError(.invalidRequest, "a path contains a NUL byte") }
         }
     }
 

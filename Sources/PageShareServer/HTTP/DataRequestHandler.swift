@@ -109,6 +109,10 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+        let isOperations = path == "/healthz" || path == "/readyz" || path == "/metrics"
+        if isOperations && head.method != .GET && head.method != .HEAD {
+            return self.send(Problem.methodNotAllowed(head.method), context: context, for: head)
+        }
         if path == "/healthz" || path == "/readyz" { return self.respondToHealth(path, context: context, for: head) }
         let caller: Caller
         switch self.authenticate(head) {
@@ -331,6 +335,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let plan = FileResponsePlan.make(
             file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
             allocator: context.channel.allocator)
+        if let problem = plan.problem { return self.send(problem, context: context, for: head) }
         var headers = plan.headers
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
         if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }

@@ -9,8 +9,20 @@ struct FileResponsePlan {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
     var body: ResponseBody
+    /// For 412 and 416: the problem+json answer (its headers carry the validators and `Content-Range`).
+    var problem: Problem?
 
     static let contentType = "application/octet-stream"
+
+    /// A 412 or 416 with `problem` as its body and the file's headers (but the date, which every answer
+    /// gets when it is sent).
+    private static func refusal(_ problem: Problem, headers: HTTPHeaders) -> FileResponsePlan {
+        var problem = problem
+        var kept = headers
+        kept.remove(name: "date")
+        problem.headers = kept
+        return FileResponsePlan(status: problem.responseStatus, headers: kept, body: .empty, problem: problem)
+    }
 
     /// Plans the response for `file` (`inode` of `image`) to `request`.
     static func make(
@@ -37,7 +49,9 @@ struct FileResponsePlan {
         case .notModified:
             return FileResponsePlan(status: .notModified, headers: headers, body: .empty)
         case .failed:
-            return FileResponsePlan(status: .preconditionFailed, headers: headers, body: .empty)
+            return Self.refusal(
+                Problem("precondition-failed", .preconditionFailed, "If-Match or If-Unmodified-Since did not hold"),
+                headers: headers)
         case .proceed(let honourRange):
             let ranges = ByteRangeRequest.resolve(
                 honourRange ? rangeHeader : nil, length: length, maximumRanges: maximumRanges)
@@ -48,7 +62,11 @@ struct FileResponsePlan {
                 return FileResponsePlan(status: .ok, headers: headers, body: body)
             case .unsatisfiable:
                 headers.add(name: "content-range", value: "bytes */\(length)")
-                return FileResponsePlan(status: .rangeNotSatisfiable, headers: headers, body: .empty)
+                return Self.refusal(
+                    Problem(
+                        "range-not-satisfiable", .rangeNotSatisfiable,
+                        "no range of the Range header starts within the file's \(length) bytes"),
+                    headers: headers)
             case .partial(let list) where list.count == 1:
                 headers.add(name: "content-type", value: Self.contentType)
                 headers.add(name: "content-range", value: "bytes \(list[0].lowerBound)-\(list[0].upperBound)/\(length)")

@@ -82,7 +82,7 @@ struct AdminAttachCommand: AsyncParsableCommand {
             throw ValidationError("--fingerprint must be auto, xattr, digest or none")
         }
         let absolute = { (path: String) in
-            path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            path.utf8.first == UInt8(ascii: "/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         }
         let record = ImageRecord(
             id: self.id, path: absolute(self.path), domain: self.domain, fingerprint: fingerprint,

@@ -55,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Tokens file (YAML, sha256 of each bearer token and its role); without it, loopback only.")
     var tokensFile: String?
     @Flag(inversion: .prefixedNo, help: "Serve /metrics without a token.") var publicMetrics: Bool?
+    @Option(help: "Failed authentications a client may make per minute before it gets 429 (default 10).")
+    var authFailureLimit: String?
     @Flag(inversion: .prefixedNo, help: "Listen beyond loopback without a tokens file (everyone is an admin).")
     var allowUnauthenticatedRemote: Bool?
     @Option(help: "State directory: images attached and quotas set through the admin API survive restarts.")
@@ -84,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
             ("shutdownGrace", self.shutdownGrace.map { [$0] }), ("threads", self.threads.map { [$0] }),
             ("logLevel", self.logLevel.map { [$0] }), ("logFormat", self.logFormat.map { [$0] }),
             ("tokensFile", self.tokensFile.map { [$0] }), ("publicMetrics", self.publicMetrics.map { ["\($0)"] }),
+            ("authFailureLimit", self.authFailureLimit.map { [$0] }),
             ("allowUnauthenticatedRemote", self.allowUnauthenticatedRemote.map { ["\($0)"] }),
             ("stateDir", self.stateDir.map { [$0] }), ("fingerprint", self.fingerprint.map { [$0] }),
             ("verify", self.verify.map { ["\($0)"] }),
@@ -124,7 +127,11 @@ struct ServeCommand: AsyncParsableCommand {
                     budgetBytes: settings.cacheSize, pageSize: settings.pageSize,
                     readaheadPages: settings.readaheadPages))
             let access =
-                try settings.tokensFile.map { try AccessPolicy(tokensPath: $0, publicMetrics: settings.publicMetrics) }
+                try settings.tokensFile.map {
+                    try AccessPolicy(
+                        tokensPath: $0, publicMetrics: settings.publicMetrics,
+                        maximumFailures: settings.authFailureLimit)
+                }
                 ?? .open()
             if access.isOpen {
                 logger.notice(

@@ -17,7 +17,8 @@ struct ImageSpecification: ExpressibleByArgument {
             self.domain = String(rest[rest.index(after: at)...])
             rest = rest[..<at]
         }
-        self.path = rest.hasPrefix("/") ? String(rest) : FileManager.default.currentDirectoryPath + "/" + rest
+        self.path =
+            rest.utf8.first == UInt8(ascii: "/") ? String(rest) : FileManager.default.currentDirectoryPath + "/" + rest
         guard !self.id.isEmpty, !self.path.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
     }
 }

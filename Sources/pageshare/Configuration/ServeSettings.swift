@@ -27,6 +27,7 @@ struct ServeSettings {
     var logFormat = StructuredLogHandler.Format.logfmt
     var tokensFile: String?
     var publicMetrics = false
+    var authFailureLimit = 10
     var allowUnauthenticatedRemote = false
     var stateDir: String?
     /// Fingerprint mode and verification of the images given as `--image ID=PATH[@DOMAIN]`.
@@ -93,6 +94,9 @@ struct ServeSettings {
         },
         .scalar("tokensFile", "bearer tokens (sha256) and roles; without it, loopback only") { $0.tokensFile = $1 },
         .scalar("publicMetrics", "serve /metrics without a token") { $0.publicMetrics = try Self.bool($1) },
+        .scalar("authFailureLimit", "failed authentications per client per minute before 429") {
+            $0.authFailureLimit = try Self.count($1)
+        },
         .scalar("allowUnauthenticatedRemote", "listen beyond loopback without tokens") {
             $0.allowUnauthenticatedRemote = try Self.bool($1)
         },
@@ -250,6 +254,7 @@ extension ServeSettings {
         printed.logFormat = self.logFormat.rawValue
         printed.tokensFile = self.tokensFile
         printed.publicMetrics = self.publicMetrics
+        printed.authFailureLimit = self.authFailureLimit
         printed.allowUnauthenticatedRemote = self.allowUnauthenticatedRemote
         printed.stateDir = self.stateDir
         printed.fingerprint = self.fingerprint.rawValue
@@ -278,6 +283,7 @@ extension ServeSettings {
         var logFormat = ""
         var tokensFile: String?
         var publicMetrics = false
+        var authFailureLimit = 0
         var allowUnauthenticatedRemote = false
         var stateDir: String?
         var fingerprint = ""
