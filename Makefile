@@ -61,6 +61,7 @@ serve: demo
 	@echo "  curl http://$(LISTEN)/v1/images/app-v1/files/etc/motd"
 	@echo "  curl --http2-prior-knowledge -r 0-15 http://$(LISTEN)/v1/images/app-v2/files/lib/libdemo.so | od -c"
 	@echo "  curl http://$(LISTEN)/v1/images/app-v2/dirs/ ; curl http://$(LISTEN)/v1/images/app-v1/stat/bin/libdemo-link"
+	@echo "  $(PAGESHARE) admin list --server $(LISTEN) ; $(PAGESHARE) admin stats --server $(LISTEN)"
 	exec $(PAGESHARE) serve --listen $(LISTEN) --unix-socket $(DEMO)/pageshare.sock --cache-size 256MiB \
 		--image app-v1=$(DEMO)/app-v1.img@demo --image app-v2=$(DEMO)/app-v2.img@demo
 

@@ -20,6 +20,16 @@ echo "kubernetes-validate: ok"
 yamllint --strict -c .yamllint deploy .yamllint openapi.yaml
 echo "yamllint: ok"
 
+# The example configuration and the one in the ConfigMap are read by the daemon's own parser.
+"$binary" serve --config deploy/config/pageshare.yaml --print-config > /dev/null
+python3 -c 'import sys, yaml
+for document in yaml.safe_load_all(open(sys.argv[1])):
+    if document and document.get("kind") == "ConfigMap":
+        open(sys.argv[2], "w").write(document["data"]["pageshare.yaml"])' \
+    deploy/kubernetes/pageshare.yaml "$work/configmap.yaml"
+"$binary" serve --config "$work/configmap.yaml" --print-config > /dev/null
+echo "pageshare serve --print-config on the example configurations: ok"
+
 python3 -m json.tool deploy/grafana/pageshare-dashboard.json > /dev/null
 echo "dashboard JSON: ok"
 
