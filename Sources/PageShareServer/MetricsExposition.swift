@@ -22,6 +22,8 @@ public enum MetricsExposition {
         "pageshare_http_request_duration_seconds": "Time from request head to the end of the response.",
         "pageshare_http_open_connections": "Connections open, by protocol.",
         "pageshare_http_open_streams": "HTTP/2 streams open.",
+        "pageshare_http_auth_failures_total":
+            "Requests refused before routing, by reason: missing or invalid token, forbidden role, rate limited.",
         "pageshare_cache_metadata_bytes": "Bytes of cache bookkeeping beside the page data.",
         "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]

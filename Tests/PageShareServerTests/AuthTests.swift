@@ -115,6 +115,23 @@ struct AuthTests {
         await server.stop()
     }
 
+    @Test("publicMetrics: /metrics without a token; everything else still needs one")
+    func publicMetrics() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let tokens = image.directory.path + "/tokens.yaml"
+        try Self.writeTokens(tokens)
+        let server = try await ServerFixture.start(
+            [("ia", try image.open(), "a", .none)],
+            access: try AccessPolicy(tokensPath: tokens, publicMetrics: true))
+        let metrics = try await server.get("/metrics")
+        #expect(metrics.status == 200 && metrics.bodyText.contains("pageshare_cache_budget_bytes"))
+        #expect(try await server.send("GET", "/metrics", token: Self.tenantAToken).status == 200)
+        #expect(try await server.get("/v1/images/ia/files/page").status == 401)
+        #expect(try await server.get("/v1/admin/cache").status == 401)
+        await server.stop()
+    }
+
     @Test("rate limit: after N failures a client gets 429 with Retry-After, even with a valid token")
     func rateLimit() async throws {
         let (server, image, access) = try await Self.server(maximumFailures: 3)

@@ -108,26 +108,27 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Routing
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+        let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
         let isOperations = path == "/healthz" || path == "/readyz" || path == "/metrics"
         if isOperations && head.method != .GET && head.method != .HEAD {
             return self.send(Problem.methodNotAllowed(head.method), context: context, for: head)
         }
         if path == "/healthz" || path == "/readyz" { return self.respondToHealth(path, context: context, for: head) }
+        let metrics = path == "/metrics" ? self.plane.exposition : nil
+        if let metrics, self.plane.access.publicMetrics {
+            return self.respondWithMetrics(metrics, context: context, for: head)
+        }
         let caller: Caller
         switch self.authenticate(head) {
         case .success(let authenticated): caller = authenticated
         case .failure(let problem): return self.send(problem, context: context, for: head)
         }
-        if path == "/metrics", let exposition = self.plane.exposition {
-            self.route = .metrics
-            guard caller.isAdmin || self.plane.access.publicMetrics else {
+        if let metrics {
+            guard caller.isAdmin else {
+                self.route = .metrics
                 return self.refuse(.forbidden("/metrics needs the admin role"), context: context, for: head)
             }
-            self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-            return self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
+            return self.respondWithMetrics(metrics, context: context, for: head)
         }
         if path == "/v1/admin" || path.hasPrefix("/v1/admin/") {
             return self.respondToAdmin(head, caller: caller, context: context)
@@ -168,6 +169,17 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             self.send(self.problem(for: error, target: target), context: context, for: head)
         }
+    }
+
+    /// `/metrics`: the cache's series are published, then the exposition is rendered.
+    private func respondWithMetrics(
+        _ exposition: @Sendable () -> [UInt8], context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) {
+        self.route = .metrics
+        self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+        self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
     }
 
     /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
