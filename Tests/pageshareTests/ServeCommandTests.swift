@@ -121,6 +121,46 @@ struct ServeCommandTests {
         print("crash safety: \(operations) acknowledged operations, \(cutOff) cut off by kill -9")
     }
 
+    @Test("pageshare admin: attach, list, get, quota, stats, detach over the unix socket and TCP; errors exit 1")
+    func adminCommand() throws {
+        let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("content\n".utf8)) }
+        defer { image.remove() }
+        let tokens = image.directory.path + "/tokens.yaml"
+        let hash = try PageShareBinary.runWithInput(["token", "hash"], input: "cli-token")
+        try TestTree.write(tokens, Array("tokens: [{name: ops, sha256: \(hash), role: admin}]\n".utf8))
+        let tokenFile = image.directory.path + "/token"
+        try TestTree.write(tokenFile, Array("cli-token\n".utf8))
+        let daemon = try Daemon(directory: image.directory.path, arguments: ["--tokens-file", tokens])
+        defer { daemon.stop() }
+        let connection = ["--unix-socket", daemon.socket, "--token-file", tokenFile]
+        func admin(_ arguments: [String]) throws -> (Int32, String, String) {
+            let result = try PageShareBinary.run(["admin"] + arguments)
+            return (result.status, String(decoding: result.output, as: UTF8.self), result.error)
+        }
+        let (attached, attachOutput, attachError) = try admin(
+            ["attach"] + connection + ["app", image.path, "--domain", "team", "--fingerprint", "digest"])
+        #expect(attached == 0, "\(attachError)")
+        #expect(attachOutput.contains(#""id" : "app""#) && attachOutput.contains(#""domain" : "team""#))
+        let (_, list, _) = try admin(["list"] + connection)
+        #expect(list.hasPrefix("ID\tSTATE\tDOMAIN") && list.contains("app\t") && list.contains(image.path))
+        let (_, got, _) = try admin(["get"] + connection + ["app"])
+        #expect(got.contains(#""mode" : "digest""#))
+        let (quota, quotaOutput, _) = try admin(["quota"] + connection + ["team", "1MiB"])
+        #expect(quota == 0 && quotaOutput.contains(#""quotaBytes" : 1048576"#))
+        let (_, stats, _) = try admin(["stats"] + connection)
+        #expect(stats.contains(#""attachedImages" : 1"#) && stats.contains(#""name" : "team""#))
+        let (again, _, conflict) = try admin(["attach"] + connection + ["app", image.path])
+        #expect(again == 1 && conflict.contains("409 Conflict: image app is already attached"))
+        let (denied, _, unauthorized) = try admin(["list", "--unix-socket", daemon.socket])
+        #expect(denied == 1 && unauthorized.contains("401 Unauthorized"))
+        let (detached, detachOutput, _) = try admin(["detach"] + connection + ["app"])
+        #expect(detached == 0 && detachOutput.contains("detached app"))
+        let (missing, _, notFound) = try admin(["detach"] + connection + ["app"])
+        #expect(missing == 1 && notFound.contains("404 Not Found"))
+        let (unreachable, _, refused) = try admin(["list", "--server", "127.0.0.1:1"])
+        #expect(unreachable == 1 && !refused.isEmpty)
+    }
+
     static func listedImages(_ daemon: Daemon) -> Set<String> {
         let body = daemon.request("GET", "/v1/admin/images").body
         let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]

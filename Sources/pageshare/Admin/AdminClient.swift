@@ -6,9 +6,16 @@ import NIOPosix
 /// A minimal HTTP/1.1 client for the admin API, over TCP or the daemon's unix socket (which Foundation's
 /// URLSession cannot reach): one request per connection, the whole response collected.
 struct AdminClient {
-    enum Endpoint {
+    enum Endpoint: CustomStringConvertible {
         case tcp(host: String, port: Int)
         case unix(path: String)
+
+        var description: String {
+            switch self {
+            case .tcp(let host, let port): "\(host):\(port)"
+            case .unix(let path): "unix:\(path)"
+            }
+        }
     }
 
     struct Response {
@@ -30,12 +37,17 @@ struct AdminClient {
         }
         let channel: any Channel
         var host = "localhost"
-        switch self.endpoint {
-        case .tcp(let name, let port):
-            host = "\(name):\(port)"
-            channel = try await bootstrap.connect(host: name, port: port).get()
-        case .unix(let path):
-            channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+        do {
+            switch self.endpoint {
+            case .tcp(let name, let port):
+                host = "\(name):\(port)"
+                channel = try await bootstrap.connect(host: name, port: port).get()
+            case .unix(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch {
+            promise.fail(error)  // a promise must be completed, even when no connection was made
+            throw AdminFailure(description: "cannot reach the daemon at \(self.endpoint): \(error)")
         }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: host)
