@@ -95,6 +95,20 @@ final class CacheShard: Sendable {
         }
     }
 
+    /// Claims the fill of page `key` if it is neither resident nor being filled and a slot can be had without
+    /// going over quota (a page filled speculatively never evicts at quota); nil otherwise. Unlike
+    /// ``lookup(_:range:into:owner:overQuota:)`` it leaves a resident page's visited bit alone.
+    func claimIfAbsent(_ key: PageKey, overQuota: Bool) -> (slot: Int32, evicted: SharedFile?)? {
+        guard !overQuota else { return nil }
+        return self.state.withLock { state -> (slot: Int32, evicted: SharedFile?)? in
+            guard state.index.slot(for: key, keys: state.keys) == nil, state.waiters[key] == nil,
+                let (slot, evicted) = self.claimSlot(&state)
+            else { return nil }
+            state.waiters[key] = []
+            return (slot, evicted)
+        }
+    }
+
     /// Copies page `key` bytes `range` into `destination` if the page is resident; never claims a fill.
     func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
         self.state.withLock { state -> Bool in

@@ -44,6 +44,7 @@ public final class SharedPageCache: Sendable {
     private let shards: [CacheShard]
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
+    private let decompressionMetrics = DecompressionMetrics()
     /// Reads of an image that failed during fills (each sharer tried counts once).
     private let readErrors = Atomic<Int>(0)
     /// Readahead tasks in flight, so that ``drainReadahead()`` (tests, shutdown) can wait for them.
@@ -387,7 +388,7 @@ public final class SharedPageCache: Sendable {
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
                     byteCount: self.configuration.pageSize, alignment: 4096)
                 defer { scratch.deallocate() }
-                try self.fill(file, page: page, into: scratch)
+                _ = try self.fill(file, page: page, into: scratch, context: ReadContext())
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[range]))
                 return
             case .busy:
@@ -400,40 +401,101 @@ public final class SharedPageCache: Sendable {
                 }
                 file.counters.add(.misses, 1)
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)
+                let context = ReadContext()
+                let source: Sharer
                 do {
-                    try self.fill(file, page: page, into: shard.page(slot))
+                    source = try self.fill(file, page: page, into: shard.page(slot), context: context)
                 } catch {
                     shard.abandon(key, slot: slot)
                     throw error
                 }
-                file.residentPages.wrappingAdd(1, ordering: .relaxed)
-                file.counters.add(.residentBytes, self.configuration.pageSize)
-                file.counters.add(.fills, 1)
-                reader?.fills.wrappingAdd(1, ordering: .relaxed)
+                self.noteFilled(file, reader: reader)
                 shard.publish(key, slot: slot, file: file, range: range, into: destination)
+                self.fillAround(file, page: page, from: source, context: context)
                 return
             }
         }
     }
 
-    /// Reads page `page` of `file` from the first sharer that can supply it; bytes past the end are zero.
-    private func fill(_ file: SharedFile, page: UInt64, into memory: UnsafeMutableRawBufferPointer) throws {
-        let offset = page * UInt64(self.configuration.pageSize)
-        let count = Int(min(UInt64(memory.count), file.size - offset))
+    private func noteFilled(_ file: SharedFile, reader: ImageCounters?) {
+        file.residentPages.wrappingAdd(1, ordering: .relaxed)
+        file.counters.add(.residentBytes, self.configuration.pageSize)
+        file.counters.add(.fills, 1)
+        reader?.fills.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// Most pages filled around a miss from one decoded extent (1 MiB of 4 KiB pages).
+    private static let fillAroundPages: UInt64 = 256
+
+    /// After a miss in a compressed file, fills the other missing pages of the extent just decoded (up to
+    /// ``fillAroundPages``) from `context`'s copy of it: reading a compressed extent decodes all of it, so
+    /// without this each page of the extent would decode it again (n pages, n decodes). Best effort: pages
+    /// being filled by others, or that would evict at quota, are skipped; a failure stops it.
+    private func fillAround(_ file: SharedFile, page: UInt64, from source: Sharer, context: ReadContext) {
+        let pageSize = UInt64(self.configuration.pageSize)
+        guard source.inode.layout.isCompressed,
+            let extent = try? source.image.decodedExtent(of: source.inode, containing: page * pageSize)
+        else { return }
+        let first = max(extent.lowerBound / pageSize, page > Self.fillAroundPages ? page - Self.fillAroundPages : 0)
+        let last = min((extent.upperBound - 1) / pageSize, page + Self.fillAroundPages)
+        guard first < last else { return }
+        for sibling in first...last where sibling != page {
+            let key = PageKey(file: file.id, page: sibling)
+            let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
+            let overQuota =
+                file.counters.residentBytes.load(ordering: .relaxed) + self.configuration.pageSize
+                > file.counters.quotaBytes.load(ordering: .relaxed)
+            guard let (slot, evicted) = shard.claimIfAbsent(key, overQuota: overQuota) else { continue }
+            if let evicted {
+                evicted.residentPages.wrappingSubtract(1, ordering: .relaxed)
+                evicted.counters.add(.residentBytes, -self.configuration.pageSize)
+                evicted.counters.add(.evictions, 1)
+            }
+            do {
+                try Self.read(
+                    source, page: sibling, pageSize: pageSize, size: file.size, into: shard.page(slot), context: context
+                )
+            } catch {
+                shard.abandon(key, slot: slot)
+                return
+            }
+            self.noteFilled(file, reader: nil)
+            shard.publish(
+                key, slot: slot, file: file, range: 0..<0, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        }
+    }
+
+    /// Reads page `page` of `sharer`'s inode into `memory` (a whole page; bytes past the end are zero).
+    private static func read(
+        _ sharer: Sharer, page: UInt64, pageSize: UInt64, size: UInt64, into memory: UnsafeMutableRawBufferPointer,
+        context: ReadContext
+    ) throws {
+        let offset = page * pageSize
+        let count = Int(min(UInt64(memory.count), size - offset))
+        let read = try sharer.image.read(
+            sharer.inode, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<count]),
+            context: context)
+        guard read == count else {
+            throw EROFSError(.corrupted, "short read of \(read) bytes", nid: sharer.inode.nid)
+        }
+        if count < memory.count {
+            UnsafeMutableRawBufferPointer(rebasing: memory[count...]).initializeMemory(as: UInt8.self, repeating: 0)
+        }
+    }
+
+    /// Reads page `page` of `file` from the first sharer that can supply it (returned); bytes past the end
+    /// are zero. `context` keeps the decoded extent of a compressed file for ``fillAround``.
+    private func fill(
+        _ file: SharedFile, page: UInt64, into memory: UnsafeMutableRawBufferPointer, context: ReadContext
+    ) throws -> Sharer {
         let sharers = file.sharers.withLock { $0 }
         var lastError: (any Error)? = nil
         for sharer in sharers {
             do {
-                let read = try sharer.image.read(
-                    sharer.inode, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<count]))
-                guard read == count else {
-                    throw EROFSError(.corrupted, "short read of \(read) bytes", nid: sharer.inode.nid)
-                }
-                if count < memory.count {
-                    UnsafeMutableRawBufferPointer(rebasing: memory[count...]).initializeMemory(
-                        as: UInt8.self, repeating: 0)
-                }
-                return
+                try Self.read(
+                    sharer, page: page, pageSize: UInt64(self.configuration.pageSize), size: file.size, into: memory,
+                    context: context)
+                return sharer
             } catch {
                 lastError = error
                 self.readErrors.wrappingAdd(1, ordering: .relaxed)
@@ -508,7 +570,8 @@ public final class SharedPageCache: Sendable {
     /// Publishes the cache's series (see `CacheMetrics`): per-domain gauges
     /// `pageshare_cache_{resident,saved,logical_read,quota}_bytes{domain}`, per-domain counters
     /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total{domain}`, and the global gauges
-    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`.
+    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`;
+    /// and the decompressors' `pageshare_decompression_*_total{algorithm}` (see `DecompressionMetrics`).
     /// Call it before each scrape.
     public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
         let statistics = self.allStatistics()
@@ -526,6 +589,7 @@ public final class SharedPageCache: Sendable {
             withQuotas, budget: self.budgetBytes,
             images: images, dedupInodes: files, metadataBytes: self.metadataBytes,
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
+        self.decompressionMetrics.publish(to: factory)
     }
 
     /// Accounting of attached image `imageID`.

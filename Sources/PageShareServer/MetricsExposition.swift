@@ -24,6 +24,11 @@ public enum MetricsExposition {
         "pageshare_http_open_streams": "HTTP/2 streams open.",
         "pageshare_http_auth_failures_total":
             "Requests refused before routing, by reason: missing or invalid token, forbidden role, rate limited.",
+        "pageshare_decompression_pclusters_total": "Compressed pclusters decoded, by algorithm.",
+        "pageshare_decompression_input_bytes_total": "Compressed bytes decoded, by algorithm.",
+        "pageshare_decompression_output_bytes_total": "Bytes produced by decompression, by algorithm.",
+        "pageshare_decompression_seconds_total": "Time spent decompressing, by algorithm.",
+        "pageshare_decompression_failures_total": "Compressed streams that failed to decode, by algorithm.",
         "pageshare_cache_metadata_bytes": "Bytes of cache bookkeeping beside the page data.",
         "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]

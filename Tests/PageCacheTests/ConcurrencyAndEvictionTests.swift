@@ -126,4 +126,46 @@ struct ConcurrencyAndEvictionTests {
         #expect(cache.statistics(for: domain).fills == 10)
         #expect(Array(buffer[0..<123]) == Array(bytes[(9 * 4096)...]))
     }
+
+    /// Reading any byte of a compressed extent decodes all of it; the cache keeps the extent's other pages
+    /// from that decode instead of decoding the extent again for each of them.
+    @Test func aCompressedExtentIsDecodedOncePerMiss() async throws {
+        // 720 KB in one extent: within the 256 pages filled around a miss.
+        let text = Array(String(repeating: "PageShare decodes each extent once. ", count: 20_000).utf8)
+        let noise = TestTree.pattern(200_000, seed: 7)
+        let image = try TestImage(options: ["-zlz4hc", "-C65536"]) { root in
+            try TestTree.write(root + "/text", text)
+            try TestTree.write(root + "/noise", noise)
+        }
+        defer { image.remove() }
+        let opened = try image.open()
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 64 << 20, readaheadPages: 0))
+        let domain = try TrustDomain("z")
+        try cache.attach(opened, id: "z", domain: domain, mode: .none)
+        for (name, bytes) in [("text", text), ("noise", noise)] {
+            let before = cache.statistics(for: domain)
+            let inode = try opened.resolve("/" + name)
+            let decoded = try opened.extents(of: inode).filter {
+                if case .encoded = $0.kind { return true } else { return false }
+            }
+            // mkfs stores the incompressible noise uncompressed: no extent to decode, one miss per page.
+            #expect(decoded.isEmpty == (name == "noise"))
+            // Pages in a shuffled order: one miss per extent, every page filled once.
+            let pages = (bytes.count + 4095) / 4096
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            defer { buffer.deallocate() }
+            for page in (0..<pages).shuffled() {
+                let count = try await cache.read(imageID: "z", path: "/" + name, at: UInt64(page * 4096), into: buffer)
+                #expect(Array(buffer[0..<count]) == Array(bytes[(page * 4096)..<min(bytes.count, page * 4096 + 4096)]))
+            }
+            let after = cache.statistics(for: domain)
+            #expect(after.fills - before.fills == pages, "\(name): every page filled once")
+            if decoded.isEmpty {
+                #expect(after.misses - before.misses == pages)
+            } else {
+                #expect(after.misses - before.misses <= decoded.count, "\(name): at most one miss per extent")
+                #expect(after.hits - before.hits >= pages - decoded.count)
+            }
+        }
+    }
 }

@@ -61,6 +61,26 @@ struct MetricsEndpointTests {
         await server.stop()
     }
 
+    @Test("decompression counters by algorithm grow with what is decompressed (process-wide, so at least)")
+    func decompressionCounters() async throws {
+        let image = try TestImage(options: ["-zlz4hc"]) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("z", try image.open(), "default", .none)])
+        let before = try await server.get("/metrics").bodyText
+        let text = ServedTree.content("text/repeated.txt")!
+        #expect(try await server.get("/v1/images/z/files/text/repeated.txt").body == text)
+        let after = try await server.get("/metrics").bodyText
+        func delta(_ series: String) -> Double {
+            (Self.value(after, series) ?? 0) - (Self.value(before, series) ?? 0)
+        }
+        #expect(delta(#"pageshare_decompression_output_bytes_total{algorithm="lz4"}"#) >= Double(text.count))
+        #expect(delta(#"pageshare_decompression_pclusters_total{algorithm="lz4"}"#) >= 1)
+        #expect(delta(#"pageshare_decompression_input_bytes_total{algorithm="lz4"}"#) >= 1)
+        #expect(delta(#"pageshare_decompression_seconds_total{algorithm="lz4"}"#) > 0)
+        #expect(Self.value(after, #"pageshare_decompression_output_bytes_total{algorithm="zstd"}"#) != nil)
+        await server.stop()
+    }
+
     @Test("/healthz and /readyz answer over both protocols")
     func health() async throws {
         let image = try TestImage(options: []) { try ServedTree.write(at: $0) }

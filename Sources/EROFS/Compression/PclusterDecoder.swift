@@ -29,11 +29,15 @@ enum PclusterDecoder {
                 throw EROFSError.corrupted(
                     "pcluster uses \(algorithm), which the image does not declare", nid: request.nid)
             }
-            switch algorithm {
-            case .lz4: try LZ4Decompressor.decode(request)
-            case .lzma: try LZMADecompressor.decode(request)
-            case .deflate: try DeflateDecompressor.decode(request)
-            case .zstd: try ZstdDecompressor.decode(request)
+            try DecompressionStatistics.measure(
+                algorithm, input: request.input.count, output: request.output.count
+            ) {
+                switch algorithm {
+                case .lz4: try LZ4Decompressor.decode(request)
+                case .lzma: try LZMADecompressor.decode(request)
+                case .deflate: try DeflateDecompressor.decode(request)
+                case .zstd: try ZstdDecompressor.decode(request)
+                }
             }
         }
     }
