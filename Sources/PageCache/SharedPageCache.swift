@@ -45,6 +45,7 @@ public final class SharedPageCache: Sendable {
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
     private let decompressionMetrics = DecompressionMetrics()
+    private let imageMetrics = ImageMetrics()
     /// Reads of an image that failed during fills (each sharer tried counts once).
     private let readErrors = Atomic<Int>(0)
     /// Readahead tasks in flight, so that ``drainReadahead()`` (tests, shutdown) can wait for them.
@@ -572,8 +573,8 @@ public final class SharedPageCache: Sendable {
     /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total{domain}`, and the global gauges
     /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`;
     /// and the decompressors' `pageshare_decompression_*_total{algorithm}` (see `DecompressionMetrics`).
-    /// Call it before each scrape.
-    public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory) {
+    /// With `perImage`, also `pageshare_image_*{image}` (see `ImageMetrics`). Call it before each scrape.
+    public func publishMetrics(to factory: any MetricsFactory = MetricsSystem.factory, perImage: Bool = false) {
         let statistics = self.allStatistics()
         let (quotas, images, files) = self.registry.withLock { registry in
             (
@@ -590,6 +591,12 @@ public final class SharedPageCache: Sendable {
             images: images, dedupInodes: files, metadataBytes: self.metadataBytes,
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
         self.decompressionMetrics.publish(to: factory)
+        if perImage {
+            let statistics = self.imageIDs.reduce(into: [String: ImageStatistics]()) { result, id in
+                result[id] = try? self.statistics(forImage: id)
+            }
+            self.imageMetrics.publish(statistics, to: factory)
+        }
     }
 
     /// Accounting of attached image `imageID`.

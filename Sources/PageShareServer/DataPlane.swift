@@ -42,17 +42,21 @@ public final class DataPlane: Sendable {
     let metricsFactory: any MetricsFactory
     /// The Prometheus text exposition served at `/metrics` (nil: no `/metrics`).
     let exposition: (@Sendable () -> [UInt8])?
+    /// Export per-image series (`pageshare_image_*{image}`): one label value per attached image.
+    let perImageMetrics: Bool
 
     /// - Parameters:
     ///   - metricsFactory: where the data plane's and the cache's series go.
     ///   - exposition: renders `/metrics`; the cache's series are published just before it is called.
     ///   - catalog: serves the admin API when given; its cache must be `cache`.
+    ///   - perImageMetrics: also export series labelled by image.
     ///   - ready: whether `/readyz` answers 200 from the start (else after ``markReady()``).
     public init(
         cache: SharedPageCache, limits: Limits = Limits(), access: AccessPolicy = .open(), catalog: ImageCatalog? = nil,
         logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
-        exposition: (@Sendable () -> [UInt8])? = nil, ready: Bool = true
+        exposition: (@Sendable () -> [UInt8])? = nil, perImageMetrics: Bool = false, ready: Bool = true
     ) {
+        self.perImageMetrics = perImageMetrics
         self.cache = cache
         self.access = access
         self.admin = catalog.map { AdminAPI(catalog: $0) }

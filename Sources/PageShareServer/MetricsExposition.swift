@@ -29,6 +29,11 @@ public enum MetricsExposition {
         "pageshare_decompression_output_bytes_total": "Bytes produced by decompression, by algorithm.",
         "pageshare_decompression_seconds_total": "Time spent decompressing, by algorithm.",
         "pageshare_decompression_failures_total": "Compressed streams that failed to decode, by algorithm.",
+        "pageshare_image_resident_bytes": "Bytes resident for the files an image has read (metricsPerImage).",
+        "pageshare_image_logical_read_bytes": "Bytes served to an image's readers (metricsPerImage).",
+        "pageshare_image_hits_total": "Page hits of an image's reads (metricsPerImage).",
+        "pageshare_image_misses_total": "Page misses of an image's reads (metricsPerImage).",
+        "pageshare_image_fills_total": "Pages an image's reads brought in (metricsPerImage).",
         "pageshare_cache_metadata_bytes": "Bytes of cache bookkeeping beside the page data.",
         "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]

@@ -81,6 +81,31 @@ struct MetricsEndpointTests {
         await server.stop()
     }
 
+    @Test("per-image series only when asked for; a detached image's series go away")
+    func perImageSeries() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let plain = try await ServerFixture.start([("a", try image.open(), "default", .none)])
+        _ = try await plain.get("/v1/images/a/files/page")
+        #expect(!(try await plain.get("/metrics").bodyText.contains("pageshare_image_resident")), "off by default")
+        await plain.stop()
+        let server = try await ServerFixture.start(
+            [("a", try image.open(), "default", .none), ("b", try image.open(), "default", .none)],
+            perImageMetrics: true)
+        _ = try await server.get("/v1/images/a/files/page")
+        _ = try await server.get("/v1/images/a/files/page-plus-one")
+        let text = try await server.get("/metrics").bodyText
+        #expect(Self.value(text, #"pageshare_image_logical_read_bytes{image="a"}"#) == Double(4096 + 4097))
+        #expect(Self.value(text, #"pageshare_image_resident_bytes{image="a"}"#) == Double(3 * 4096))
+        #expect(Self.value(text, #"pageshare_image_misses_total{image="a"}"#) == 3)
+        #expect(Self.value(text, #"pageshare_image_logical_read_bytes{image="b"}"#) == 0)
+        try server.cache.detach(id: "b")
+        let after = try await server.get("/metrics").bodyText
+        #expect(!after.contains(#"image="b""#), "the detached image's series are gone")
+        #expect(after.contains(#"pageshare_image_hits_total{image="a"}"#))
+        await server.stop()
+    }
+
     @Test("/healthz and /readyz answer over both protocols")
     func health() async throws {
         let image = try TestImage(options: []) { try ServedTree.write(at: $0) }

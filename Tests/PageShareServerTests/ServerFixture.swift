@@ -27,7 +27,8 @@ final class ServerFixture: Sendable {
     static func start(
         _ images: [(String, Image, String, FingerprintMode)], tls: Bool = false, maximumRanges: Int = 64,
         budgetBytes: Int = 64 << 20, shutdownGrace: TimeAmount = .seconds(10), maximumConnections: Int = 1000,
-        idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil
+        idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil,
+        perImageMetrics: Bool = false
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
         let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes))
@@ -65,7 +66,8 @@ final class ServerFixture: Sendable {
         try await catalog.start(configured: [])
         let plane = DataPlane(
             cache: cache, limits: .init(maximumRanges: maximumRanges), access: access, catalog: catalog,
-            logger: logger, metricsFactory: factory, exposition: { MetricsExposition.render(registry) })
+            logger: logger, metricsFactory: factory, exposition: { MetricsExposition.render(registry) },
+            perImageMetrics: perImageMetrics)
         let server = try PageShareServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)

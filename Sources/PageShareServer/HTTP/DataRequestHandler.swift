@@ -176,7 +176,7 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         _ exposition: @Sendable () -> [UInt8], context: ChannelHandlerContext, for head: HTTPRequestHead
     ) {
         self.route = .metrics
-        self.plane.cache.publishMetrics(to: self.plane.metricsFactory)
+        self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
         self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)

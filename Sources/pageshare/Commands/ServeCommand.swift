@@ -55,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Tokens file (YAML, sha256 of each bearer token and its role); without it, loopback only.")
     var tokensFile: String?
     @Flag(inversion: .prefixedNo, help: "Serve /metrics without a token.") var publicMetrics: Bool?
+    @Flag(inversion: .prefixedNo, help: "Export per-image series (one label value per attached image).")
+    var metricsPerImage: Bool?
     @Option(help: "Failed authentications a client may make per minute before it gets 429 (default 10).")
     var authFailureLimit: String?
     @Flag(inversion: .prefixedNo, help: "Listen beyond loopback without a tokens file (everyone is an admin).")
@@ -87,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
             ("logLevel", self.logLevel.map { [$0] }), ("logFormat", self.logFormat.map { [$0] }),
             ("tokensFile", self.tokensFile.map { [$0] }), ("publicMetrics", self.publicMetrics.map { ["\($0)"] }),
             ("authFailureLimit", self.authFailureLimit.map { [$0] }),
+            ("metricsPerImage", self.metricsPerImage.map { ["\($0)"] }),
             ("allowUnauthenticatedRemote", self.allowUnauthenticatedRemote.map { ["\($0)"] }),
             ("stateDir", self.stateDir.map { [$0] }), ("fingerprint", self.fingerprint.map { [$0] }),
             ("verify", self.verify.map { ["\($0)"] }),
@@ -149,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
             let plane = DataPlane(
                 cache: cache, limits: .init(maximumRanges: settings.maxRanges), access: access, catalog: catalog,
                 logger: logger, metricsFactory: metricsFactory, exposition: { MetricsExposition.render(registry) },
-                ready: false)
+                perImageMetrics: settings.metricsPerImage, ready: false)
             let server = try PageShareServer(configuration: settings.serverConfiguration, plane: plane)
             // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds and then reports
             // ready; on a signal it drains (GOAWAY, in-flight responses finish) and background hashing stops.

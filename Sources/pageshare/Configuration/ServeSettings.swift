@@ -27,6 +27,7 @@ struct ServeSettings {
     var logFormat = StructuredLogHandler.Format.logfmt
     var tokensFile: String?
     var publicMetrics = false
+    var metricsPerImage = false
     var authFailureLimit = 10
     var allowUnauthenticatedRemote = false
     var stateDir: String?
@@ -94,6 +95,9 @@ struct ServeSettings {
         },
         .scalar("tokensFile", "bearer tokens (sha256) and roles; without it, loopback only") { $0.tokensFile = $1 },
         .scalar("publicMetrics", "serve /metrics without a token") { $0.publicMetrics = try Self.bool($1) },
+        .scalar("metricsPerImage", "export pageshare_image_* series labelled by image") {
+            $0.metricsPerImage = try Self.bool($1)
+        },
         .scalar("authFailureLimit", "failed authentications per client per minute before 429") {
             $0.authFailureLimit = try Self.count($1)
         },
@@ -254,6 +258,7 @@ extension ServeSettings {
         printed.logFormat = self.logFormat.rawValue
         printed.tokensFile = self.tokensFile
         printed.publicMetrics = self.publicMetrics
+        printed.metricsPerImage = self.metricsPerImage
         printed.authFailureLimit = self.authFailureLimit
         printed.allowUnauthenticatedRemote = self.allowUnauthenticatedRemote
         printed.stateDir = self.stateDir
@@ -283,6 +288,7 @@ extension ServeSettings {
         var logFormat = ""
         var tokensFile: String?
         var publicMetrics = false
+        var metricsPerImage = false
         var authFailureLimit = 0
         var allowUnauthenticatedRemote = false
         var stateDir: String?
