@@ -9,7 +9,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 sed "s|/usr/local/bin/pageshare|$binary|" deploy/systemd/pageshare.service > "$work/pageshare.service"
-systemd-analyze verify "$work/pageshare.service"
+cp deploy/systemd/pageshare.socket "$work/pageshare.socket"
+systemd-analyze verify "$work/pageshare.service" "$work/pageshare.socket"
 echo "systemd-analyze verify: ok"
 
 python3 -c 'import sys; from kubernetes_validate.__main__ import main; sys.exit(main())' \

@@ -101,6 +101,24 @@ public final class PageShareServer: Sendable {
                     return self.initialize(channel, tls: tls, peer: peer)
                 }
                 .bind(host: host, port: port).get()
+        case .inherited(let descriptor):
+            let tls = self.sslContext
+            let isTCP = Self.isTCPSocket(descriptor)
+            let configured = isTCP ? bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1) : bootstrap
+            return
+                try await configured
+                .childChannelInitializer { channel in
+                    guard isTCP else {
+                        return Self.peerUID(of: channel).flatMap { uid in
+                            self.initialize(
+                                channel, tls: nil,
+                                peer: ConnectionPeer(address: "unix:\(uid.map(String.init) ?? "?")", uid: uid))
+                        }
+                    }
+                    let peer = ConnectionPeer(address: channel.remoteAddress?.ipAddress ?? "unknown", uid: nil)
+                    return self.initialize(channel, tls: tls, peer: peer)
+                }
+                .withBoundSocket(descriptor).get()
         case .unix(let path, let mode):
             let channel =
                 try await bootstrap
@@ -207,6 +225,14 @@ public final class PageShareServer: Sendable {
             }
         }
         try channel.pipeline.syncOperations.addHandler(manager)
+    }
+
+    /// Whether `descriptor` is an IPv4 or IPv6 socket (else a unix one).
+    private static func isTCPSocket(_ descriptor: Int32) -> Bool {
+        var domain: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 else { return false }
+        return domain == AF_INET || domain == AF_INET6
     }
 
     /// The uid of a unix-socket peer (`SO_PEERCRED`), nil if it cannot be read.

@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where and how the data plane listens, and the limits that protect it.
 public struct ServerConfiguration: Sendable {
     /// A socket to listen on.
@@ -9,11 +13,15 @@ public struct ServerConfiguration: Sendable {
         /// A unix domain socket at `path`, created with permission bits `mode` (an existing socket file is
         /// replaced).
         case unix(path: String, mode: UInt16)
+        /// A listening socket handed over by the service manager (systemd socket activation: descriptor 3 and
+        /// up); TCP or unix, whatever it was bound to.
+        case inherited(descriptor: Int32)
 
         public var description: String {
             switch self {
             case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             case .unix(let path, _): "unix:\(path)"
+            case .inherited(let descriptor): "fd:\(descriptor)"
             }
         }
 
@@ -22,6 +30,7 @@ public struct ServerConfiguration: Sendable {
             switch self {
             case .unix: true
             case .tcp(let host, _): host == "localhost" || host == "::1" || host.hasPrefix("127.")
+            case .inherited(let descriptor): Self.isLocalSocket(descriptor)
             }
         }
     }
@@ -70,5 +79,37 @@ public struct ServerConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
         self.threads = threads
+    }
+}
+
+extension ServerConfiguration.Listener {
+    /// Whether the socket `descriptor` is bound to a unix path or a loopback address (`getsockname`).
+    static func isLocalSocket(_ descriptor: Int32) -> Bool {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard named == 0 else { return false }
+        switch Int32(storage.ss_family) {
+        case AF_UNIX:
+            return true
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    var address = pointer.pointee.sin6_addr
+                    var loopback = in6addr_loopback
+                    return memcmp(&address, &loopback, MemoryLayout<in6_addr>.size) == 0
+                }
+            }
+        default:
+            return false
+        }
     }
 }

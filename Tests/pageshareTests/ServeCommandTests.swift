@@ -161,6 +161,49 @@ struct ServeCommandTests {
         #expect(unreachable == 1 && !refused.isEmpty)
     }
 
+    @Test(
+        "systemd socket activation: the daemon serves on the socket it is handed, not on the default port",
+        .enabled(if: which("systemd-socket-activate") != nil, "needs systemd-socket-activate"))
+    func socketActivation() throws {
+        let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("activated\n".utf8)) }
+        defer { image.remove() }
+        let port = try Self.freePort()
+        let log = image.directory.path + "/activated.log"
+        // One shell runs the activator and the client: Foundation's Process mishandles a long-lived child
+        // that exec()s (its SIGCHLD handling blocks in waitpid on it).
+        let script = """
+            systemd-socket-activate -l 127.0.0.1:\(port) '\(PageShareBinary.path)' serve --cache-size 64MiB \\
+                --image 'a=\(image.path)' >'\(log)' 2>&1 &
+            activator=$!
+            body=""
+            for _ in $(seq 100); do
+                body=$(curl -s -m 5 http://127.0.0.1:\(port)/v1/images/a/files/file) && [ -n "$body" ] && break
+                sleep 0.05
+            done
+            kill -TERM $activator
+            wait $activator
+            printf '%s' "$body"
+            """
+        let result = try run("/bin/sh", ["-c", script])
+        #expect(String(decoding: result.output, as: UTF8.self) == "activated", "\(result.error)")
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("listeners=fd:3") && text.contains("127.0.0.1:\(port)"), "\(text)")
+        #expect(!text.contains("8480"), "the default listener is not added: \(text)")
+        #expect(text.contains("stopped"), "SIGTERM still stops it gracefully: \(text)")
+    }
+
+    /// A TCP port free on loopback right now.
+    static func freePort() throws -> Int {
+        let result = try run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])",
+            ])
+        return try #require(
+            Int(String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+
     static func listedImages(_ daemon: Daemon) -> Set<String> {
         let body = daemon.request("GET", "/v1/admin/images").body
         let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]

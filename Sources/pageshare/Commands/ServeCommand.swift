@@ -174,10 +174,22 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ServeSettings {
-    /// The listeners and limits of the data plane.
+    /// Listening sockets passed by systemd socket activation (`LISTEN_PID` is this process, `LISTEN_FDS`
+    /// descriptors from 3 on).
+    static func activatedSockets(environment: [String: String] = ProcessInfo.processInfo.environment) -> [Int32] {
+        guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
+            let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0
+        else { return [] }
+        return Array(3..<(3 + count))
+    }
+
+    /// The listeners and limits of the data plane: sockets from the service manager, the configured unix
+    /// sockets, and the TCP addresses (the default 127.0.0.1:8480 only without activated sockets).
     var serverConfiguration: ServerConfiguration {
-        ServerConfiguration(
-            listeners: self.listen.map { .tcp(host: $0.host, port: $0.port) }
+        let activated = Self.activatedSockets()
+        let tcp = activated.isEmpty || self.listenConfigured ? self.listen : []
+        return ServerConfiguration(
+            listeners: activated.map { .inherited(descriptor: $0) } + tcp.map { .tcp(host: $0.host, port: $0.port) }
                 + self.unixSockets.map { .unix(path: $0, mode: self.socketMode) },
             tls: self.tlsCert.map { ServerConfiguration.TLS(certificateChainPath: $0, privateKeyPath: self.tlsKey!) },
             maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,

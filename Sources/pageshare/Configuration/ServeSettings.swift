@@ -10,6 +10,8 @@ import Yams
 /// from (`config.yaml: cacheSize: ...`, `PAGESHARE_CACHE_SIZE: ...`, `--cache-size: ...`).
 struct ServeSettings {
     var listen: [TCPAddress] = [TCPAddress(host: "127.0.0.1", port: 8480)]
+    /// Whether `listen` was set (file, environment or flag): with socket activation the default is dropped.
+    var listenConfigured = false
     var unixSockets: [String] = []
     var socketMode: UInt16 = 0o660
     var tlsCert: String?
@@ -63,6 +65,7 @@ struct ServeSettings {
     static let keys: [Key] = [
         .list("listen", "TCP listeners HOST:PORT") { settings, values in
             settings.listen = try values.map { try TCPAddress(argument: $0).orThrow("not HOST:PORT") }
+            settings.listenConfigured = true
         },
         .list("unixSockets", "unix domain socket paths") { $0.unixSockets = $1 },
         .scalar("socketMode", "permission bits of the unix sockets, octal") {
