@@ -60,4 +60,31 @@ public final class AccessPolicy: Sendable {
         if let peerUID { return self.tokens.withLock { $0.caller(forPeerUID: peerUID) } }
         return nil
     }
+
+    /// The caller of a request, or the problem refusing it (401, 429). Failures count towards the client's
+    /// limit and in `pageshare_http_auth_failures_total`; a limited client is refused before its token is
+    /// even looked at.
+    func authenticate(
+        authorization: String?, peer: ConnectionPeer, metrics: ServerMetrics, logger: Logger
+    ) -> Result<Caller, Problem> {
+        if self.isOpen { return .success(.admin(name: "open")) }
+        if let seconds = self.limiter.retryAfter(client: peer.address) {
+            metrics.authFailed(.rateLimited)
+            return .failure(.tooManyFailures(retryAfter: seconds))
+        }
+        if let caller = self.caller(authorization: authorization, peerUID: peer.uid) { return .success(caller) }
+        let reason: ServerMetrics.AuthFailure = authorization == nil ? .missing : .invalid
+        metrics.authFailed(reason)
+        // One warning when a client reaches the limit, not one line per failure (a guesser would flood the log).
+        if self.limiter.recordFailure(client: peer.address) {
+            logger.warning(
+                "too many failed authentications: client refused for a while",
+                metadata: ["client": "\(peer.address)", "reason": "\(reason.rawValue)"])
+        } else {
+            logger.debug(
+                "authentication failed", metadata: ["client": "\(peer.address)", "reason": "\(reason.rawValue)"])
+        }
+        return .failure(
+            .unauthorized(authorization == nil ? "a bearer token is required" : "the bearer token is not valid"))
+    }
 }

@@ -20,8 +20,6 @@ public actor ImageCatalog {
     private var entries: [String: Entry] = [:]
     private var quotas: [String: Int] = [:]
     private var digestTasks: [String: Task<Void, Never>] = [:]
-    /// True once the configured images are attached and the saved state is restored (`/readyz`).
-    public private(set) var isRestored = false
 
     private struct Entry {
         var record: ImageRecord
@@ -75,7 +73,6 @@ public actor ImageCatalog {
             self.quotas[name] = bytes
             self.cache.setQuota(bytes, for: domain)
         }
-        self.isRestored = true
         return failures
     }
 

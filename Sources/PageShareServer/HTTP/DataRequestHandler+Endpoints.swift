@@ -1,0 +1,173 @@
+import EROFS
+import Logging
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// The endpoints: `/metrics`, `/healthz`, `/readyz`, the admin API, and the data API's stat, listing and file
+/// responses (a file body then streams, see `DataRequestHandler+Streaming.swift`).
+extension DataRequestHandler {
+    /// `/metrics`: the cache's series are published, then the exposition is rendered.
+    func respondWithMetrics(
+        _ exposition: @Sendable () -> [UInt8], context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) {
+        self.route = .metrics
+        self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+        self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
+    }
+
+    /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
+    func respondToHealth(_ path: Substring, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        self.route = .health
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        let ready = path == "/healthz" || self.plane.isReady
+        self.sendWhole(
+            Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8),
+            status: ready ? .ok : .serviceUnavailable, headers: headers, context: context, for: head)
+    }
+
+    /// Sends a 403 and counts it.
+    func refuse(_ problem: Problem, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+        self.plane.metrics.authFailed(.forbidden)
+        self.send(problem, context: context, for: head)
+    }
+
+    /// `/v1/admin/...`: admin role only; answered by the ``AdminAPI`` off the event loop.
+    func respondToAdmin(_ head: HTTPRequestHead, caller: Caller, context: ChannelHandlerContext) {
+        self.route = .admin
+        guard let admin = self.plane.admin else { return self.send(Problem.noRoute(), context: context, for: head) }
+        guard caller.isAdmin else {
+            return self.refuse(.forbidden("the admin API needs the admin role"), context: context, for: head)
+        }
+        guard !self.bodyTooLarge else {
+            return self.send(
+                Problem(
+                    "body-too-large", .payloadTooLarge,
+                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"),
+                context: context, for: head)
+        }
+        let segments: [String]
+        do {
+            segments = try RequestTarget.adminSegments(head.uri)
+        } catch {
+            switch error {
+            case .noRoute: return self.send(Problem.noRoute(), context: context, for: head)
+            case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
+            }
+        }
+        let (method, body) = (head.method, self.requestBody)
+        self.requestBody = []
+        self.plane.logger.info(
+            "admin request",
+            metadata: [
+                "request": "\(self.loggedRequestID)", "caller": "\(caller.name)", "method": "\(method)",
+                "path": "\(segments.joined(separator: "/"))",
+            ])
+        let promise = context.eventLoop.makePromise(of: AdminAPI.Reply.self)
+        promise.completeWithTask { try await admin.handle(method: method, segments: segments, body: body) }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(let reply):
+                var headers = HTTPHeaders()
+                if let location = reply.location { headers.add(name: "location", value: location) }
+                if reply.body != nil { headers.add(name: "content-type", value: "application/json") }
+                self.sendWhole(reply.body ?? [], status: reply.status, headers: headers, context: context, for: head)
+            case .failure(let error):
+                self.send(
+                    error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"),
+                    context: context, for: head)
+            }
+        }
+    }
+
+    func respondWithStat(
+        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        let inode = try image.resolve(target.path, followingFinalSymlink: false)
+        let description = try FileDescription(
+            path: target.path, inode: inode, image: image, includeXattrs: true,
+            includeExtents: target.queryValue("extents") == "1")
+        self.sendJSON(try JSONBody.encode(description), context: context, for: head)
+    }
+
+    func respondWithListing(
+        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        let limits = self.plane.limits
+        var limit = limits.defaultListingLimit
+        if let text = target.queryValue("limit") {
+            guard let value = Int(text), value > 0, value <= limits.maximumListingLimit else {
+                throw Problem.badRequest("limit must be 1-\(limits.maximumListingLimit)")
+            }
+            limit = value
+        }
+        let directory = try image.resolve(target.path)
+        guard directory.fileType == .directory else {
+            throw Problem("not-a-directory", .notFound, "\(target.path) is not a directory; read it at files/")
+        }
+        let listing = try MetadataResponses.listing(
+            image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
+        self.sendJSON(try JSONBody.encode(listing), context: context, for: head)
+    }
+
+    func respondWithFile(
+        _ target: RequestTarget, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) throws {
+        // One lookup of the image for path, inode and open file: the registry lock is taken once.
+        let resolved = try self.plane.cache.resolveForReading(imageID: target.image, path: target.path)
+        let (image, inode) = (resolved.image, resolved.inode)
+        switch inode.fileType {
+        case .regular: break
+        case .directory:
+            throw Problem(
+                "is-a-directory", .notFound,
+                "\(target.path) is a directory; list it at /v1/images/\(target.image)/dirs\(target.path)")
+        default:
+            throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
+        }
+        if let file = resolved.file {
+            return self.startFile(file, inode: inode, image: image, context: context, for: head)
+        }
+        // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
+        let cache = self.plane.cache
+        let imageID = target.image
+        let promise = context.eventLoop.makePromise(of: CachedFile.self)
+        Task(executorPreference: cache.fillExecutor) {
+            promise.completeWith(Result { try cache.open(imageID: imageID, inode: inode) })
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(let file): self.startFile(file, inode: inode, image: image, context: context, for: head)
+            case .failure(let error):
+                self.send(Problem(for: error, target: target), context: context, for: head)
+            }
+        }
+    }
+
+    func startFile(
+        _ file: CachedFile, inode: Inode, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+    ) {
+        let plan = FileResponsePlan.make(
+            file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
+            allocator: context.channel.allocator)
+        if let problem = plan.problem { return self.send(problem, context: context, for: head) }
+        var headers = plan.headers
+        // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
+        if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
+        self.status = plan.status
+        guard head.method == .GET, plan.body.length > 0 else {
+            context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+            return self.finish(context: context, keepAlive: keepAlive)
+        }
+        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, request: head)
+        self.pump(context: context)
+    }
+}

@@ -1,0 +1,130 @@
+import EROFS
+import Logging
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// File bodies: sent chunk by chunk while the channel is writable, resident pages copied on the event loop,
+/// missing ones filled on the cache's threads.
+extension DataRequestHandler {
+    /// Sends body chunks while the channel is writable; stops at a chunk with a missing page (and fills it
+    /// off the event loop) or when the body is done.
+    func pump(context: ChannelHandlerContext) {
+        guard !self.pumping else {
+            self.pumpAgain = true
+            return
+        }
+        self.pumping = true
+        defer { self.pumping = false }
+        repeat {
+            self.pumpAgain = false
+            self.pumpOnce(context: context)
+        } while self.pumpAgain
+    }
+
+    func pumpOnce(context: ChannelHandlerContext) {
+        guard let stream = self.stream, !stream.fillInFlight else { return }
+        let chunkBytes = self.plane.limits.chunkBytes
+        while stream.segmentIndex < stream.body.segments.count {
+            // Stop when the channel closed under a write (channelInactive dropped the stream) or is full.
+            guard self.stream === stream, context.channel.isWritable || !stream.headSent else { break }
+            switch stream.body.segments[stream.segmentIndex] {
+            case .bytes(let bytes):
+                stream.segmentIndex += 1
+                self.sentBytes += bytes.readableBytes
+                if stream.headSent {
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+                } else {
+                    stream.held.append(bytes)
+                }
+            case .file(let offset, let count):
+                let position = offset + stream.segmentDone
+                let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
+                var buffer = context.channel.allocator.buffer(capacity: wanted)
+                let file = stream.file
+                let copied = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { memory in
+                    file.readResident(at: position, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<wanted]))
+                }
+                if copied > 0 { self.emit(buffer, stream: stream, context: context) }
+                if copied < wanted {
+                    stream.fillInFlight = true
+                    self.fill(file, at: position + UInt64(copied), count: wanted - copied, context: context)
+                    context.flush()
+                    return
+                }
+            }
+        }
+        guard self.stream === stream else { return }
+        if stream.segmentIndex == stream.body.segments.count {
+            self.stream = nil
+            self.finish(context: context, keepAlive: stream.request.isKeepAlive)
+        } else {
+            context.flush()
+        }
+    }
+
+    /// Writes file bytes (after the held head and literal bytes) and advances the stream. The state moves
+    /// before the writes, which may re-enter the handler.
+    func emit(_ buffer: ByteBuffer, stream: BodyStream, context: ChannelHandlerContext) {
+        let sendHead = !stream.headSent
+        let held = stream.held
+        stream.headSent = true
+        stream.held = []
+        stream.segmentDone += UInt64(buffer.readableBytes)
+        self.sentBytes += buffer.readableBytes
+        if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
+            stream.segmentIndex += 1
+            stream.segmentDone = 0
+        }
+        if sendHead {
+            context.write(self.wrapOutboundOut(.head(stream.responseHead)), promise: nil)
+            for bytes in held { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+        }
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
+    func fill(_ file: CachedFile, at offset: UInt64, count: Int, context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
+        let allocator = context.channel.allocator
+        Task(executorPreference: self.plane.cache.fillExecutor) {
+            do {
+                let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+                defer { scratch.deallocate() }
+                let read = try await file.read(at: offset, into: scratch)
+                var buffer = allocator.buffer(capacity: read)
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<read]))
+                promise.succeed(buffer)
+            } catch {
+                promise.fail(error)
+            }
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard let stream = self.stream else { return }  // the channel closed meanwhile
+            stream.fillInFlight = false
+            switch result {
+            case .success(let buffer) where buffer.readableBytes == count:
+                self.emit(buffer, stream: stream, context: context)
+                self.pump(context: context)
+            case .success:
+                self.abort(stream, Problem.imageReadError("the file ended early"), context: context)
+            case .failure(let error):
+                self.abort(stream, Problem(for: error, target: nil), context: context)
+            }
+        }
+    }
+
+    /// A read failed: before the head went out the client gets the error status; after, the stream or
+    /// connection is closed so that the client sees a truncated body, never wrong bytes.
+    func abort(_ stream: BodyStream, _ problem: Problem, context: ChannelHandlerContext) {
+        self.stream = nil
+        self.plane.logger.warning(
+            "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
+        if stream.headSent {
+            self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
+            context.close(promise: nil)
+        } else {
+            self.send(problem, context: context, for: stream.request)
+        }
+    }
+}
