@@ -85,29 +85,22 @@ public struct ServerConfiguration: Sendable {
 extension ServerConfiguration.Listener {
     /// Whether the socket `descriptor` is bound to a unix path or a loopback address (`getsockname`).
     static func isLocalSocket(_ descriptor: Int32) -> Bool {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        // Read as bytes (family, then the address at its fixed offset): the members of the sockaddr structs
+        // come from a module this target does not import.
+        var storage = [UInt8](repeating: 0, count: 128)
+        var length = socklen_t(storage.count)
+        let named = storage.withUnsafeMutableBytes { bytes in
+            getsockname(descriptor, bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
         }
-        guard named == 0 else { return false }
-        switch Int32(storage.ss_family) {
+        guard named == 0, length >= 2 else { return false }
+        let family = Int32(storage.withUnsafeBytes { $0.load(as: sa_family_t.self) })
+        switch family {
         case AF_UNIX:
             return true
-        case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127
-                }
-            }
-        case AF_INET6:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                    var address = pointer.pointee.sin6_addr
-                    var loopback = in6addr_loopback
-                    return memcmp(&address, &loopback, MemoryLayout<in6_addr>.size) == 0
-                }
-            }
+        case AF_INET:  // sockaddr_in: family (2), port (2), address (4), first byte 127
+            return length >= 8 && storage[4] == 127
+        case AF_INET6:  // sockaddr_in6: family (2), port (2), flow info (4), address (16): ::1
+            return length >= 24 && storage[8..<23].allSatisfy { $0 == 0 } && storage[23] == 1
         default:
             return false
         }
