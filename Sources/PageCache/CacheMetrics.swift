@@ -21,6 +21,7 @@ final class CacheMetrics: Sendable {
 
     private struct GlobalSeries: Sendable {
         var budget: Gauge
+        var used: Gauge
         var images: Gauge
         var dedupInodes: Gauge
         var metadata: Gauge
@@ -33,10 +34,12 @@ final class CacheMetrics: Sendable {
     /// Publishes per domain: `pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
     /// `pageshare_cache_logical_read_bytes`, `pageshare_cache_quota_bytes` (-1: none) and the counters
     /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total`; globally
-    /// `pageshare_cache_budget_bytes`, `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`,
-    /// `pageshare_cache_metadata_bytes` and the counter `pageshare_image_read_errors_total`.
+    /// `pageshare_cache_budget_bytes`, `pageshare_cache_used_bytes` (resident across domains),
+    /// `pageshare_cache_attached_images`, `pageshare_cache_dedup_inodes`, `pageshare_cache_metadata_bytes` and
+    /// the counter `pageshare_image_read_errors_total`.
     func publish(
-        _ statistics: [TrustDomain: (DomainStatistics, quota: Int?)], budget: Int, images: Int, dedupInodes: Int,
+        _ statistics: [TrustDomain: (DomainStatistics, quota: Int?)], budget: Int, used: Int, images: Int,
+        dedupInodes: Int,
         metadataBytes: Int, readErrors: Int, to factory: any MetricsFactory
     ) {
         self.series.withLock { series in
@@ -44,11 +47,13 @@ final class CacheMetrics: Sendable {
                 series.global
                 ?? GlobalSeries(
                     budget: Gauge(label: "pageshare_cache_budget_bytes", factory: factory),
+                    used: Gauge(label: "pageshare_cache_used_bytes", factory: factory),
                     images: Gauge(label: "pageshare_cache_attached_images", factory: factory),
                     dedupInodes: Gauge(label: "pageshare_cache_dedup_inodes", factory: factory),
                     metadata: Gauge(label: "pageshare_cache_metadata_bytes", factory: factory),
                     readErrors: Counter(label: "pageshare_image_read_errors_total", factory: factory))
             global.budget.record(budget)
+            global.used.record(used)
             global.images.record(images)
             global.dedupInodes.record(dedupInodes)
             global.metadata.record(metadataBytes)

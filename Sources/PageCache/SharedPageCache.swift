@@ -587,7 +587,7 @@ public final class SharedPageCache: Sendable {
             result[entry.key] = (entry.value, quota == Int.max ? nil : quota)
         }
         self.metrics.publish(
-            withQuotas, budget: self.budgetBytes,
+            withQuotas, budget: self.budgetBytes, used: self.residentBytes,
             images: images, dedupInodes: files, metadataBytes: self.metadataBytes,
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
         self.decompressionMetrics.publish(to: factory)

@@ -34,6 +34,7 @@ public enum MetricsExposition {
         "pageshare_image_hits_total": "Page hits of an image's reads (metricsPerImage).",
         "pageshare_image_misses_total": "Page misses of an image's reads (metricsPerImage).",
         "pageshare_image_fills_total": "Pages an image's reads brought in (metricsPerImage).",
+        "pageshare_cache_used_bytes": "Bytes of page data resident across all domains.",
         "pageshare_cache_metadata_bytes": "Bytes of cache bookkeeping beside the page data.",
         "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]

@@ -39,6 +39,7 @@ struct MetricsEndpointTests {
         #expect(Self.value(text, "pageshare_cache_logical_read_bytes\(domain)") == 600_000)
         #expect(Self.value(text, "pageshare_cache_fills_total\(domain)") == Double(pages))
         #expect(Self.value(text, "pageshare_cache_misses_total\(domain)") == Double(pages))
+        #expect(Self.value(text, "pageshare_cache_used_bytes") == Double(pages * 4096), "resident across domains")
         #expect(Self.value(text, "pageshare_cache_attached_images") == 2)
         #expect(Self.value(text, "pageshare_cache_dedup_inodes") == 1)
         #expect(Self.value(text, "pageshare_http_requests_total{route=\"files\",status=\"2xx\"}") == 2)
