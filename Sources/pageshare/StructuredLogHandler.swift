@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +14,22 @@ struct StructuredLogHandler: LogHandler {
 
     let label: String
     let format: Format
-    var logLevel: Logger.Level
+    /// The daemon-wide level, changed by a configuration reload (SIGHUP).
+    let level: LogLevelControl
+    /// A level set on one logger (`logger.logLevel = …`) wins over the daemon-wide one.
+    private var overriddenLevel: Logger.Level?
     var metadata: Logger.Metadata = [:]
+
+    init(label: String, format: Format, level: LogLevelControl) {
+        self.label = label
+        self.format = format
+        self.level = level
+    }
+
+    var logLevel: Logger.Level {
+        get { self.overriddenLevel ?? self.level.current }
+        set { self.overriddenLevel = newValue }
+    }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { self.metadata[key] }
@@ -65,5 +80,17 @@ struct StructuredLogHandler: LogHandler {
             }
         }
         return out + "\""
+    }
+}
+
+/// The log level every ``StructuredLogHandler`` of the daemon follows unless a logger sets its own.
+final class LogLevelControl: Sendable {
+    private let level: Mutex<Logger.Level>
+
+    init(_ level: Logger.Level) { self.level = Mutex(level) }
+
+    var current: Logger.Level {
+        get { self.level.withLock { $0 } }
+        set { self.level.withLock { $0 = newValue } }
     }
 }

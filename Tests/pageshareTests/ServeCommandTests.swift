@@ -210,7 +210,7 @@ struct ServeCommandTests {
         return Set((object?["images"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? [])
     }
 
-    @Test("SIGHUP reloads the tokens file; a broken file keeps the old tokens")
+    @Test("SIGHUP reloads the tokens file and the log level, names what needs a restart; broken files change nothing")
     func sighupReload() throws {
         let directory = try TemporaryDirectory("tokens")
         defer { directory.remove() }
@@ -220,11 +220,15 @@ struct ServeCommandTests {
             try TestTree.write(tokens, Array("tokens: [{name: ops, sha256: \(hash), role: admin}]\n".utf8))
         }
         try writeTokens("first-token")
-        let daemon = try Daemon(directory: directory.path, arguments: ["--tokens-file", tokens])
+        let config = directory.path + "/pageshare.yaml"
+        try TestTree.write(config, Array("logLevel: info\nmaxRanges: 8\n".utf8))
+        let daemon = try Daemon(directory: directory.path, arguments: ["--tokens-file", tokens, "--config", config])
         defer { daemon.stop() }
         #expect(daemon.request("GET", "/v1/admin/cache", token: "first-token").status == 200)
         #expect(daemon.request("GET", "/v1/admin/cache").status == 401, "the unix socket needs a token too")
         try writeTokens("second-token")
+        // The same signal applies a new log level and names what needs a restart.
+        try TestTree.write(config, Array("logLevel: debug\nmaxRanges: 9\n".utf8))
         daemon.kill(SIGHUP)
         var status = 0
         for _ in 0..<250 where status != 200 {
@@ -239,6 +243,9 @@ struct ServeCommandTests {
         #expect(daemon.request("GET", "/v1/admin/cache", token: "second-token").status == 200)
         let log = try String(contentsOfFile: daemon.log, encoding: .utf8)
         #expect(log.contains("tokens reloaded") && log.contains("tokens not reloaded"))
+        #expect(log.contains("msg=\"log level changed\" level=debug"), "\(log)")
+        #expect(log.contains("level=debug logger=pageshare msg=request"), "debug lines appear after the reload")
+        #expect(log.contains("restart to apply it"), "maxRanges cannot change in place")
         #expect(!log.contains("second-token") && !log.contains("first-token"), "no secret in the log")
     }
 }

@@ -115,8 +115,9 @@ struct ServeCommand: AsyncParsableCommand {
             print(try settings.yaml(), terminator: "")
             return
         }
+        let logLevel = LogLevelControl(settings.logLevel)
         LoggingSystem.bootstrap { label in
-            StructuredLogHandler(label: label, format: settings.logFormat, logLevel: settings.logLevel)
+            StructuredLogHandler(label: label, format: settings.logFormat, level: logLevel)
         }
         let logger = Logger(label: "pageshare")
         let registry = PrometheusCollectorRegistry()
@@ -161,7 +162,9 @@ struct ServeCommand: AsyncParsableCommand {
                     services: [
                         .init(service: DataPlaneService(server: server, plane: plane, logger: logger)),
                         .init(
-                            service: ControlPlaneService(catalog: catalog, access: access, logger: logger),
+                            service: ControlPlaneService(
+                                catalog: catalog, access: access, logger: logger, logLevel: logLevel,
+                                settings: settings, reload: { try self.settings() }),
                             successTerminationBehavior: .ignore),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -227,22 +230,46 @@ struct DataPlaneService: Service {
     }
 }
 
-/// The control plane beside the data plane: reloads the tokens file on SIGHUP; on shutdown stops the
-/// background digest computations.
+/// The control plane beside the data plane: on SIGHUP reads the configuration again (file, environment and
+/// flags) and applies what can change in place — the log level and the tokens file's contents — and names the
+/// settings that need a restart; on shutdown stops the background digest computations.
 struct ControlPlaneService: Service {
     let catalog: ImageCatalog
     let access: AccessPolicy
     let logger: Logger
+    let logLevel: LogLevelControl
+    /// The settings the daemon started with, and how to read them again.
+    let settings: ServeSettings
+    let reload: @Sendable () throws -> ServeSettings
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            do {
-                try self.access.reload()
-                self.logger.notice("tokens reloaded", metadata: ["file": "\(self.access.tokensPath ?? "none")"])
-            } catch {
-                self.logger.error("tokens not reloaded, the previous ones stay", metadata: ["error": "\(error)"])
-            }
+            self.reloadConfiguration()
         }
         await self.catalog.stop()
+    }
+
+    private func reloadConfiguration() {
+        do {
+            let fresh = try self.reload()
+            if fresh.logLevel != self.logLevel.current {
+                self.logLevel.current = fresh.logLevel
+                self.logger.notice("log level changed", metadata: ["level": "\(fresh.logLevel)"])
+            }
+            var same = fresh
+            same.logLevel = self.settings.logLevel
+            if (try? same.yaml()) != (try? self.settings.yaml()) {
+                self.logger.warning("configuration changed beyond logLevel and the tokens: restart to apply it")
+            }
+        } catch {
+            self.logger.error("configuration not reloaded, the running one stays", metadata: ["error": "\(error)"])
+        }
+        guard let path = self.access.tokensPath else { return }
+        do {
+            try self.access.reload()
+            self.logger.notice("tokens reloaded", metadata: ["file": "\(path)"])
+        } catch {
+            self.logger.error("tokens not reloaded, the previous ones stay", metadata: ["error": "\(error)"])
+        }
     }
 }
