@@ -18,8 +18,11 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve files of EROFS images over HTTP/1.1 and HTTP/2 from one shared page cache.",
         discussion: """
             Settings come from defaults, then the YAML file of --config, then PAGESHARE_* environment variables \
-            (e.g. PAGESHARE_CACHE_SIZE=2GiB; lists comma-separated), then flags. --print-config shows the result.
-            """)
+            (lists comma-separated), then flags. --print-config shows the result. Config keys, their variables:
+
+            """
+                + ServeSettings.keys.map { "  \($0.name) (\($0.environmentName)): \($0.help)" }.joined(separator: "\n")
+                + "\n  images: [{id, path, domain, fingerprint, verify, devices}] (config file only; flags: --image)")
 
     @Option(help: "YAML configuration file (keys as printed by --print-config).") var config: String?
     @Flag(help: "Print the effective configuration as YAML and exit.") var printConfig = false
