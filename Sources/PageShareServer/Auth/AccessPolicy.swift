@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import Synchronization
 
 /// Who may do what: the tokens (reloadable), whether `/metrics` is public, and the failed-auth limiter.
@@ -11,7 +12,11 @@ public final class AccessPolicy: Sendable {
     public let tokensPath: String?
     /// `/metrics` without a token (for scrapers on a trusted network); otherwise it needs the admin role.
     public let publicMetrics: Bool
+    /// The tokens, replaced whole on reload; `generation` counts the replacements so that each thread can
+    /// keep a copy and take the lock only after a reload (a request costs one atomic load, no shared lock).
     private let tokens: Mutex<AccessTokens>
+    private let generation = Atomic<Int>(0)
+    private let snapshots = ThreadSpecificVariable<TokenSnapshot>()
     let limiter: FailedAuthLimiter
 
     /// Everyone is an admin: for a daemon reachable from loopback (and its unix socket) only.
@@ -44,7 +49,19 @@ public final class AccessPolicy: Sendable {
     public func reload() throws(AccessTokensError) {
         guard let path = self.tokensPath else { return }
         let fresh = try AccessTokens(contentsOf: path)
-        self.tokens.withLock { $0 = fresh }
+        self.tokens.withLock { tokens in
+            tokens = fresh
+            self.generation.wrappingAdd(1, ordering: .releasing)
+        }
+    }
+
+    /// This thread's copy of the tokens, refreshed after a reload.
+    private var currentTokens: AccessTokens {
+        let generation = self.generation.load(ordering: .acquiring)
+        if let snapshot = self.snapshots.currentValue, snapshot.generation == generation { return snapshot.tokens }
+        let (tokens, current) = self.tokens.withLock { ($0, self.generation.load(ordering: .relaxed)) }
+        self.snapshots.currentValue = TokenSnapshot(generation: current, tokens: tokens)
+        return tokens
     }
 
     /// The caller of a request with `authorization` (the header's value), on a unix socket with peer
@@ -55,9 +72,9 @@ public final class AccessPolicy: Sendable {
             let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
             let token = parts[1].trimmingCharacters(in: .whitespaces)
-            return self.tokens.withLock { $0.caller(forToken: token) }
+            return self.currentTokens.caller(forToken: token)
         }
-        if let peerUID { return self.tokens.withLock { $0.caller(forPeerUID: peerUID) } }
+        if let peerUID { return self.currentTokens.caller(forPeerUID: peerUID) }
         return nil
     }
 
@@ -86,5 +103,17 @@ public final class AccessPolicy: Sendable {
         }
         return .failure(
             .unauthorized(authorization == nil ? "a bearer token is required" : "the bearer token is not valid"))
+    }
+}
+
+/// One thread's copy of the tokens and the generation it was taken at. `@unchecked Sendable`: each instance
+/// lives in one thread's slot and is used by that thread only.
+private final class TokenSnapshot: @unchecked Sendable {
+    let generation: Int
+    let tokens: AccessTokens
+
+    init(generation: Int, tokens: AccessTokens) {
+        self.generation = generation
+        self.tokens = tokens
     }
 }

@@ -9,9 +9,9 @@ final class FailedAuthLimiter: Sendable {
     /// Failures by client, with the start of each client's window. Bounded: at `maximumClients`, windows
     /// that ended are dropped, and if none has, the oldest half.
     private let failures = Mutex<[String: (count: Int, since: NIODeadline)]>([:])
-    /// Whether any client has failed in a window that may still be open: the check for clients that do not
-    /// fail is one atomic load.
-    private let anyFailures = Atomic<Bool>(false)
+    /// Until when (uptime nanoseconds) some client may be limited: past it, the check for a client is one
+    /// atomic load and no lock.
+    private let limitedUntil = Atomic<Int64>(0)
     private let maximumClients = 10_000
 
     init(maximumFailures: Int = 10, window: TimeAmount = .seconds(60)) {
@@ -21,7 +21,7 @@ final class FailedAuthLimiter: Sendable {
 
     /// Seconds until `client` may try again, or nil when it is not limited.
     func retryAfter(client: String, now: NIODeadline = .now()) -> Int? {
-        guard self.anyFailures.load(ordering: .relaxed) else { return nil }
+        guard now.uptimeNanoseconds < UInt64(max(0, self.limitedUntil.load(ordering: .relaxed))) else { return nil }
         return self.failures.withLock { failures -> Int? in
             guard let entry = failures[client], entry.count >= self.maximumFailures else { return nil }
             let end = entry.since + self.window
@@ -36,12 +36,13 @@ final class FailedAuthLimiter: Sendable {
     /// Counts a failed authentication of `client`; true when this failure makes it limited.
     @discardableResult
     func recordFailure(client: String, now: NIODeadline = .now()) -> Bool {
-        self.anyFailures.store(true, ordering: .relaxed)
-        return self.failures.withLock { failures -> Bool in
+        self.failures.withLock { failures -> Bool in
             if var entry = failures[client], entry.since + self.window > now {
                 entry.count += 1
                 failures[client] = entry
-                return entry.count == self.maximumFailures
+                guard entry.count == self.maximumFailures else { return false }
+                self.noteLimited(until: entry.since + self.window)
+                return true
             }
             if failures.count >= self.maximumClients {
                 failures = failures.filter { $0.value.since + self.window > now }
@@ -51,7 +52,20 @@ final class FailedAuthLimiter: Sendable {
                 }
             }
             failures[client] = (1, now)
-            return self.maximumFailures == 1
+            guard self.maximumFailures == 1 else { return false }
+            self.noteLimited(until: now + self.window)
+            return true
+        }
+    }
+
+    private func noteLimited(until end: NIODeadline) {
+        let value = Int64(clamping: end.uptimeNanoseconds)
+        var current = self.limitedUntil.load(ordering: .relaxed)
+        while current < value {
+            let (exchanged, original) = self.limitedUntil.compareExchange(
+                expected: current, desired: value, ordering: .relaxed)
+            if exchanged { break }
+            current = original
         }
     }
 }
