@@ -413,9 +413,16 @@ public final class SharedPageCache: Sendable {
                 self.noteFilled(file, reader: reader)
                 shard.publish(key, slot: slot, file: file, range: range, into: destination)
                 self.fillAround(file, page: page, from: source, context: context)
+                self.dropIfOrphaned(file)
                 return
             }
         }
+    }
+
+    /// A fill that raced with the detach of the file's last sharer published pages nobody can reach: they
+    /// go at once instead of holding budget until evicted.
+    private func dropIfOrphaned(_ file: SharedFile) {
+        if file.sharerCount == 0 { self.purgePages(of: [file.id]) }
     }
 
     private func noteFilled(_ file: SharedFile, reader: ImageCounters?) {

@@ -18,6 +18,11 @@ enum CacheFixtures {
 
     /// An image holding `files` (name → content), each with a fingerprint xattr (or a forged one).
     static func image(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> Image {
+        try Image(source: MemoryImageSource(try Self.imageBytes(files, forging: forging)))
+    }
+
+    /// The bytes of ``image(_:forging:)``.
+    static func imageBytes(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> [UInt8] {
         let root = Node("", .directory)
         for (name, bytes) in files {
             let node = Node(name, .regular(bytes))
@@ -27,7 +32,7 @@ enum CacheFixtures {
         var image = SyntheticImage(root: root)
         image.longPrefixes = [(4, "erofs.fingerprint")]
         image.ishareXattrPrefixID = 0
-        return try Image(source: MemoryImageSource(image.build()))
+        return image.build()
     }
 
     /// Reads a whole file through the cache.
