@@ -374,16 +374,24 @@ public final class SharedPageCache: Sendable {
         let key = PageKey(file: file.id, page: page)
         let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
         while true {
-            let overQuota =
-                file.counters.residentBytes.load(ordering: .relaxed) + self.configuration.pageSize
-                > file.counters.quotaBytes.load(ordering: .relaxed)
-            switch try shard.lookup(key, range: range, into: destination, owner: file.counters, overQuota: overQuota) {
+            let reservation = self.reserve(file.counters)
+            let lookup: CacheShard.Lookup
+            do {
+                lookup = try shard.lookup(
+                    key, range: range, into: destination, owner: file.counters, overQuota: reservation.overQuota)
+            } catch {
+                self.release(reservation, file.counters)
+                throw error
+            }
+            switch lookup {
             case .hit:
+                self.release(reservation, file.counters)
                 file.counters.add(.hits, 1)
                 reader?.hits.wrappingAdd(1, ordering: .relaxed)
                 return
             case .bypass:
                 // At quota with nothing of its own to replace here: serve from a private page, cache nothing.
+                self.release(reservation, file.counters)
                 file.counters.add(.misses, 1)
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
@@ -393,6 +401,7 @@ public final class SharedPageCache: Sendable {
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[range]))
                 return
             case .busy:
+                self.release(reservation, file.counters)
                 await shard.waitForFill(key)
             case .fill(let slot, let evicted):
                 if let evicted {
@@ -407,10 +416,11 @@ public final class SharedPageCache: Sendable {
                 do {
                     source = try self.fill(file, page: page, into: shard.page(slot), context: context)
                 } catch {
+                    self.release(reservation, file.counters)
                     shard.abandon(key, slot: slot)
                     throw error
                 }
-                self.noteFilled(file, reader: reader)
+                self.noteFilled(file, reader: reader, reserved: reservation.taken)
                 shard.publish(key, slot: slot, file: file, range: range, into: destination)
                 self.fillAround(file, page: page, from: source, context: context)
                 self.dropIfOrphaned(file)
@@ -425,9 +435,30 @@ public final class SharedPageCache: Sendable {
         if file.sharerCount == 0 { self.purgePages(of: [file.id]) }
     }
 
-    private func noteFilled(_ file: SharedFile, reader: ImageCounters?) {
+    /// A page counted against a domain's quota before its slot is claimed: with a quota, concurrent fills of
+    /// one domain each see the pages the others are filling, so together they cannot go past the quota.
+    private struct Reservation {
+        /// The domain would be past its quota with this page: it may only replace one of its own.
+        var overQuota: Bool
+        /// Whether the page's bytes were added to the domain's resident bytes (only when it has a quota).
+        var taken: Bool
+    }
+
+    private func reserve(_ counters: DomainCounters) -> Reservation {
+        let quota = counters.quotaBytes.load(ordering: .relaxed)
+        guard quota != Int.max else { return Reservation(overQuota: false, taken: false) }
+        let after = counters.residentBytes.wrappingAdd(self.configuration.pageSize, ordering: .relaxed).newValue
+        return Reservation(overQuota: after > quota, taken: true)
+    }
+
+    /// Gives a reservation back (the page was not published).
+    private func release(_ reservation: Reservation, _ counters: DomainCounters) {
+        if reservation.taken { counters.add(.residentBytes, -self.configuration.pageSize) }
+    }
+
+    private func noteFilled(_ file: SharedFile, reader: ImageCounters?, reserved: Bool) {
         file.residentPages.wrappingAdd(1, ordering: .relaxed)
-        file.counters.add(.residentBytes, self.configuration.pageSize)
+        if !reserved { file.counters.add(.residentBytes, self.configuration.pageSize) }
         file.counters.add(.fills, 1)
         reader?.fills.wrappingAdd(1, ordering: .relaxed)
     }
@@ -450,10 +481,11 @@ public final class SharedPageCache: Sendable {
         for sibling in first...last where sibling != page {
             let key = PageKey(file: file.id, page: sibling)
             let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
-            let overQuota =
-                file.counters.residentBytes.load(ordering: .relaxed) + self.configuration.pageSize
-                > file.counters.quotaBytes.load(ordering: .relaxed)
-            guard let (slot, evicted) = shard.claimIfAbsent(key, overQuota: overQuota) else { continue }
+            let reservation = self.reserve(file.counters)
+            guard let (slot, evicted) = shard.claimIfAbsent(key, overQuota: reservation.overQuota) else {
+                self.release(reservation, file.counters)
+                continue
+            }
             if let evicted {
                 evicted.residentPages.wrappingSubtract(1, ordering: .relaxed)
                 evicted.counters.add(.residentBytes, -self.configuration.pageSize)
@@ -464,10 +496,11 @@ public final class SharedPageCache: Sendable {
                     source, page: sibling, pageSize: pageSize, size: file.size, into: shard.page(slot), context: context
                 )
             } catch {
+                self.release(reservation, file.counters)
                 shard.abandon(key, slot: slot)
                 return
             }
-            self.noteFilled(file, reader: nil)
+            self.noteFilled(file, reader: nil, reserved: reservation.taken)
             shard.publish(
                 key, slot: slot, file: file, range: 0..<0, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
         }

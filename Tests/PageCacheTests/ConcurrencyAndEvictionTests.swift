@@ -117,7 +117,8 @@ struct ConcurrencyAndEvictionTests {
         try cache.attach(image, id: "a", domain: domain, mode: .none)
         let file = try cache.open(imageID: "a", inode: try image.resolve("/f"))
         source.arm()
-        let reader = Task {
+        // On the cache's own fill threads: the held read blocks a thread, which must not be one of the test pool's.
+        let reader = Task(executorPreference: cache.fillExecutor) {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
             defer { buffer.deallocate() }
             let count = try await file.read(at: 0, into: buffer)
