@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
 
-/// Runs `executable` with `arguments`; returns exit status, stdout and stderr.
+/// Runs `executable` with `arguments` (and `input` on stdin, if given); returns exit status, stdout and stderr.
 @discardableResult
-public func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: [UInt8], error: String) {
+public func run(
+    _ executable: String, _ arguments: [String], input: String? = nil
+) throws -> (status: Int32, output: [UInt8], error: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -11,7 +13,13 @@ public func run(_ executable: String, _ arguments: [String]) throws -> (status: 
     let error = Pipe()
     process.standardOutput = output
     process.standardError = error
+    let stdin = input.map { _ in Pipe() }
+    if let stdin { process.standardInput = stdin }
     try process.run()
+    if let stdin, let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+    }
     // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var errorData = Data()
     let errorReader = Thread { errorData = error.fileHandleForReading.readDataToEndOfFile() }

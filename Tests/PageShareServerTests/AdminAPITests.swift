@@ -9,14 +9,23 @@ import Testing
 /// The admin API against a real server: attach, list, inspect, detach, domains, quotas, cache totals, page
 /// drops, and every error path; and the state directory across a restart.
 @Suite("Admin API", .serialized)
-struct AdminAPITests {
-    /// Two images of the same tree (so every file is shared in one domain) and a malformed file.
-    static func images() throws -> (TestImage, TestImage, garbage: String) {
-        let first = try TestImage(options: []) { try ServedTree.write(at: $0) }
-        let second = try TestImage(options: ["-zlz4hc"]) { try ServedTree.write(at: $0) }
-        let garbage = first.directory.path + "/garbage.img"
-        try TestTree.write(garbage, TestTree.pattern(8192, seed: 9))
-        return (first, second, garbage)
+final class AdminAPITests {
+    /// Two images of the same tree (so every file is shared in one domain) and a malformed file, made for
+    /// each test and removed after it.
+    let first: TestImage
+    let second: TestImage
+    let garbage: String
+
+    init() throws {
+        self.first = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        self.second = try TestImage(options: ["-zlz4hc"]) { try ServedTree.write(at: $0) }
+        self.garbage = self.first.directory.path + "/garbage.img"
+        try TestTree.write(self.garbage, TestTree.pattern(8192, seed: 9))
+    }
+
+    deinit {
+        self.first.remove()
+        self.second.remove()
     }
 
     static func json(_ response: ServerFixture.Response) throws -> [String: Any] {
@@ -26,22 +35,18 @@ struct AdminAPITests {
 
     @Test("attach, list, get, detach; 201 with Location, 204, and the image is served only while attached")
     func lifecycle() async throws {
-        let (first, second, _) = try Self.images()
-        defer {
-            first.remove()
-            second.remove()
-        }
         let server = try await ServerFixture.start([])
         let attach = try await server.send(
             "POST", "/v1/admin/images",
-            json: #"{"id":"one","path":"\#(first.path)","domain":"team","fingerprint":"xattr"}"#)
+            json: #"{"id":"one","path":"\#(self.first.path)","domain":"team","fingerprint":"xattr"}"#)
         #expect(attach.status == 201, "\(attach.bodyText)")
         #expect(attach.header("location") == "/v1/admin/images/one")
         let created = try Self.json(attach)
         #expect(created["state"] as? String == "ready" && created["mode"] as? String == "xattr")
         #expect(created["domain"] as? String == "team" && created["origin"] as? String == "api")
         let second2 = try await server.send(
-            "POST", "/v1/admin/images", json: #"{"id":"two","path":"\#(second.path)","domain":"team","verify":true}"#,
+            "POST", "/v1/admin/images",
+            json: #"{"id":"two","path":"\#(self.second.path)","domain":"team","verify":true}"#,
             over: .http2)
         #expect(second2.status == 201, "\(second2.bodyText)")
 
@@ -68,28 +73,24 @@ struct AdminAPITests {
 
     @Test("400 bad bodies, 409 taken id, 422 unusable images, 404, 405, 413; nothing changes on an error")
     func errors() async throws {
-        let (first, second, garbage) = try Self.images()
-        defer {
-            first.remove()
-            second.remove()
-        }
         let server = try await ServerFixture.start([])
         #expect(
-            try await server.send("POST", "/v1/admin/images", json: #"{"id":"one","path":"\#(first.path)"}"#).status
+            try await server.send("POST", "/v1/admin/images", json: #"{"id":"one","path":"\#(self.first.path)"}"#)
+                .status
                 == 201)
         let cases: [(String, String, String?, Int, String)] = [
-            ("POST", "/v1/admin/images", #"{"id":"one","path":"\#(second.path)"}"#, 409, "image-exists"),
-            ("POST", "/v1/admin/images", #"{"id":"x","path":"\#(garbage)"}"#, 422, "image-unusable"),
+            ("POST", "/v1/admin/images", #"{"id":"one","path":"\#(self.second.path)"}"#, 409, "image-exists"),
+            ("POST", "/v1/admin/images", #"{"id":"x","path":"\#(self.garbage)"}"#, 422, "image-unusable"),
             ("POST", "/v1/admin/images", #"{"id":"x","path":"/nonexistent/image.erofs"}"#, 422, "image-unusable"),
-            ("POST", "/v1/admin/images", #"{"id":"x","path":"\#(first.directory.path)"}"#, 422, "image-unusable"),
+            ("POST", "/v1/admin/images", #"{"id":"x","path":"\#(self.first.directory.path)"}"#, 422, "image-unusable"),
             ("POST", "/v1/admin/images", #"{"id":"x","path":"relative.img"}"#, 400, "bad-request"),
-            ("POST", "/v1/admin/images", #"{"id":"a/b","path":"\#(first.path)"}"#, 400, "bad-request"),
+            ("POST", "/v1/admin/images", #"{"id":"a/b","path":"\#(self.first.path)"}"#, 400, "bad-request"),
             (
-                "POST", "/v1/admin/images", #"{"id":"x","path":"\#(first.path)","domain":"bad domain"}"#, 400,
+                "POST", "/v1/admin/images", #"{"id":"x","path":"\#(self.first.path)","domain":"bad domain"}"#, 400,
                 "bad-request"
             ),
             (
-                "POST", "/v1/admin/images", #"{"id":"x","path":"\#(first.path)","fingerprint":"md5"}"#, 400,
+                "POST", "/v1/admin/images", #"{"id":"x","path":"\#(self.first.path)","fingerprint":"md5"}"#, 400,
                 "bad-request"
             ),
             ("POST", "/v1/admin/images", #"{"id":"x"}"#, 400, "bad-request"),
@@ -111,11 +112,11 @@ struct AdminAPITests {
             #expect(response.problemType == "urn:pageshare:problem:\(problem)", "\(method) \(target)")
         }
         // A FIFO would block an open for reading until a writer comes: refused before it is opened.
-        let fifo = first.directory.path + "/fifo"
+        let fifo = self.first.directory.path + "/fifo"
         #expect(mkfifo(fifo, 0o600) == 0)
         let pipe = try await server.send("POST", "/v1/admin/images", json: #"{"id":"x","path":"\#(fifo)"}"#)
         #expect(pipe.status == 422 && pipe.bodyText.contains("not a regular file or block device"))
-        let unusable = try await server.send("POST", "/v1/admin/images", json: #"{"id":"x","path":"\#(garbage)"}"#)
+        let unusable = try await server.send("POST", "/v1/admin/images", json: #"{"id":"x","path":"\#(self.garbage)"}"#)
         #expect(unusable.bodyText.contains("bad magic"), "the format error's message: \(unusable.bodyText)")
         let methodNotAllowed = try await server.send("PATCH", "/v1/admin/images/one")
         #expect(methodNotAllowed.status == 405 && methodNotAllowed.header("allow") == "GET, DELETE")
@@ -130,13 +131,8 @@ struct AdminAPITests {
 
     @Test("domains, quotas, cache totals and page drops with exact numbers")
     func domainsAndCache() async throws {
-        let (first, second, _) = try Self.images()
-        defer {
-            first.remove()
-            second.remove()
-        }
         let server = try await ServerFixture.start([])
-        for (id, image) in [("one", first), ("two", second)] {
+        for (id, image) in [("one", self.first), ("two", self.second)] {
             let body = #"{"id":"\#(id)","path":"\#(image.path)","domain":"team","fingerprint":"digest"}"#
             #expect(try await server.send("POST", "/v1/admin/images", json: body).status == 201)
         }
@@ -171,14 +167,9 @@ struct AdminAPITests {
 
     @Test("digest mode: attaching with progress, then ready at 100%")
     func digestProgress() async throws {
-        let (first, second, _) = try Self.images()
-        defer {
-            first.remove()
-            second.remove()
-        }
         let server = try await ServerFixture.start([])
         let attach = try await server.send(
-            "POST", "/v1/admin/images", json: #"{"id":"d","path":"\#(second.path)","fingerprint":"digest"}"#)
+            "POST", "/v1/admin/images", json: #"{"id":"d","path":"\#(self.second.path)","fingerprint":"digest"}"#)
         let state = try Self.json(attach)["state"] as? String
         #expect(state == "attaching" || state == "ready")
         var status: [String: Any] = [:]
@@ -198,15 +189,10 @@ struct AdminAPITests {
 
     @Test("state directory: attached images and quotas come back after a restart; a broken one is reported")
     func restart() async throws {
-        let (first, second, _) = try Self.images()
-        defer {
-            first.remove()
-            second.remove()
-        }
         let state = try TemporaryDirectory("state")
         defer { state.remove() }
         let server = try await ServerFixture.start([], stateDirectory: state.path)
-        for (id, image) in [("one", first), ("two", second)] {
+        for (id, image) in [("one", self.first), ("two", self.second)] {
             #expect(
                 try await server.send("POST", "/v1/admin/images", json: #"{"id":"\#(id)","path":"\#(image.path)"}"#)
                     .status == 201)
@@ -229,12 +215,12 @@ struct AdminAPITests {
         await again.stop()
 
         // The image file of "two" disappears: the daemon still starts, "two" is listed as failed with the reason.
-        try FileManager.default.removeItem(atPath: second.path)
+        try FileManager.default.removeItem(atPath: self.second.path)
         let broken = try await ServerFixture.start([], stateDirectory: state.path)
         let listed = try Self.json(try await broken.send("GET", "/v1/admin/images"))["images"] as? [[String: Any]]
         #expect(listed?.count == 1 && listed?.first?["id"] as? String == "two")
         #expect(listed?.first?["state"] as? String == "failed")
-        #expect((listed?.first?["reason"] as? String)?.contains(second.path) == true)
+        #expect((listed?.first?["reason"] as? String)?.contains(self.second.path) == true)
         #expect(try await broken.get("/v1/images/two/files/page").status == 404)
         #expect(
             try await broken.send("DELETE", "/v1/admin/images/two").status == 204, "a failed image can be forgotten")

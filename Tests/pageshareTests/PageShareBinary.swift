@@ -18,4 +18,10 @@ enum PageShareBinary {
     static func run(_ arguments: [String]) throws -> (status: Int32, output: [UInt8], error: String) {
         try EROFSTestSupport.run(self.path, arguments)
     }
+
+    /// `pageshare token hash` of `token`: the hex sha256 for a tokens file.
+    static func hashToken(_ token: String) throws -> String {
+        let result = try EROFSTestSupport.run(self.path, ["token", "hash"], input: token)
+        return String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 }

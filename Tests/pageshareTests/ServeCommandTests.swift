@@ -126,7 +126,7 @@ struct ServeCommandTests {
         let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("content\n".utf8)) }
         defer { image.remove() }
         let tokens = image.directory.path + "/tokens.yaml"
-        let hash = try PageShareBinary.runWithInput(["token", "hash"], input: "cli-token")
+        let hash = try PageShareBinary.hashToken("cli-token")
         try TestTree.write(tokens, Array("tokens: [{name: ops, sha256: \(hash), role: admin}]\n".utf8))
         let tokenFile = image.directory.path + "/token"
         try TestTree.write(tokenFile, Array("cli-token\n".utf8))
@@ -216,7 +216,7 @@ struct ServeCommandTests {
         defer { directory.remove() }
         let tokens = directory.path + "/tokens.yaml"
         func writeTokens(_ token: String) throws {
-            let hash = try PageShareBinary.runWithInput(["token", "hash"], input: token)
+            let hash = try PageShareBinary.hashToken(token)
             try TestTree.write(tokens, Array("tokens: [{name: ops, sha256: \(hash), role: admin}]\n".utf8))
         }
         try writeTokens("first-token")
@@ -247,25 +247,6 @@ struct ServeCommandTests {
         #expect(log.contains("level=debug logger=pageshare msg=request"), "debug lines appear after the reload")
         #expect(log.contains("restart to apply it"), "maxRanges cannot change in place")
         #expect(!log.contains("second-token") && !log.contains("first-token"), "no secret in the log")
-    }
-}
-
-extension PageShareBinary {
-    /// Runs with `input` on stdin; the trimmed stdout.
-    static func runWithInput(_ arguments: [String], input: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.path)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
