@@ -96,10 +96,7 @@ public final class PageShareServer: Sendable {
             return
                 try await bootstrap
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    let peer = ConnectionPeer(address: channel.remoteAddress?.ipAddress ?? "unknown", uid: nil)
-                    return self.initialize(channel, tls: tls, peer: peer)
-                }
+                .childChannelInitializer { channel in self.initializeTCP(channel, tls: tls) }
                 .bind(host: host, port: port).get()
         case .inherited(let descriptor):
             let tls = self.sslContext
@@ -108,34 +105,33 @@ public final class PageShareServer: Sendable {
             return
                 try await configured
                 .childChannelInitializer { channel in
-                    guard isTCP else {
-                        return Self.peerUID(of: channel).flatMap { uid in
-                            self.initialize(
-                                channel, tls: nil,
-                                peer: ConnectionPeer(address: "unix:\(uid.map(String.init) ?? "?")", uid: uid))
-                        }
-                    }
-                    let peer = ConnectionPeer(address: channel.remoteAddress?.ipAddress ?? "unknown", uid: nil)
-                    return self.initialize(channel, tls: tls, peer: peer)
+                    isTCP ? self.initializeTCP(channel, tls: tls) : self.initializeUnix(channel)
                 }
                 .withBoundSocket(descriptor).get()
         case .unix(let path, let mode):
             let channel =
                 try await bootstrap
-                .childChannelInitializer { channel in
-                    Self.peerUID(of: channel).flatMap { uid in
-                        // Unix clients are told apart by uid (all share one "address").
-                        self.initialize(
-                            channel, tls: nil,
-                            peer: ConnectionPeer(address: "unix:\(uid.map(String.init) ?? "?")", uid: uid))
-                    }
-                }
+                .childChannelInitializer { channel in self.initializeUnix(channel) }
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             guard chmod(path, mode_t(mode)) == 0 else {
                 try? await channel.close()
                 throw IOError(errnoCode: errno, reason: "chmod \(path)")
             }
             return channel
+        }
+    }
+
+    /// A TCP connection: its peer is the client's IP address.
+    private func initializeTCP(_ channel: any Channel, tls: NIOSSLContext?) -> EventLoopFuture<Void> {
+        let peer = ConnectionPeer(address: channel.remoteAddress?.ipAddress ?? "unknown", uid: nil)
+        return self.initialize(channel, tls: tls, peer: peer)
+    }
+
+    /// A unix-socket connection: clients are told apart by uid (`SO_PEERCRED`; they share one "address").
+    private func initializeUnix(_ channel: any Channel) -> EventLoopFuture<Void> {
+        Self.peerUID(of: channel).flatMap { uid in
+            self.initialize(
+                channel, tls: nil, peer: ConnectionPeer(address: "unix:\(uid.map(String.init) ?? "?")", uid: uid))
         }
     }
 
