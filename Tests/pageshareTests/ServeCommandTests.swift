@@ -181,7 +181,9 @@ struct ServeCommandTests {
                 sleep 0.05
             done
             kill -TERM $activator
-            wait $activator
+            # Not `wait`: the shell inherits the test process's blocked signals, and dash's wait sleeps until a
+            # SIGCHLD that never comes. The daemon logs "stopped" as it exits.
+            for _ in $(seq 100); do grep -q 'msg=stopped' '\(log)' && break; sleep 0.05; done
             printf '%s' "$body"
             """
         let result = try run("/bin/sh", ["-c", script])
