@@ -57,7 +57,7 @@ final class CacheMetrics: Sendable {
             global.images.record(images)
             global.dedupInodes.record(dedupInodes)
             global.metadata.record(metadataBytes)
-            Self.advance(global.readErrors, to: readErrors, from: global.lastReadErrors)
+            global.readErrors.advance(to: readErrors, from: global.lastReadErrors)
             global.lastReadErrors = readErrors
             series.global = global
             for (domain, (values, quota)) in statistics {
@@ -67,20 +67,15 @@ final class CacheMetrics: Sendable {
                 domainSeries.logicalRead.record(values.logicalReadBytes)
                 domainSeries.quota.record(quota ?? -1)
                 let last = domainSeries.last
-                Self.advance(domainSeries.hits, to: values.hits, from: last?.hits)
-                Self.advance(domainSeries.misses, to: values.misses, from: last?.misses)
-                Self.advance(domainSeries.fills, to: values.fills, from: last?.fills)
-                Self.advance(domainSeries.evictions, to: values.evictions, from: last?.evictions)
-                Self.advance(domainSeries.verifyFailures, to: values.verifyFailures, from: last?.verifyFailures)
+                domainSeries.hits.advance(to: values.hits, from: last?.hits)
+                domainSeries.misses.advance(to: values.misses, from: last?.misses)
+                domainSeries.fills.advance(to: values.fills, from: last?.fills)
+                domainSeries.evictions.advance(to: values.evictions, from: last?.evictions)
+                domainSeries.verifyFailures.advance(to: values.verifyFailures, from: last?.verifyFailures)
                 domainSeries.last = values
                 series.domains[domain] = domainSeries
             }
         }
-    }
-
-    private static func advance(_ counter: Counter, to value: Int, from last: Int?) {
-        let delta = value - (last ?? 0)
-        if delta > 0 { counter.increment(by: delta) }
     }
 
     private static func makeSeries(_ domain: TrustDomain, factory: any MetricsFactory) -> DomainSeries {

@@ -24,15 +24,13 @@ final class DecompressionMetrics: Sendable {
             for (algorithm, now) in totals {
                 var entry = series[algorithm] ?? Self.makeSeries(algorithm, factory: factory)
                 let last = entry.last
-                if now.pclusters > last.pclusters { entry.pclusters.increment(by: now.pclusters - last.pclusters) }
-                if now.inputBytes > last.inputBytes { entry.input.increment(by: now.inputBytes - last.inputBytes) }
-                if now.outputBytes > last.outputBytes {
-                    entry.output.increment(by: now.outputBytes - last.outputBytes)
-                }
+                entry.pclusters.advance(to: now.pclusters, from: last.pclusters)
+                entry.input.advance(to: now.inputBytes, from: last.inputBytes)
+                entry.output.advance(to: now.outputBytes, from: last.outputBytes)
                 if now.nanoseconds > last.nanoseconds {
                     entry.seconds.increment(by: Double(now.nanoseconds - last.nanoseconds) / 1e9)
                 }
-                if now.failures > last.failures { entry.failures.increment(by: now.failures - last.failures) }
+                entry.failures.advance(to: now.failures, from: last.failures)
                 entry.last = now
                 series[algorithm] = entry
             }

@@ -32,9 +32,9 @@ final class ImageMetrics: Sendable {
                 entry.resident.record(values.residentBytes)
                 entry.logicalRead.record(values.logicalReadBytes)
                 let last = entry.last
-                if values.hits > last?.hits ?? 0 { entry.hits.increment(by: values.hits - (last?.hits ?? 0)) }
-                if values.misses > last?.misses ?? 0 { entry.misses.increment(by: values.misses - (last?.misses ?? 0)) }
-                if values.fills > last?.fills ?? 0 { entry.fills.increment(by: values.fills - (last?.fills ?? 0)) }
+                entry.hits.advance(to: values.hits, from: last?.hits)
+                entry.misses.advance(to: values.misses, from: last?.misses)
+                entry.fills.advance(to: values.fills, from: last?.fills)
                 entry.last = values
                 series[id] = entry
             }
