@@ -30,7 +30,7 @@ struct AdminAPI: Sendable {
                 let status = try await Self.control { () throws(ControlError) in try await self.catalog.attach(record) }
                 return Reply(
                     status: .created, body: try Self.encode(status),
-                    location: "/v1/admin/images/\(Self.escape(record.id))")
+                    location: AdminPath.image(record.id))
             default: throw Problem.methodNotAllowed(method, allowed: "GET, POST")
             }
         case 2 where segments[0] == "images":
@@ -147,10 +147,6 @@ struct AdminAPI: Sendable {
         } catch {
             throw Problem(error)
         }
-    }
-
-    private static func escape(_ segment: String) -> String {
-        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? segment
     }
 }
 

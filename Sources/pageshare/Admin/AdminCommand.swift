@@ -61,11 +61,6 @@ func printJSON(_ body: [UInt8]) {
     print(String(decoding: pretty, as: UTF8.self))
 }
 
-/// A path segment percent-encoded.
-func escapeSegment(_ segment: String) -> String {
-    segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? segment
-}
-
 struct AdminAttachCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "attach", abstract: "Attach an image.")
     @OptionGroup var connection: AdminConnectionOptions
@@ -81,12 +76,9 @@ struct AdminAttachCommand: AsyncParsableCommand {
         guard let fingerprint = ImageRecord.Fingerprint(rawValue: self.fingerprint) else {
             throw ValidationError("--fingerprint must be auto, xattr, digest or none")
         }
-        let absolute = { (path: String) in
-            path.utf8.first == UInt8(ascii: "/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        }
         let record = ImageRecord(
-            id: self.id, path: absolute(self.path), domain: self.domain, fingerprint: fingerprint,
-            verify: self.verify, devices: self.devices.map(absolute))
+            id: self.id, path: absolutePath(self.path), domain: self.domain, fingerprint: fingerprint,
+            verify: self.verify, devices: self.devices.map(absolutePath))
         printJSON(try await self.connection.call(.POST, "/v1/admin/images", json: Array(JSONEncoder().encode(record))))
     }
 }
@@ -97,7 +89,7 @@ struct AdminDetachCommand: AsyncParsableCommand {
     @Argument(help: "Image id.") var id: String
 
     func run() async throws {
-        _ = try await self.connection.call(.DELETE, "/v1/admin/images/\(escapeSegment(self.id))")
+        _ = try await self.connection.call(.DELETE, AdminPath.image(self.id))
         print("detached \(self.id)")
     }
 }
@@ -128,7 +120,7 @@ struct AdminGetCommand: AsyncParsableCommand {
     @Argument(help: "Image id.") var id: String
 
     func run() async throws {
-        printJSON(try await self.connection.call(.GET, "/v1/admin/images/\(escapeSegment(self.id))"))
+        printJSON(try await self.connection.call(.GET, AdminPath.image(self.id)))
     }
 }
 
@@ -151,7 +143,7 @@ struct AdminQuotaCommand: AsyncParsableCommand {
     @Argument(help: "Bytes, e.g. 512MiB, or none.") var bytes: String
 
     func run() async throws {
-        let path = "/v1/admin/domains/\(escapeSegment(self.domain))/quota"
+        let path = AdminPath.domain(self.domain) + "/quota"
         if self.bytes == "none" { return printJSON(try await self.connection.call(.DELETE, path)) }
         guard let count = ByteCount(argument: self.bytes) else {
             throw ValidationError("not a byte count: \(self.bytes)")

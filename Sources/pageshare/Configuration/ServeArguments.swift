@@ -17,10 +17,15 @@ struct ImageSpecification: ExpressibleByArgument {
             self.domain = String(rest[rest.index(after: at)...])
             rest = rest[..<at]
         }
-        self.path =
-            rest.utf8.first == UInt8(ascii: "/") ? String(rest) : FileManager.default.currentDirectoryPath + "/" + rest
+        self.path = absolutePath(String(rest))
         guard !self.id.isEmpty, !self.path.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
     }
+}
+
+/// `path` if it is absolute, else `path` under the working directory. Checked byte-wise: `hasPrefix("/")`
+/// compares characters, and "/" followed by a combining mark is not the character "/".
+func absolutePath(_ path: String) -> String {
+    path.utf8.first == UInt8(ascii: "/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }
 
 /// `HOST:PORT` or `[IPV6]:PORT`.
