@@ -30,6 +30,24 @@ public func run(
     return (process.terminationStatus, Array(outputData), String(decoding: errorData, as: UTF8.self))
 }
 
+/// A TCP port free on 127.0.0.1 right now (bound to port 0, then released).
+public func freeLoopbackPort() -> Int? {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { return nil }
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(socket, pointer, length) == 0 else { return -1 }
+            return getsockname(socket, pointer, &length)
+        }
+    }
+    return bound == 0 ? Int(UInt16(bigEndian: address.sin_port)) : nil
+}
+
 /// Finds `name` on PATH (and in /usr/sbin, /sbin, where Debian puts erofs-utils and mount helpers).
 public func which(_ name: String) -> String? {
     let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"

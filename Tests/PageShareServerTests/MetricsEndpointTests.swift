@@ -148,7 +148,7 @@ struct MetricsEndpointTests {
         _ = try await server.get("/v1/images/b/files/dir/nested/medium.bin")
         let expected = Double((300_000 + 4095) / 4096 * 4096)
 
-        let port = try Self.freePort()
+        let port = try #require(freeLoopbackPort())
         let config = server.directory.path + "/prometheus.yml"
         try TestTree.write(
             config,
@@ -194,21 +194,5 @@ struct MetricsEndpointTests {
             let sample = results.first?["value"] as? [Any], sample.count == 2, let text = sample[1] as? String
         else { return nil }
         return Double(text)
-    }
-
-    /// A TCP port free on loopback right now.
-    static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = SlowClient.loopbackAddress(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(socket, pointer, length) == 0 else { return -1 }
-                return getsockname(socket, pointer, &length)
-            }
-        }
-        try #require(bound == 0)
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -167,7 +167,7 @@ struct ServeCommandTests {
     func socketActivation() throws {
         let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("activated\n".utf8)) }
         defer { image.remove() }
-        let port = try Self.freePort()
+        let port = try #require(freeLoopbackPort())
         let log = image.directory.path + "/activated.log"
         // One shell runs the activator and the client: Foundation's Process mishandles a long-lived child
         // that exec()s (its SIGCHLD handling blocks in waitpid on it).
@@ -192,18 +192,6 @@ struct ServeCommandTests {
         #expect(text.contains("listeners=fd:3") && text.contains("127.0.0.1:\(port)"), "\(text)")
         #expect(!text.contains("8480"), "the default listener is not added: \(text)")
         #expect(text.contains("stopped"), "SIGTERM still stops it gracefully: \(text)")
-    }
-
-    /// A TCP port free on loopback right now.
-    static func freePort() throws -> Int {
-        let result = try run(
-            "/usr/bin/env",
-            [
-                "python3", "-c",
-                "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])",
-            ])
-        return try #require(
-            Int(String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 
     static func listedImages(_ daemon: Daemon) -> Set<String> {
