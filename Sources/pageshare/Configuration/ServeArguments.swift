@@ -29,9 +29,12 @@ func absolutePath(_ path: String) -> String {
 }
 
 /// `HOST:PORT` or `[IPV6]:PORT`.
-struct TCPAddress: ExpressibleByArgument {
+struct TCPAddress: ExpressibleByArgument, CustomStringConvertible {
     var host: String
     var port: Int
+
+    /// `HOST:PORT`, IPv6 hosts in brackets: what ``init(argument:)`` reads.
+    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 
     init(host: String, port: Int) {
         self.host = host

@@ -45,6 +45,8 @@ struct ServeSettings {
         let help: String
         let isList: Bool
         let apply: @Sendable (inout ServeSettings, [String]) throws -> Void
+        /// The setting's value as `--print-config` prints it; nil when unset (the key is left out).
+        let value: @Sendable (ServeSettings) -> (any NodeRepresentable)?
 
         /// `cacheSize` → `PAGESHARE_CACHE_SIZE`.
         var environmentName: String { "PAGESHARE_" + Self.words(self.name).joined(separator: "_").uppercased() }
@@ -63,55 +65,83 @@ struct ServeSettings {
 
     /// Every key but `images` (a list of mappings, config file only; flags add `--image`).
     static let keys: [Key] = [
-        .list("listen", "TCP listeners HOST:PORT") { settings, values in
+        .list("listen", "TCP listeners HOST:PORT", value: { $0.listen.map(\.description) }) { settings, values in
             settings.listen = try values.map { try TCPAddress(argument: $0).orThrow("not HOST:PORT") }
             settings.listenConfigured = true
         },
-        .list("unixSockets", "unix domain socket paths") { $0.unixSockets = $1 },
-        .scalar("socketMode", "permission bits of the unix sockets, octal") {
+        .list("unixSockets", "unix domain socket paths", value: { $0.unixSockets }) { $0.unixSockets = $1 },
+        .scalar(
+            "socketMode", "permission bits of the unix sockets, octal", value: { "0" + String($0.socketMode, radix: 8) }
+        ) {
             let mode = try UInt16($1, radix: 8).orThrow("not octal permission bits")
             guard mode <= 0o777 else { throw SettingError("not octal permission bits") }
             $0.socketMode = mode
         },
-        .scalar("tlsCert", "PEM certificate chain (TCP listeners speak TLS)") { $0.tlsCert = $1 },
-        .scalar("tlsKey", "PEM private key of tlsCert") { $0.tlsKey = $1 },
-        .scalar("cacheSize", "page data budget, e.g. 512MiB") {
+        .scalar("tlsCert", "PEM certificate chain (TCP listeners speak TLS)", value: { $0.tlsCert }) {
+            $0.tlsCert = $1
+        },
+        .scalar("tlsKey", "PEM private key of tlsCert", value: { $0.tlsKey }) { $0.tlsKey = $1 },
+        .scalar("cacheSize", "page data budget, e.g. 512MiB", value: { $0.cacheSize }) {
             $0.cacheSize = try ByteCount(argument: $1).orThrow("not a byte count like 1GiB").bytes
         },
-        .scalar("pageSize", "cache page size, 4KiB to 64KiB") {
+        .scalar("pageSize", "cache page size, 4KiB to 64KiB", value: { $0.pageSize }) {
             $0.pageSize = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes
         },
-        .scalar("readaheadPages", "pages read ahead (0: off)") { $0.readaheadPages = try Self.count($1, minimum: 0) },
-        .scalar("maxConnections", "connections open at once") { $0.maxConnections = try Self.count($1) },
-        .scalar("maxStreams", "HTTP/2 concurrent streams per connection") { $0.maxStreams = try Self.count($1) },
-        .scalar("maxRanges", "ranges per request; more is served whole") { $0.maxRanges = try Self.count($1) },
-        .scalar("idleTimeout", "seconds before an idle connection closes") { $0.idleTimeout = try Self.count($1) },
-        .scalar("shutdownGrace", "seconds in-flight requests get on shutdown") {
+        .scalar("readaheadPages", "pages read ahead (0: off)", value: { $0.readaheadPages }) {
+            $0.readaheadPages = try Self.count($1, minimum: 0)
+        },
+        .scalar("maxConnections", "connections open at once", value: { $0.maxConnections }) {
+            $0.maxConnections = try Self.count($1)
+        },
+        .scalar("maxStreams", "HTTP/2 concurrent streams per connection", value: { $0.maxStreams }) {
+            $0.maxStreams = try Self.count($1)
+        },
+        .scalar("maxRanges", "ranges per request; more is served whole", value: { $0.maxRanges }) {
+            $0.maxRanges = try Self.count($1)
+        },
+        .scalar("idleTimeout", "seconds before an idle connection closes", value: { $0.idleTimeout }) {
+            $0.idleTimeout = try Self.count($1)
+        },
+        .scalar("shutdownGrace", "seconds in-flight requests get on shutdown", value: { $0.shutdownGrace }) {
             $0.shutdownGrace = try Self.count($1, minimum: 0)
         },
-        .scalar("threads", "event loop threads") { $0.threads = try Self.count($1) },
-        .scalar("logLevel", "trace, debug, info, notice, warning, error, critical") {
+        .scalar("threads", "event loop threads", value: { $0.threads }) { $0.threads = try Self.count($1) },
+        .scalar("logLevel", "trace, debug, info, notice, warning, error, critical", value: { $0.logLevel.rawValue }) {
             $0.logLevel = try Logger.Level(rawValue: $1).orThrow("not a log level")
         },
-        .scalar("logFormat", "logfmt or json") {
+        .scalar("logFormat", "logfmt or json", value: { $0.logFormat.rawValue }) {
             $0.logFormat = try StructuredLogHandler.Format(rawValue: $1).orThrow("must be logfmt or json")
         },
-        .scalar("tokensFile", "bearer tokens (sha256) and roles; without it, loopback only") { $0.tokensFile = $1 },
-        .scalar("publicMetrics", "serve /metrics without a token") { $0.publicMetrics = try Self.bool($1) },
-        .scalar("metricsPerImage", "export pageshare_image_* series labelled by image") {
+        .scalar("tokensFile", "bearer tokens (sha256) and roles; without it, loopback only", value: { $0.tokensFile }) {
+            $0.tokensFile = $1
+        },
+        .scalar("publicMetrics", "serve /metrics without a token", value: { $0.publicMetrics }) {
+            $0.publicMetrics = try Self.bool($1)
+        },
+        .scalar("metricsPerImage", "export pageshare_image_* series labelled by image", value: { $0.metricsPerImage }) {
             $0.metricsPerImage = try Self.bool($1)
         },
-        .scalar("authFailureLimit", "failed authentications per client per minute before 429") {
+        .scalar(
+            "authFailureLimit", "failed authentications per client per minute before 429",
+            value: { $0.authFailureLimit }
+        ) {
             $0.authFailureLimit = try Self.count($1)
         },
-        .scalar("allowUnauthenticatedRemote", "listen beyond loopback without tokens") {
+        .scalar(
+            "allowUnauthenticatedRemote", "listen beyond loopback without tokens",
+            value: { $0.allowUnauthenticatedRemote }
+        ) {
             $0.allowUnauthenticatedRemote = try Self.bool($1)
         },
-        .scalar("stateDir", "where admin-API changes are kept across restarts") { $0.stateDir = $1 },
-        .scalar("fingerprint", "auto, xattr, digest or none, for --image images") {
+        .scalar("stateDir", "where admin-API changes are kept across restarts", value: { $0.stateDir }) {
+            $0.stateDir = $1
+        },
+        .scalar("fingerprint", "auto, xattr, digest or none, for --image images", value: { $0.fingerprint.rawValue }) {
             $0.fingerprint = try ImageRecord.Fingerprint(rawValue: $1).orThrow("must be auto, xattr, digest or none")
         },
-        .scalar("verify", "verify --image images' files before sharing them") { $0.verify = try Self.bool($1) },
+        .scalar("verify", "verify --image images' files before sharing them", value: { $0.verify }) {
+            $0.verify = try Self.bool($1)
+        },
     ]
 
     // MARK: Layers
@@ -212,15 +242,19 @@ struct ServeSettings {
 
 extension ServeSettings.Key {
     static func scalar(
-        _ name: String, _ help: String, _ apply: @escaping @Sendable (inout ServeSettings, String) throws -> Void
+        _ name: String, _ help: String, value: @escaping @Sendable (ServeSettings) -> (any NodeRepresentable)?,
+        _ apply: @escaping @Sendable (inout ServeSettings, String) throws -> Void
     ) -> Self {
-        Self(name: name, help: help, isList: false) { settings, values in try apply(&settings, values.last ?? "") }
+        Self(
+            name: name, help: help, isList: false,
+            apply: { settings, values in try apply(&settings, values.last ?? "") }, value: value)
     }
 
     static func list(
-        _ name: String, _ help: String, _ apply: @escaping @Sendable (inout ServeSettings, [String]) throws -> Void
+        _ name: String, _ help: String, value: @escaping @Sendable (ServeSettings) -> [String],
+        _ apply: @escaping @Sendable (inout ServeSettings, [String]) throws -> Void
     ) -> Self {
-        Self(name: name, help: help, isList: true, apply: apply)
+        Self(name: name, help: help, isList: true, apply: apply, value: value)
     }
 }
 
@@ -240,63 +274,15 @@ extension Optional {
 
 extension ServeSettings {
     /// The effective configuration as a config file (`pageshare serve --print-config`): every key, in the
-    /// order of ``keys``, then the images.
+    /// order of ``keys`` (unset ones left out), then the images. It reads back to the same settings.
     func yaml() throws -> String {
-        var printed = PrintedSettings()
-        printed.listen = self.listen.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }
-        printed.unixSockets = self.unixSockets
-        printed.socketMode = "0" + String(self.socketMode, radix: 8)
-        printed.tlsCert = self.tlsCert
-        printed.tlsKey = self.tlsKey
-        printed.cacheSize = self.cacheSize
-        printed.pageSize = self.pageSize
-        printed.readaheadPages = self.readaheadPages
-        printed.maxConnections = self.maxConnections
-        printed.maxStreams = self.maxStreams
-        printed.maxRanges = self.maxRanges
-        printed.idleTimeout = self.idleTimeout
-        printed.shutdownGrace = self.shutdownGrace
-        printed.threads = self.threads
-        printed.logLevel = self.logLevel.rawValue
-        printed.logFormat = self.logFormat.rawValue
-        printed.tokensFile = self.tokensFile
-        printed.publicMetrics = self.publicMetrics
-        printed.metricsPerImage = self.metricsPerImage
-        printed.authFailureLimit = self.authFailureLimit
-        printed.allowUnauthenticatedRemote = self.allowUnauthenticatedRemote
-        printed.stateDir = self.stateDir
-        printed.fingerprint = self.fingerprint.rawValue
-        printed.verify = self.verify
-        printed.images = self.images
-        return try YAMLEncoder().encode(printed)
-    }
-
-    /// The printed form: keys in the order a reader expects, byte counts in bytes.
-    private struct PrintedSettings: Encodable {
-        var listen: [String] = []
-        var unixSockets: [String] = []
-        var socketMode = ""
-        var tlsCert: String?
-        var tlsKey: String?
-        var cacheSize = 0
-        var pageSize = 0
-        var readaheadPages = 0
-        var maxConnections = 0
-        var maxStreams = 0
-        var maxRanges = 0
-        var idleTimeout = 0
-        var shutdownGrace = 0
-        var threads = 0
-        var logLevel = ""
-        var logFormat = ""
-        var tokensFile: String?
-        var publicMetrics = false
-        var metricsPerImage = false
-        var authFailureLimit = 0
-        var allowUnauthenticatedRemote = false
-        var stateDir: String?
-        var fingerprint = ""
-        var verify = false
-        var images: [ImageRecord] = []
+        var pairs: [(Node, Node)] = []
+        for key in Self.keys {
+            guard let value = key.value(self) else { continue }
+            pairs.append((Node(key.name), try value.represented()))
+        }
+        let images = try Yams.compose(yaml: YAMLEncoder().encode(self.images)) ?? Node([Node]())
+        pairs.append((Node("images"), images))
+        return try Yams.serialize(node: Node.mapping(Node.Mapping(pairs)))
     }
 }
