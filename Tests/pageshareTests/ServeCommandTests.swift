@@ -72,6 +72,9 @@ struct ServeCommandTests {
             #expect(status == 1, "\(yaml) \(environment) \(flags)")
             #expect(error.contains(message), "expected \(message) in: \(error)")
         }
+        // An --image without a path is a usage error, not the working directory attached.
+        let (status, _, error) = try Self.printConfig(["--image", "app="])
+        #expect(status == 64 && error.contains("The value 'app=' is invalid for '--image"))
     }
 
     @Test("without a tokens file the daemon refuses a non-loopback listener unless allowed")

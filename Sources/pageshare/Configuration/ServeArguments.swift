@@ -17,8 +17,9 @@ struct ImageSpecification: ExpressibleByArgument {
             self.domain = String(rest[rest.index(after: at)...])
             rest = rest[..<at]
         }
+        // An empty path is refused before it is made absolute (it would become the working directory).
+        guard !rest.isEmpty, !self.id.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
         self.path = absolutePath(String(rest))
-        guard !self.id.isEmpty, !self.path.isEmpty, !self.domain.isEmpty, !self.id.contains("/") else { return nil }
     }
 }
 
