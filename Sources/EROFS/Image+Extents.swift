@@ -64,18 +64,4 @@ extension Image {
         }
         return result
     }
-
-    /// The byte range of `inode` that one decode produces when `offset` is read: the compressed extent
-    /// holding `offset` (clipped to the file size), or nil when reading it decodes nothing (an uncompressed
-    /// file, a hole, a fragment).
-    public func decodedExtent(of inode: Inode, containing offset: UInt64) throws -> Range<UInt64>? {
-        guard inode.layout.isCompressed, offset < inode.size else { return nil }
-        let extent = try self.compressedExtent(of: inode, info: try self.compressionInfo(of: inode), containing: offset)
-        switch extent.storage {
-        case .blocks, .inline:
-            return extent.logicalOffset..<min(extent.logicalOffset + extent.length, inode.size)
-        case .fragment, .hole:
-            return nil
-        }
-    }
 }

@@ -472,9 +472,7 @@ public final class SharedPageCache: Sendable {
     /// being filled by others, or that would evict at quota, are skipped; a failure stops it.
     private func fillAround(_ file: SharedFile, page: UInt64, from source: Sharer, context: ReadContext) {
         let pageSize = UInt64(self.configuration.pageSize)
-        guard source.inode.layout.isCompressed,
-            let extent = try? source.image.decodedExtent(of: source.inode, containing: page * pageSize)
-        else { return }
+        guard let extent = context.decodedRange(of: source.inode, in: source.image) else { return }
         let first = max(extent.lowerBound / pageSize, page > Self.fillAroundPages ? page - Self.fillAroundPages : 0)
         let last = min((extent.upperBound - 1) / pageSize, page + Self.fillAroundPages)
         guard first < last else { return }

@@ -13,6 +13,16 @@ public final class ReadContext {
 
     public init() {}
 
+    /// The bytes of `inode` (of `image`) the last decode through this context produced, clipped to the file:
+    /// a whole compressed extent, of which a read may have wanted only a part. Nil when the last read decoded
+    /// nothing here (uncompressed data, holes, fragments, an extent decoded straight into the caller's buffer).
+    public func decodedRange(of inode: Inode, in image: Image) -> Range<UInt64>? {
+        guard let decoded = self.decoded, decoded.image === image.identity, decoded.nid == inode.nid,
+            decoded.logicalOffset < inode.size
+        else { return nil }
+        return decoded.logicalOffset..<min(decoded.logicalOffset + UInt64(decoded.count), inode.size)
+    }
+
     deinit {
         self.input.deallocate()
         self.output.deallocate()
