@@ -66,8 +66,7 @@ public final class AccessPolicy: Sendable {
 
     /// The caller of a request with `authorization` (the header's value), on a unix socket with peer
     /// `peerUID`: a bearer token wins; without one, the peer mapping. Nil: unauthenticated.
-    func caller(authorization: String?, peerUID: UInt32?) -> Caller? {
-        if self.isOpen { return .admin(name: "open") }
+    private func caller(authorization: String?, peerUID: UInt32?) -> Caller? {
         if let authorization {
             let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
