@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// A cached page's identity: the shared file and the page index within it.
@@ -19,16 +20,18 @@ final class CacheShard: Sendable {
     let capacity: Int
     private let state: Mutex<State>
 
-    /// Slot bookkeeping in parallel arrays (no per-page allocation), 33 bytes per slot plus 8 of index
-    /// (``SlotIndex``): ~1.0 % of a 4 KiB page, ~0.25 % of a 16 KiB one. A slot is resident when `files`
+    /// Slot bookkeeping in parallel arrays (no per-page allocation), 37 bytes per slot plus 8 of index
+    /// (``SlotIndex``): ~1.1 % of a 4 KiB page, ~0.3 % of a 16 KiB one. A slot is resident when `files`
     /// holds its file; a slot being filled is in neither `index` nor the list, so eviction never sees it.
-    /// `-1` ends a list.
+    /// `pins` counts the lent views of a slot (``PageLoan``): a pinned slot is never evicted or refilled, and
+    /// one dropped while pinned (detach) is freed by its last unpin. `-1` ends a list.
     struct State: ~Copyable {
         var index: SlotIndex
         var waiters: [PageKey: [CheckedContinuation<Void, Never>]] = [:]
         var keys: [PageKey]
         var files: [SharedFile?]
         var visited: [Bool]
+        var pins: [UInt32]
         var previous: [Int32]
         var next: [Int32]
         var head: Int32 = -1
@@ -48,10 +51,9 @@ final class CacheShard: Sendable {
             State(
                 index: SlotIndex(slots: capacity), keys: .init(repeating: PageKey(file: 0, page: 0), count: capacity),
                 files: .init(repeating: nil, count: capacity), visited: .init(repeating: false, count: capacity),
-                previous: .init(repeating: -1, count: capacity), next: .init(repeating: -1, count: capacity)))
+                pins: .init(repeating: 0, count: capacity), previous: .init(repeating: -1, count: capacity),
+                next: .init(repeating: -1, count: capacity)))
     }
-
-    deinit { self.arena.deallocate() }
 
     /// What a lookup found.
     enum Lookup {
@@ -61,7 +63,8 @@ final class CacheShard: Sendable {
         case busy
         /// The caller must fill `slot` (its memory is ``page(_:)``) and then ``publish`` or ``abandon`` it.
         case fill(slot: Int32, evicted: SharedFile?)
-        /// The reader's domain is at its quota and has no page here to replace: read without caching.
+        /// The reader's domain is at its quota and has no page here to replace, or every slot is being filled
+        /// or lent out: read without caching.
         case bypass
     }
 
@@ -71,8 +74,8 @@ final class CacheShard: Sendable {
     func lookup(
         _ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer,
         owner: DomainCounters, overQuota: Bool
-    ) throws -> Lookup {
-        try self.state.withLock { state throws -> Lookup in
+    ) -> Lookup {
+        self.state.withLock { state -> Lookup in
             if let slot = state.index.slot(for: key, keys: state.keys) {
                 state.visited[Int(slot)] = true
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
@@ -87,9 +90,8 @@ final class CacheShard: Sendable {
                 state.waiters[key] = []
                 return .fill(slot: victim, evicted: file)
             }
-            guard let (slot, evicted) = self.claimSlot(&state) else {
-                throw PageCacheError(.fillFailed, "every page of the cache is being filled; the cache is too small")
-            }
+            // Every slot being filled or lent out: serve this read without caching it.
+            guard let (slot, evicted) = self.claimSlot(&state) else { return .bypass }
             state.waiters[key] = []
             return .fill(slot: slot, evicted: evicted)
         }
@@ -109,13 +111,23 @@ final class CacheShard: Sendable {
         }
     }
 
-    /// Copies page `key` bytes `range` into `destination` if the page is resident; never claims a fill.
-    func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
-        self.state.withLock { state -> Bool in
-            guard let slot = state.index.slot(for: key, keys: state.keys) else { return false }
+    /// Lends bytes `range` of page `key` if it is resident: a view of the page's memory, with the slot pinned
+    /// until ``unpin(_:)``. Never claims a fill.
+    func borrowIfResident(_ key: PageKey, range: Range<Int>) -> (bytes: ByteBuffer, slot: Int32)? {
+        self.state.withLock { state -> (bytes: ByteBuffer, slot: Int32)? in
+            guard let slot = state.index.slot(for: key, keys: state.keys) else { return nil }
             state.visited[Int(slot)] = true
-            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
-            return true
+            state.pins[Int(slot)] += 1
+            return (self.arena.view(of: slot, range: range), slot)
+        }
+    }
+
+    /// Ends one loan of `slot`; the last unpin of a slot dropped meanwhile frees it.
+    func unpin(_ slot: Int32) {
+        self.state.withLock { state in
+            let index = Int(slot)
+            state.pins[index] -= 1
+            if state.pins[index] == 0 && state.files[index] == nil { state.freeSlots.append(slot) }
         }
     }
 
@@ -178,8 +190,8 @@ final class CacheShard: Sendable {
     var metadataBytes: Int {
         self.state.withLock { state in
             let perSlot =
-                MemoryLayout<PageKey>.stride + MemoryLayout<SharedFile?>.stride + MemoryLayout<Bool>.stride + 2
-                * MemoryLayout<Int32>.stride
+                MemoryLayout<PageKey>.stride + MemoryLayout<SharedFile?>.stride + MemoryLayout<Bool>.stride
+                + MemoryLayout<UInt32>.stride + 2 * MemoryLayout<Int32>.stride
             return state.keys.capacity * perSlot + state.freeSlots.capacity * MemoryLayout<Int32>.stride
                 + state.index.bytes
         }
@@ -208,7 +220,8 @@ final class CacheShard: Sendable {
         return (victim, file)
     }
 
-    /// Removes a resident page and frees its slot.
+    /// Removes a resident page and frees its slot, or, while the page is lent out, leaves the slot to its
+    /// last ``unpin(_:)``.
     private func release(_ state: inout State, _ slot: Int32) {
         let index = Int(slot)
         if state.files[index] != nil { state.index.remove(state.keys[index], keys: state.keys) }
@@ -216,17 +229,20 @@ final class CacheShard: Sendable {
         Self.unlink(&state, slot)
         state.files[index] = nil
         state.visited[index] = false
-        state.freeSlots.append(slot)
+        if state.pins[index] == 0 { state.freeSlots.append(slot) }
     }
 
-    /// SIEVE: from the hand (or the tail) towards the head, clear visited bits until an unvisited page.
+    /// SIEVE: from the hand (or the tail) towards the head, clear visited bits until an unvisited page that
+    /// is not lent out.
     private static func sieveVictim(_ state: inout State) -> Int32? {
         var candidate = state.hand >= 0 ? state.hand : state.tail
         var steps = 0
         let limit = 2 * state.keys.count + 2
         while candidate >= 0 && steps < limit {
             let index = Int(candidate)
-            if state.visited[index] {
+            if state.pins[index] > 0 {
+                candidate = state.previous[index] >= 0 ? state.previous[index] : state.tail
+            } else if state.visited[index] {
                 state.visited[index] = false
                 candidate = state.previous[index] >= 0 ? state.previous[index] : state.tail
             } else {
@@ -238,13 +254,13 @@ final class CacheShard: Sendable {
         return nil
     }
 
-    /// SIEVE restricted to `owner`'s pages, from the tail towards the head, without moving the shared hand.
+    /// SIEVE restricted to `owner`'s pages that are not lent out, from the tail towards the head, without moving the shared hand.
     private static func ownVictim(_ state: inout State, owner: DomainCounters) -> Int32? {
         for _ in 0..<2 {
             var candidate = state.tail
             while candidate >= 0 {
                 let index = Int(candidate)
-                if let file = state.files[index], file.counters === owner {
+                if let file = state.files[index], file.counters === owner, state.pins[index] == 0 {
                     if !state.visited[index] { return candidate }
                     state.visited[index] = false
                 }
@@ -274,24 +290,56 @@ final class CacheShard: Sendable {
     }
 }
 
-/// The page memory of one shard: one allocation of `pages × pageSize` bytes made at start (the OS commits
-/// it as pages are first written), so there is no per-page malloc and slot addresses never move.
+/// The page memory of one shard, allocated at start as ByteBuffer slabs of up to 1 GiB (the OS commits the
+/// memory as pages are first written): no per-page malloc, slot addresses never move, and a resident page can
+/// be lent as a `ByteBuffer` slice of its slab (``view(of:range:)``) that NIO writes without copying.
 ///
-/// `@unchecked Sendable`: the pointer is immutable; each slot is written only by the one filler that
-/// reserved it and read only under the shard's lock after it was published.
-struct PageArena: @unchecked Sendable {
-    private let base: UnsafeMutableRawBufferPointer
+/// Pages are written through the slab's base address, escaped as NIO documents for
+/// `withVeryUnsafeBytesWithStorageManagement`: the storage is retained for the arena's lifetime (and each
+/// lent slice retains it too). `@unchecked Sendable`: the pointers are immutable; each slot is written only
+/// by the one filler that reserved it, while no view of it is lent out, and read only after it was published.
+final class PageArena: @unchecked Sendable {
     let pageSize: Int
+    private let pagesPerSlab: Int
+    private let slabs: [ByteBuffer]
+    private let bases: [UnsafeMutableRawPointer]
+    private let storages: [Unmanaged<AnyObject>]
 
     init(pages: Int, pageSize: Int) {
-        self.base = .allocate(byteCount: pages * pageSize, alignment: 4096)
         self.pageSize = pageSize
+        self.pagesPerSlab = min(pages, (1 << 30) / pageSize)
+        var slabs: [ByteBuffer] = []
+        var bases: [UnsafeMutableRawPointer] = []
+        var storages: [Unmanaged<AnyObject>] = []
+        var remaining = pages
+        while remaining > 0 {
+            let count = min(remaining, self.pagesPerSlab)
+            var slab = ByteBufferAllocator().buffer(capacity: count * pageSize)
+            slab.moveWriterIndex(to: count * pageSize)
+            let (base, storage) = slab.withVeryUnsafeBytesWithStorageManagement { bytes, storage in
+                (UnsafeMutableRawPointer(mutating: bytes.baseAddress!), storage.retain())
+            }
+            slabs.append(slab)
+            bases.append(base)
+            storages.append(storage)
+            remaining -= count
+        }
+        self.slabs = slabs
+        self.bases = bases
+        self.storages = storages
     }
 
+    deinit { for storage in self.storages { storage.release() } }
+
+    /// The memory of `slot`, for its filler.
     func page(_ slot: Int32) -> UnsafeMutableRawBufferPointer {
-        let start = Int(slot) * self.pageSize
-        return UnsafeMutableRawBufferPointer(rebasing: self.base[start..<start + self.pageSize])
+        let (slab, within) = Int(slot).quotientAndRemainder(dividingBy: self.pagesPerSlab)
+        return UnsafeMutableRawBufferPointer(start: self.bases[slab] + within * self.pageSize, count: self.pageSize)
     }
 
-    func deallocate() { self.base.deallocate() }
+    /// Bytes `range` of `slot` as a slice of its slab: no copy, the slab's storage shared.
+    func view(of slot: Int32, range: Range<Int>) -> ByteBuffer {
+        let (slab, within) = Int(slot).quotientAndRemainder(dividingBy: self.pagesPerSlab)
+        return self.slabs[slab].getSlice(at: within * self.pageSize + range.lowerBound, length: range.count)!
+    }
 }

@@ -289,38 +289,32 @@ public final class SharedPageCache: Sendable {
         return total
     }
 
-    /// Copies resident pages only, from `offset`, stopping at the first page that is not resident; returns
-    /// the bytes copied. Never waits, reads an image or allocates: the event-loop fast path.
-    func readResident(
-        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
-    ) -> Int {
-        guard offset < file.size, buffer.count > 0 else { return 0 }
+    /// Lends resident pages from `offset`, up to `maxBytes`, stopping at the first page that is not resident;
+    /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
+    func borrowResident(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int) -> PageLoan? {
+        guard offset < file.size, maxBytes > 0 else { return nil }
         let pageSize = UInt64(self.configuration.pageSize)
-        let total = Int(min(UInt64(buffer.count), file.size - offset))
+        let total = Int(min(UInt64(maxBytes), file.size - offset))
+        var pages: [PageLoan.LentPage] = []
         var done = 0
-        var hits = 0
         while done < total {
             let position = offset + UInt64(done)
             let key = PageKey(file: file.id, page: position / pageSize)
             let within = Int(position % pageSize)
             let count = min(total - done, Int(pageSize) - within)
             let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
-            guard
-                shard.copyIfResident(
-                    key, range: within..<within + count,
-                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
-            else { break }
+            guard let (bytes, slot) = shard.borrowIfResident(key, range: within..<within + count) else { break }
+            if pages.isEmpty { pages.reserveCapacity((total - done + Int(pageSize) - 1) / Int(pageSize) + 1) }
+            pages.append(PageLoan.LentPage(bytes: bytes, shard: shard, slot: slot))
             done += count
-            hits += 1
         }
-        if done > 0 {
-            file.counters.add(.hits, hits)
-            file.counters.add(.logicalReadBytes, done)
-            reader.hits.wrappingAdd(hits, ordering: .relaxed)
-            reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
-            self.noteRead(file, from: offset, to: offset + UInt64(done))
-        }
-        return done
+        guard done > 0 else { return nil }
+        file.counters.add(.hits, pages.count)
+        file.counters.add(.logicalReadBytes, done)
+        reader.hits.wrappingAdd(pages.count, ordering: .relaxed)
+        reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
+        self.noteRead(file, from: offset, to: offset + UInt64(done))
+        return PageLoan(pages: pages, byteCount: done)
     }
 
     /// Starts readahead when a read continues the previous read of the same content.
@@ -375,14 +369,8 @@ public final class SharedPageCache: Sendable {
         let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
         while true {
             let reservation = self.reserve(file.counters)
-            let lookup: CacheShard.Lookup
-            do {
-                lookup = try shard.lookup(
-                    key, range: range, into: destination, owner: file.counters, overQuota: reservation.overQuota)
-            } catch {
-                self.release(reservation, file.counters)
-                throw error
-            }
+            let lookup = shard.lookup(
+                key, range: range, into: destination, owner: file.counters, overQuota: reservation.overQuota)
             switch lookup {
             case .hit:
                 self.release(reservation, file.counters)
@@ -390,7 +378,8 @@ public final class SharedPageCache: Sendable {
                 reader?.hits.wrappingAdd(1, ordering: .relaxed)
                 return
             case .bypass:
-                // At quota with nothing of its own to replace here: serve from a private page, cache nothing.
+                // At quota with nothing of its own to replace here, or no slot to be had: serve from a private
+                // page, cache nothing.
                 self.release(reservation, file.counters)
                 file.counters.add(.misses, 1)
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)

@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import PageCache
 
-/// File bodies: sent chunk by chunk while the channel is writable, resident pages copied on the event loop,
-/// missing ones filled on the cache's threads.
+/// File bodies: sent chunk by chunk while the channel is writable, resident pages lent by the cache and
+/// written without copying, missing ones filled on the cache's threads.
 extension DataRequestHandler {
     /// Sends body chunks while the channel is writable; stops at a chunk with a missing page (and fills it
     /// off the event loop) or when the body is done.
@@ -40,15 +40,13 @@ extension DataRequestHandler {
             case .file(let offset, let count):
                 let position = offset + stream.segmentDone
                 let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
-                var buffer = context.channel.allocator.buffer(capacity: wanted)
                 let file = stream.file
-                let copied = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { memory in
-                    file.readResident(at: position, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<wanted]))
-                }
-                if copied > 0 { self.emit(buffer, stream: stream, context: context) }
-                if copied < wanted {
+                let loan = file.borrowResident(at: position, maxBytes: wanted)
+                if let loan { self.emit(.lent(loan), stream: stream, context: context) }
+                let lent = loan?.byteCount ?? 0
+                if lent < wanted {
                     stream.fillInFlight = true
-                    self.fill(file, at: position + UInt64(copied), count: wanted - copied, context: context)
+                    self.fill(file, at: position + UInt64(lent), count: wanted - lent, context: context)
                     context.flush()
                     return
                 }
@@ -63,15 +61,30 @@ extension DataRequestHandler {
         }
     }
 
+    /// File bytes ready to send: pages lent by the cache (resident), or bytes a fill read (missing pages).
+    enum Chunk {
+        case lent(PageLoan)
+        case filled(ByteBuffer)
+
+        var byteCount: Int {
+            switch self {
+            case .lent(let loan): loan.byteCount
+            case .filled(let buffer): buffer.readableBytes
+            }
+        }
+    }
+
     /// Writes file bytes (after the held head and literal bytes) and advances the stream. The state moves
-    /// before the writes, which may re-enter the handler.
-    func emit(_ buffer: ByteBuffer, stream: BodyStream, context: ChannelHandlerContext) {
+    /// before the writes, which may re-enter the handler. Lent pages go out as views of the cache's memory;
+    /// the loan is held until the last of them is written (its promise), so the pages cannot be reused
+    /// while NIO still holds them.
+    func emit(_ chunk: Chunk, stream: BodyStream, context: ChannelHandlerContext) {
         let sendHead = !stream.headSent
         let held = stream.held
         stream.headSent = true
         stream.held = []
-        stream.segmentDone += UInt64(buffer.readableBytes)
-        self.sentBytes += buffer.readableBytes
+        stream.segmentDone += UInt64(chunk.byteCount)
+        self.sentBytes += chunk.byteCount
         if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
             stream.segmentIndex += 1
             stream.segmentDone = 0
@@ -80,7 +93,17 @@ extension DataRequestHandler {
             context.write(self.wrapOutboundOut(.head(stream.responseHead)), promise: nil)
             for bytes in held { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
         }
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        switch chunk {
+        case .filled(let buffer):
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .lent(let loan):
+            for page in loan.dropLast() {
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(page))), promise: nil)
+            }
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(loan[loan.endIndex - 1]))), promise: written)
+            written.futureResult.whenComplete { _ in withExtendedLifetime(loan) {} }
+        }
     }
 
     /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
@@ -104,7 +127,7 @@ extension DataRequestHandler {
             stream.fillInFlight = false
             switch result {
             case .success(let buffer) where buffer.readableBytes == count:
-                self.emit(buffer, stream: stream, context: context)
+                self.emit(.filled(buffer), stream: stream, context: context)
                 self.pump(context: context)
             case .success:
                 self.abort(stream, Problem.imageReadError("the file ended early"), context: context)
