@@ -535,9 +535,10 @@ public final class SharedPageCache: Sendable {
     }
 
     private static func shardIndex(_ key: PageKey, count: Int) -> Int {
-        // Fibonacci hashing of the key: cheap, and consecutive pages of a file spread over the stripes.
-        let mixed = (key.file &* 0x9E37_79B9_7F4A_7C15) ^ (key.page &* 0xC2B2_AE3D_27D4_EB4F)
-        return Int(truncatingIfNeeded: mixed >> 32) & (count - 1)
+        // Fibonacci hashing (Knuth): multiply by 2^64/φ and keep the top bits, which every input bit reaches,
+        // so consecutive pages of a file spread evenly over the stripes (`count` is a power of two).
+        let mixed = (key.file &* 0xC2B2_AE3D_27D4_EB4F &+ key.page) &* 0x9E37_79B9_7F4A_7C15
+        return Int(truncatingIfNeeded: mixed >> (64 - count.trailingZeroBitCount))
     }
 
     // MARK: Files

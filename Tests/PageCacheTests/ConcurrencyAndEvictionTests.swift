@@ -58,6 +58,18 @@ struct ConcurrencyAndEvictionTests {
         #expect(statistics.residentBytes == cache.residentBytes)
     }
 
+    /// Consecutive pages of one file spread over all the stripes, so one big file can fill the whole budget.
+    /// (The stripe was once taken from middle bits of a product: a file's pages reached 45 of 64 stripes and
+    /// such a file used 70 % of the budget.)
+    @Test func oneFileCanFillEveryStripe() async throws {
+        let cache = try SharedPageCache(
+            configuration: .init(budgetBytes: 256 * 4096, shardCount: 64, readaheadPages: 0))
+        let bytes = CacheFixtures.content("spread", pages: 600)
+        try cache.attach(try CacheFixtures.image([("f", bytes)]), id: "a", domain: try TrustDomain("x"), mode: .xattr)
+        #expect(try await CacheFixtures.readAll(cache, "a", "f") == bytes)
+        #expect(cache.residentBytes == 256 * 4096)
+    }
+
     /// SIEVE keeps pages that are hit again while a one-pass scan streams through.
     @Test func hotPagesSurviveAScan() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 32 * 4096, shardCount: 1, readaheadPages: 0))
