@@ -140,6 +140,39 @@ struct FileServingTests {
         await server.stop()
     }
 
+    /// Resident pages go to the wire as views of the cache's memory. In a cache far smaller than the files
+    /// being read at once, every page is evicted and refilled over and over while earlier views of it may
+    /// still be queued in NIO: the bytes served must still be the file's.
+    @Test("lent pages are not reused while NIO holds them: concurrent reads through a tiny cache")
+    func lentPagesUnderEviction() async throws {
+        let image = try Self.makeImage([])
+        defer { image.remove() }
+        let server = try await ServerFixture.start(
+            [("img", try image.open(), "default", .none)], budgetBytes: 256 * 4096)
+        let big = ServedTree.content("big.bin")!
+        let medium = ServedTree.content("dir/nested/medium.bin")!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    let transport: ServerFixture.Transport = client % 2 == 0 ? .http1 : .http2
+                    for round in 0..<5 {
+                        if (client + round) % 3 == 0 {
+                            let response = try await server.get("/v1/images/img/files/dir/nested/medium.bin")
+                            #expect(response.body == medium, "client \(client) round \(round)")
+                        } else {
+                            let response = try await server.get("/v1/images/img/files/big.bin", over: transport)
+                            #expect(response.body == big, "client \(client) round \(round) \(transport)")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let statistics = server.cache.statistics(for: try TrustDomain("default"))
+        #expect(statistics.evictions > 1000 && statistics.hits > 1000, "\(statistics)")
+        await server.stop()
+    }
+
     @Test("a broken image region fails that range only; the rest of the image and the daemon carry on")
     func brokenRegion() async throws {
         let image = try TestImage(options: []) { root in

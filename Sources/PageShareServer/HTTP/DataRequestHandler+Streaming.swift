@@ -42,7 +42,15 @@ extension DataRequestHandler {
                 let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
                 let file = stream.file
                 let loan = file.borrowResident(at: position, maxBytes: wanted)
-                if let loan { self.emit(.lent(loan), stream: stream, context: context) }
+                if let loan {
+                    switch self.pageWrites {
+                    case .lend: self.emit(.lent(loan), stream: stream, context: context)
+                    case .copy:
+                        var buffer = context.channel.allocator.buffer(capacity: loan.byteCount)
+                        for view in loan { buffer.writeImmutableBuffer(view) }
+                        self.emit(.filled(buffer), stream: stream, context: context)
+                    }
+                }
                 let lent = loan?.byteCount ?? 0
                 if lent < wanted {
                     stream.fillInFlight = true
