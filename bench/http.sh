@@ -5,10 +5,11 @@
 #
 #   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
 #
-# Scenarios (h2c prior knowledge, the same URIs and headers for both servers):
+# Scenarios (the same URIs and headers for both servers; h2c prior knowledge unless said):
 #   a) 4 KiB range GETs of hot files, 32 connections x 16 streams
 #   b) 1 MiB range GETs, 32 connections x 16 streams
 #   c) 4 KiB range GETs, 100 connections x 100 streams
+#   d) 1 MiB range GETs over HTTP/1.1, 32 connections (PageShare writes lent cache pages, nginx sendfile)
 # Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log) and peak
 # RSS (VmHWM; nginx: master + workers).
 set -euo pipefail
@@ -60,6 +61,7 @@ http {
     keepalive_requests 100000000;
     server {
         listen 127.0.0.1:18091 http2;
+        listen 127.0.0.1:18092;
         root $work/mnt;
         default_type application/octet-stream;
     }
@@ -75,15 +77,17 @@ peak_rss_kib() { # sum of VmHWM over the given pids
     echo "$total"
 }
 
-# run NAME URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS -> prints "req/s MB/s p50_ms p99_ms"
+# run_h2load URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS [H2LOAD-FLAGS...]
+#   -> prints "req/s MB/s p50_ms p99_ms ok=N"
 run_h2load() {
     local base=$1 uris=$2 range=$3 connections=$4 streams=$5 requests=$6
+    shift 6
     sed "s|^|$base|" "$uris" > "$work/uris.txt"
     local log="$work/h2load.log"
     rm -f "$log"
     local out
     out=$(h2load -n "$requests" -c "$connections" -m "$streams" -t "$(nproc)" -H "Range: $range" \
-        --log-file="$log" -i "$work/uris.txt" 2>&1)
+        --log-file="$log" -i "$work/uris.txt" "$@" 2>&1)
     local rps mbs ok
     rps=$(echo "$out" | awk '/^finished in/ {print $4}' | tr -d ',')
     mbs=$(echo "$out" | awk '/^finished in/ {print $6}')
@@ -95,15 +99,17 @@ run_h2load() {
 }
 
 declare -A results
-scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND
-    local name=$1 range=$2 connections=$3 streams=$4 requests=$5 kind=$6
+scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
+    local name=$1 range=$2 connections=$3 streams=$4 requests=$5 kind=$6 protocol=${7:-h2}
+    local nginx_base="http://127.0.0.1:18091" flags=()
+    if [ "$protocol" = h1 ]; then nginx_base="http://127.0.0.1:18092" flags=(--h1); fi
     # warm both (the first pass fills the caches), then measure
-    run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 >/dev/null
-    run_h2load "http://127.0.0.1:18091" "$work/nx-$kind.txt" "$range" 8 8 2000 >/dev/null
+    run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
+    run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
     results["$name/pageshare"]=$(run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
-        "$connections" "$streams" "$requests")
-    results["$name/nginx"]=$(run_h2load "http://127.0.0.1:18091" "$work/nx-$kind.txt" "$range" \
-        "$connections" "$streams" "$requests")
+        "$connections" "$streams" "$requests" "${flags[@]}")
+    results["$name/nginx"]=$(run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" \
+        "$connections" "$streams" "$requests" "${flags[@]}")
 }
 
 echo "== starting pageshare and nginx"
@@ -116,12 +122,14 @@ sleep 1
 scenario "a) 4 KiB ranges, -c 32 -m 16" "bytes=0-4095" 32 16 "$REQUESTS" hot
 scenario "b) 1 MiB ranges, -c 32 -m 16" "bytes=1048576-2097151" 32 16 $((REQUESTS / 10)) big
 scenario "c) 4 KiB ranges, -c 100 -m 100" "bytes=4096-8191" 100 100 "$REQUESTS" hot
+scenario "d) 1 MiB ranges, HTTP/1.1, -c 32" "bytes=1048576-2097151" 32 1 $((REQUESTS / 10)) big h1
 
 pageshare_rss=$(peak_rss_kib "$pageshare_pid")
 nginx_rss=$(peak_rss_kib $(pgrep -f "nginx: (master|worker)"))
 
 printf "\n%-34s %-10s %12s %10s %9s %9s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms"
-for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100"; do
+for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100" \
+    "d) 1 MiB ranges, HTTP/1.1, -c 32"; do
     for server in pageshare nginx; do
         read -r rps mbs p50 p99 ok <<<"${results[$name/$server]}"
         printf "%-34s %-10s %12s %10s %9s %9s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$ok"

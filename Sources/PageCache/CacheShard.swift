@@ -111,6 +111,16 @@ final class CacheShard: Sendable {
         }
     }
 
+    /// Copies page `key` bytes `range` into `destination` if the page is resident; never claims a fill.
+    func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        self.state.withLock { state -> Bool in
+            guard let slot = state.index.slot(for: key, keys: state.keys) else { return false }
+            state.visited[Int(slot)] = true
+            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
+            return true
+        }
+    }
+
     /// Lends bytes `range` of page `key` if it is resident: a view of the page's memory, with the slot pinned
     /// until ``unpin(_:)``. Never claims a fill.
     func borrowIfResident(_ key: PageKey, range: Range<Int>) -> (bytes: ByteBuffer, slot: Int32)? {

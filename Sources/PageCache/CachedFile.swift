@@ -27,6 +27,12 @@ public struct CachedFile: Sendable {
         try await self.cache.read(self.file, reader: self.reader, at: offset, into: buffer)
     }
 
+    /// Copies from `offset` into `buffer` as long as the pages are resident; returns the bytes copied (less
+    /// than asked at the first missing page). Never blocks on I/O or on another reader's fill.
+    public func readResident(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        self.cache.readResident(self.file, reader: self.reader, at: offset, into: buffer)
+    }
+
     /// Lends the resident pages from `offset`, up to `maxBytes`, without copying (see ``PageLoan``); stops at
     /// the first missing page, nil when that is the first. Never blocks on I/O or on another reader's fill.
     public func borrowResident(at offset: UInt64, maxBytes: Int) -> PageLoan? {

@@ -289,6 +289,40 @@ public final class SharedPageCache: Sendable {
         return total
     }
 
+    /// Copies resident pages only, from `offset`, stopping at the first page that is not resident; returns
+    /// the bytes copied. Never waits, reads an image or allocates: the event-loop fast path.
+    func readResident(
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        guard offset < file.size, buffer.count > 0 else { return 0 }
+        let pageSize = UInt64(self.configuration.pageSize)
+        let total = Int(min(UInt64(buffer.count), file.size - offset))
+        var done = 0
+        var hits = 0
+        while done < total {
+            let position = offset + UInt64(done)
+            let key = PageKey(file: file.id, page: position / pageSize)
+            let within = Int(position % pageSize)
+            let count = min(total - done, Int(pageSize) - within)
+            let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
+            guard
+                shard.copyIfResident(
+                    key, range: within..<within + count,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
+            else { break }
+            done += count
+            hits += 1
+        }
+        if done > 0 {
+            file.counters.add(.hits, hits)
+            file.counters.add(.logicalReadBytes, done)
+            reader.hits.wrappingAdd(hits, ordering: .relaxed)
+            reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
+            self.noteRead(file, from: offset, to: offset + UInt64(done))
+        }
+        return done
+    }
+
     /// Lends resident pages from `offset`, up to `maxBytes`, stopping at the first page that is not resident;
     /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
     func borrowResident(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int) -> PageLoan? {

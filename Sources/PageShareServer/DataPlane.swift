@@ -44,6 +44,8 @@ public final class DataPlane: Sendable {
     let exposition: (@Sendable () -> [UInt8])?
     /// Export per-image series (`pageshare_image_*{image}`): one label value per attached image.
     let perImageMetrics: Bool
+    /// Whether resident pages are lent to NIO or copied, by the cache's page size.
+    let pageWrites: PageWrites
 
     /// - Parameters:
     ///   - metricsFactory: where the data plane's and the cache's series go.
@@ -66,6 +68,7 @@ public final class DataPlane: Sendable {
         self.metricsFactory = metricsFactory
         self.metrics = ServerMetrics(factory: metricsFactory)
         self.exposition = exposition
+        self.pageWrites = PageWrites(pageSize: cache.configuration.pageSize)
     }
 
     /// `/readyz` answers 200 from now on (state restored, listeners up).

@@ -4,7 +4,6 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
-import PageCache
 import Synchronization
 
 /// The data-plane server: listeners speaking HTTP/1.1 and HTTP/2 (prior knowledge on cleartext TCP and unix
@@ -163,35 +162,29 @@ public final class PageShareServer: Sendable {
             }.flatMap {
                 channel.configureHTTP2SecureUpgrade(
                     h2ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try self.configureHTTP2(channel, peer: peer, tls: true)
-                        }
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP2(channel, peer: peer) }
                     },
                     http1ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try self.configureHTTP1(channel, peer: peer, tls: true)
-                        }
+                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP1(channel, peer: peer) }
                     })
             }
         }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 HTTPVersionSniffer(
-                    configureHTTP1: { try self.configureHTTP1($0, peer: peer, tls: false) },
-                    configureHTTP2: { try self.configureHTTP2($0, peer: peer, tls: false) }))
+                    configureHTTP1: { try self.configureHTTP1($0, peer: peer) },
+                    configureHTTP2: { try self.configureHTTP2($0, peer: peer) }))
         }
     }
 
-    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer, tls: Bool) throws {
+    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        let pageWrites = PageWrites.forConnection(
-            http2: false, tls: tls, pageSize: self.plane.cache.configuration.pageSize)
-        try operations.addHandler(DataRequestHandler(plane: self.plane, peer: peer, pageWrites: pageWrites))
+        try operations.addHandler(DataRequestHandler(plane: self.plane, peer: peer))
     }
 
-    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer, tls: Bool) throws {
+    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer) throws {
         self.plane.metrics.connectionOpened("h2", closing: channel)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -216,7 +209,6 @@ public final class PageShareServer: Sendable {
                 maxGraceTime: self.configuration.shutdownGracePeriod,
                 keepalive: nil))
         let plane = self.plane
-        let pageWrites = PageWrites.forConnection(http2: true, tls: tls, pageSize: plane.cache.configuration.pageSize)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
             streamDelegate: manager.http2StreamDelegate
@@ -224,8 +216,7 @@ public final class PageShareServer: Sendable {
             plane.metrics.streamOpened(closing: stream)
             return stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
-                    HTTP2FramePayloadToHTTP1ServerCodec(),
-                    DataRequestHandler(plane: plane, peer: peer, pageWrites: pageWrites),
+                    HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane, peer: peer),
                 ])
             }
         }

@@ -26,12 +26,13 @@ final class ServerFixture: Sendable {
     /// Starts a server with `images` (id, image, domain, mode) attached.
     static func start(
         _ images: [(String, Image, String, FingerprintMode)], tls: Bool = false, maximumRanges: Int = 64,
-        budgetBytes: Int = 64 << 20, shutdownGrace: TimeAmount = .seconds(10), maximumConnections: Int = 1000,
+        budgetBytes: Int = 64 << 20, pageSize: Int = 4096, shutdownGrace: TimeAmount = .seconds(10),
+        maximumConnections: Int = 1000,
         idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil,
         perImageMetrics: Bool = false
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
-        let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes))
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes, pageSize: pageSize))
         for (id, image, domain, mode) in images {
             try cache.attach(image, id: id, domain: try TrustDomain(domain), mode: mode)
         }

@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import PageCache
 
-/// File bodies: sent chunk by chunk while the channel is writable, resident pages lent by the cache and
-/// written without copying, missing ones filled on the cache's threads.
+/// File bodies: sent chunk by chunk while the channel is writable, resident pages lent by the cache (or
+/// copied, for small pages: ``PageWrites``) on the event loop, missing ones filled on the cache's threads.
 extension DataRequestHandler {
     /// Sends body chunks while the channel is writable; stops at a chunk with a missing page (and fills it
     /// off the event loop) or when the body is done.
@@ -41,20 +41,23 @@ extension DataRequestHandler {
                 let position = offset + stream.segmentDone
                 let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
                 let file = stream.file
-                let loan = file.borrowResident(at: position, maxBytes: wanted)
-                if let loan {
-                    switch self.pageWrites {
-                    case .lend: self.emit(.lent(loan), stream: stream, context: context)
-                    case .copy:
-                        var buffer = context.channel.allocator.buffer(capacity: loan.byteCount)
-                        for view in loan { buffer.writeImmutableBuffer(view) }
-                        self.emit(.filled(buffer), stream: stream, context: context)
+                let ready: Int
+                switch self.plane.pageWrites {
+                case .lend:
+                    let loan = file.borrowResident(at: position, maxBytes: wanted)
+                    if let loan { self.emit(.lent(loan), stream: stream, context: context) }
+                    ready = loan?.byteCount ?? 0
+                case .copy:
+                    var buffer = context.channel.allocator.buffer(capacity: wanted)
+                    ready = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { memory in
+                        file.readResident(
+                            at: position, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<wanted]))
                     }
+                    if ready > 0 { self.emit(.filled(buffer), stream: stream, context: context) }
                 }
-                let lent = loan?.byteCount ?? 0
-                if lent < wanted {
+                if ready < wanted {
                     stream.fillInFlight = true
-                    self.fill(file, at: position + UInt64(lent), count: wanted - lent, context: context)
+                    self.fill(file, at: position + UInt64(ready), count: wanted - ready, context: context)
                     context.flush()
                     return
                 }
@@ -69,7 +72,7 @@ extension DataRequestHandler {
         }
     }
 
-    /// File bytes ready to send: pages lent by the cache (resident), or bytes a fill read (missing pages).
+    /// File bytes ready to send: pages lent by the cache, or bytes copied from resident pages or read by a fill.
     enum Chunk {
         case lent(PageLoan)
         case filled(ByteBuffer)

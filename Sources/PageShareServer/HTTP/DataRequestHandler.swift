@@ -10,7 +10,7 @@ import PageCache
 ///
 /// A body is sent chunk by chunk while the channel is writable (HTTP/2 flow control and the socket's
 /// watermarks both show as writability), so a reader that stops reading holds at most one window of
-/// buffered data. Resident pages are lent by the cache (``PageWrites``) on the event loop; a chunk
+/// buffered data. Resident pages are lent by the cache or copied (``PageWrites``) on the event loop; a chunk
 /// with a missing page is filled off the event loop and the stream resumes when it is ready. Closing the
 /// channel (client gone, RST_STREAM) stops the stream at the next chunk.
 final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -19,7 +19,6 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let plane: DataPlane
     let peer: ConnectionPeer
-    let pageWrites: PageWrites
     var request: HTTPRequestHead?
     /// The body of the request being read (admin API JSON), up to the limit.
     var requestBody: [UInt8] = []
@@ -61,10 +60,9 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    init(plane: DataPlane, peer: ConnectionPeer, pageWrites: PageWrites) {
+    init(plane: DataPlane, peer: ConnectionPeer) {
         self.plane = plane
         self.peer = peer
-        self.pageWrites = pageWrites
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
