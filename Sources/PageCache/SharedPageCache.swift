@@ -294,9 +294,35 @@ public final class SharedPageCache: Sendable {
     func readResident(
         _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) -> Int {
-        guard offset < file.size, buffer.count > 0 else { return 0 }
+        self.takeResident(file, reader: reader, at: offset, maxBytes: buffer.count) { shard, key, range, done in
+            shard.copyIfResident(
+                key, range: range, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + range.count]))
+        }
+    }
+
+    /// Lends resident pages from `offset`, up to `maxBytes`, stopping at the first page that is not resident;
+    /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
+    func borrowResident(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int) -> PageLoan? {
+        var pages: [PageLoan.LentPage] = []
+        pages.reserveCapacity(maxBytes / self.configuration.pageSize + 2)  // an unaligned range spans one more
+        let lent = self.takeResident(file, reader: reader, at: offset, maxBytes: maxBytes) { shard, key, range, _ in
+            guard let (bytes, slot) = shard.borrowIfResident(key, range: range) else { return false }
+            pages.append(PageLoan.LentPage(bytes: bytes, shard: shard, slot: slot))
+            return true
+        }
+        return lent > 0 ? PageLoan(pages: pages, byteCount: lent) : nil
+    }
+
+    /// Walks the pages from `offset` (up to `maxBytes`, never past the end), handing each page's key, byte
+    /// range and the bytes taken so far to `take`, until `take` finds a page not resident; counts what was
+    /// taken as hits and one read. Returns the bytes taken.
+    private func takeResident(
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int,
+        _ take: (CacheShard, PageKey, Range<Int>, Int) -> Bool
+    ) -> Int {
+        guard offset < file.size, maxBytes > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
-        let total = Int(min(UInt64(buffer.count), file.size - offset))
+        let total = Int(min(UInt64(maxBytes), file.size - offset))
         var done = 0
         var hits = 0
         while done < total {
@@ -305,11 +331,7 @@ public final class SharedPageCache: Sendable {
             let within = Int(position % pageSize)
             let count = min(total - done, Int(pageSize) - within)
             let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
-            guard
-                shard.copyIfResident(
-                    key, range: within..<within + count,
-                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]))
-            else { break }
+            guard take(shard, key, within..<within + count, done) else { break }
             done += count
             hits += 1
         }
@@ -321,34 +343,6 @@ public final class SharedPageCache: Sendable {
             self.noteRead(file, from: offset, to: offset + UInt64(done))
         }
         return done
-    }
-
-    /// Lends resident pages from `offset`, up to `maxBytes`, stopping at the first page that is not resident;
-    /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
-    func borrowResident(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int) -> PageLoan? {
-        guard offset < file.size, maxBytes > 0 else { return nil }
-        let pageSize = UInt64(self.configuration.pageSize)
-        let total = Int(min(UInt64(maxBytes), file.size - offset))
-        var pages: [PageLoan.LentPage] = []
-        var done = 0
-        while done < total {
-            let position = offset + UInt64(done)
-            let key = PageKey(file: file.id, page: position / pageSize)
-            let within = Int(position % pageSize)
-            let count = min(total - done, Int(pageSize) - within)
-            let shard = self.shards[Self.shardIndex(key, count: self.shards.count)]
-            guard let (bytes, slot) = shard.borrowIfResident(key, range: within..<within + count) else { break }
-            if pages.isEmpty { pages.reserveCapacity((total - done + Int(pageSize) - 1) / Int(pageSize) + 1) }
-            pages.append(PageLoan.LentPage(bytes: bytes, shard: shard, slot: slot))
-            done += count
-        }
-        guard done > 0 else { return nil }
-        file.counters.add(.hits, pages.count)
-        file.counters.add(.logicalReadBytes, done)
-        reader.hits.wrappingAdd(pages.count, ordering: .relaxed)
-        reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
-        self.noteRead(file, from: offset, to: offset + UInt64(done))
-        return PageLoan(pages: pages, byteCount: done)
     }
 
     /// Starts readahead when a read continues the previous read of the same content.
