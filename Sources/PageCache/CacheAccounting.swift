@@ -9,8 +9,17 @@ final class DomainCounters: Sendable {
     let fills = Atomic<Int>(0)
     let evictions = Atomic<Int>(0)
     let verifyFailures = Atomic<Int>(0)
-    /// Most resident bytes the domain may hold (`Int.max`: no quota).
+    /// Most resident bytes the domain may hold (`Int.max`: no quota); the read path compares against it.
     let quotaBytes = Atomic<Int>(Int.max)
+
+    /// The quota in bytes, nil for none.
+    var quota: Int? {
+        get {
+            let bytes = self.quotaBytes.load(ordering: .relaxed)
+            return bytes == Int.max ? nil : bytes
+        }
+        set { self.quotaBytes.store(newValue ?? Int.max, ordering: .relaxed) }
+    }
 
     enum Counter { case residentBytes, logicalReadBytes, hits, misses, fills, evictions, verifyFailures }
 

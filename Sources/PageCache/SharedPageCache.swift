@@ -151,8 +151,7 @@ public final class SharedPageCache: Sendable {
         var pages = 0
         for shard in self.shards {
             for file in shard.purge(files: ids) {
-                file.residentPages.wrappingSubtract(1, ordering: .relaxed)
-                file.counters.add(.residentBytes, -self.configuration.pageSize)
+                self.noteDropped(file)
                 pages += 1
             }
         }
@@ -167,13 +166,12 @@ public final class SharedPageCache: Sendable {
             registry.domains[domain] = counters
             return counters
         }
-        counters.quotaBytes.store(bytes ?? Int.max, ordering: .relaxed)
+        counters.quota = bytes
     }
 
     /// `domain`'s quota in bytes (nil: none).
     public func quota(for domain: TrustDomain) -> Int? {
-        let quota = self.registry.withLock { $0.domains[domain]?.quotaBytes.load(ordering: .relaxed) } ?? Int.max
-        return quota == Int.max ? nil : quota
+        self.registry.withLock { $0.domains[domain]?.quota }
     }
 
     /// The domains known to the cache (those of attached images, past or present, and those given a quota).
@@ -421,11 +419,7 @@ public final class SharedPageCache: Sendable {
                 self.release(reservation, file.counters)
                 await shard.waitForFill(key)
             case .fill(let slot, let evicted):
-                if let evicted {
-                    evicted.residentPages.wrappingSubtract(1, ordering: .relaxed)
-                    evicted.counters.add(.residentBytes, -self.configuration.pageSize)
-                    evicted.counters.add(.evictions, 1)
-                }
+                if let evicted { self.noteEvicted(evicted) }
                 file.counters.add(.misses, 1)
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 let context = ReadContext()
@@ -473,6 +467,18 @@ public final class SharedPageCache: Sendable {
         if reservation.taken { counters.add(.residentBytes, -self.configuration.pageSize) }
     }
 
+    /// A page of `file` left the cache (dropped or evicted).
+    private func noteDropped(_ file: SharedFile) {
+        file.residentPages.wrappingSubtract(1, ordering: .relaxed)
+        file.counters.add(.residentBytes, -self.configuration.pageSize)
+    }
+
+    /// A page of `file` was evicted to make room for another.
+    private func noteEvicted(_ file: SharedFile) {
+        self.noteDropped(file)
+        file.counters.add(.evictions, 1)
+    }
+
     private func noteFilled(_ file: SharedFile, reader: ImageCounters?, reserved: Bool) {
         file.residentPages.wrappingAdd(1, ordering: .relaxed)
         if !reserved { file.counters.add(.residentBytes, self.configuration.pageSize) }
@@ -501,11 +507,7 @@ public final class SharedPageCache: Sendable {
                 self.release(reservation, file.counters)
                 continue
             }
-            if let evicted {
-                evicted.residentPages.wrappingSubtract(1, ordering: .relaxed)
-                evicted.counters.add(.residentBytes, -self.configuration.pageSize)
-                evicted.counters.add(.evictions, 1)
-            }
+            if let evicted { self.noteEvicted(evicted) }
             do {
                 try Self.read(
                     source, page: sibling, pageSize: pageSize, size: file.size, into: shard.page(slot), context: context
@@ -634,13 +636,11 @@ public final class SharedPageCache: Sendable {
         let statistics = self.allStatistics()
         let (quotas, images, files) = self.registry.withLock { registry in
             (
-                registry.domains.mapValues { $0.quotaBytes.load(ordering: .relaxed) }, registry.images.count,
-                registry.files.count
+                registry.domains.mapValues(\.quota), registry.images.count, registry.files.count
             )
         }
         let withQuotas = statistics.reduce(into: [TrustDomain: (DomainStatistics, quota: Int?)]()) { result, entry in
-            let quota = quotas[entry.key] ?? Int.max
-            result[entry.key] = (entry.value, quota == Int.max ? nil : quota)
+            result[entry.key] = (entry.value, quotas[entry.key] ?? nil)
         }
         self.metrics.publish(
             withQuotas, budget: self.budgetBytes, used: self.residentBytes,
