@@ -179,13 +179,13 @@ public final class SharedPageCache: Sendable {
         self.registry.withLock { Array($0.domains.keys) }.sorted { $0.name < $1.name }
     }
 
-    /// The domain image `id` is attached in.
-    /// - Throws: ``PageCacheError`` (`unknownImage`).
-    public func domain(ofImage id: String) throws -> TrustDomain { try self.attachedImage(id).domain }
-
     /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
+    /// - Parameter visible: whether a caller may see images of a domain; an image it may not see is reported
+    ///   exactly like one that is not attached.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
-    public func image(id: String) throws -> Image { try self.attachedImage(id).image }
+    public func image(id: String, visible: (TrustDomain) -> Bool = { _ in true }) throws -> Image {
+        try self.attachedImage(id, visible: visible).image
+    }
 
     /// Ids of the attached images.
     public var imageIDs: [String] { self.registry.withLock { Array($0.images.keys).sorted() } }
@@ -223,9 +223,13 @@ public final class SharedPageCache: Sendable {
     }
 
     /// Resolves `path` in image `imageID` and opens it when that is cheap; one lookup of the image.
+    /// - Parameter visible: as for ``image(id:visible:)``; checked before the path is looked at, so that an
+    ///   image the caller may not see tells nothing about its paths.
     /// - Throws: ``PageCacheError`` (`unknownImage`); the image's `EROFSError` for a missing or broken path.
-    public func resolveForReading(imageID: String, path: String) throws -> ResolvedPath {
-        let attached = try self.attachedImage(imageID)
+    public func resolveForReading(
+        imageID: String, path: String, visible: (TrustDomain) -> Bool = { _ in true }
+    ) throws -> ResolvedPath {
+        let attached = try self.attachedImage(imageID, visible: visible)
         let inode = try attached.resolve(path)
         let file = inode.fileType == .regular ? try self.openWithoutHashing(attached, inode: inode) : nil
         return ResolvedPath(image: attached.image, inode: inode, file: file)
@@ -573,8 +577,8 @@ public final class SharedPageCache: Sendable {
 
     // MARK: Files
 
-    func attachedImage(_ id: String) throws -> AttachedImage {
-        guard let attached = self.registry.withLock({ $0.images[id] }) else {
+    func attachedImage(_ id: String, visible: (TrustDomain) -> Bool = { _ in true }) throws -> AttachedImage {
+        guard let attached = self.registry.withLock({ $0.images[id] }), visible(attached.domain) else {
             throw PageCacheError(.unknownImage, "no image \(id) is attached")
         }
         return attached

@@ -53,10 +53,7 @@ extension DataRequestHandler {
         do {
             segments = try RequestTarget.adminSegments(head.uri)
         } catch {
-            switch error {
-            case .noRoute: return self.send(Problem.noRoute(), context: context, for: head)
-            case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
-            }
+            return self.send(Problem(for: error, target: nil), context: context, for: head)
         }
         let (method, body) = (head.method, self.requestBody)
         self.requestBody = []
@@ -115,10 +112,12 @@ extension DataRequestHandler {
     }
 
     func respondWithFile(
-        _ target: RequestTarget, context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ target: RequestTarget, visible: (TrustDomain) -> Bool, context: ChannelHandlerContext,
+        for head: HTTPRequestHead
     ) throws {
-        // One lookup of the image for path, inode and open file: the registry lock is taken once.
-        let resolved = try self.plane.cache.resolveForReading(imageID: target.image, path: target.path)
+        // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
+        let resolved = try self.plane.cache.resolveForReading(
+            imageID: target.image, path: target.path, visible: visible)
         let (image, inode) = (resolved.image, resolved.inode)
         switch inode.fileType {
         case .regular: break

@@ -143,31 +143,27 @@ final class DataRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         do {
             target = try RequestTarget.parse(head.uri)
         } catch {
-            switch error {
-            case .noRoute: return self.send(Problem.noRoute(), context: context, for: head)
-            case .badRequest(let reason): return self.send(Problem.badRequest(reason), context: context, for: head)
-            }
+            return self.send(Problem(for: error, target: nil), context: context, for: head)
         }
         switch target.resource {
         case .files: self.route = .files
         case .stat: self.route = .stat
         case .dirs: self.route = .dirs
         }
+        // A tenant sees only its domains' images; the others answer exactly like a missing image. The check
+        // is made where the image is looked up (once per request).
+        let visible = { (domain: TrustDomain) in caller.canRead(domain: domain.name) }
         do {
-            // A tenant sees only its domains' images; the others answer exactly like a missing image.
-            if case .tenant = caller {
-                guard let domain = try? self.plane.cache.domain(ofImage: target.image),
-                    caller.canRead(domain: domain.name)
-                else { throw Problem.unknownImage(target.image) }
-            }
             switch target.resource {
-            case .files: try self.respondWithFile(target, context: context, for: head)
+            case .files: try self.respondWithFile(target, visible: visible, context: context, for: head)
             case .stat:
                 try self.respondWithStat(
-                    target, image: try self.plane.cache.image(id: target.image), context: context, for: head)
+                    target, image: try self.plane.cache.image(id: target.image, visible: visible), context: context,
+                    for: head)
             case .dirs:
                 try self.respondWithListing(
-                    target, image: try self.plane.cache.image(id: target.image), context: context, for: head)
+                    target, image: try self.plane.cache.image(id: target.image, visible: visible), context: context,
+                    for: head)
             }
         } catch {
             self.send(Problem(for: error, target: target), context: context, for: head)

@@ -4,10 +4,16 @@ import PageCache
 
 extension Problem {
     /// The problem response for an error from routing, the image or the cache, for `target` (the request
-    /// being answered, if known): missing paths and unknown images are 404, a broken image region 500.
+    /// being answered, if known): no route and missing paths and unknown images are 404, a bad target 400, a
+    /// broken image region 500.
     init(for error: any Error, target: RequestTarget?) {
         if let problem = error as? Problem {
             self = problem
+        } else if let failure = error as? RequestTarget.Failure {
+            switch failure {
+            case .noRoute: self = .noRoute()
+            case .badRequest(let reason): self = .badRequest(reason)
+            }
         } else if let error = error as? PageCacheError {
             switch error.code {
             case .unknownImage: self = .unknownImage(target?.image ?? "")
