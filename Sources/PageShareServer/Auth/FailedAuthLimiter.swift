@@ -37,23 +37,19 @@ final class FailedAuthLimiter: Sendable {
     @discardableResult
     func recordFailure(client: String, now: NIODeadline = .now()) -> Bool {
         self.failures.withLock { failures -> Bool in
-            if var entry = failures[client], entry.since + self.window > now {
-                entry.count += 1
-                failures[client] = entry
-                guard entry.count == self.maximumFailures else { return false }
-                self.noteLimited(until: entry.since + self.window)
-                return true
-            }
-            if failures.count >= self.maximumClients {
+            // The client's window, or a new one if it has none running.
+            var entry = failures[client].flatMap { $0.since + self.window > now ? $0 : nil } ?? (count: 0, since: now)
+            if entry.count == 0 && failures.count >= self.maximumClients {
                 failures = failures.filter { $0.value.since + self.window > now }
                 if failures.count >= self.maximumClients {
                     let keep = failures.sorted { $0.value.since > $1.value.since }.prefix(self.maximumClients / 2)
                     failures = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
                 }
             }
-            failures[client] = (1, now)
-            guard self.maximumFailures == 1 else { return false }
-            self.noteLimited(until: now + self.window)
+            entry.count += 1
+            failures[client] = entry
+            guard entry.count == self.maximumFailures else { return false }
+            self.noteLimited(until: entry.since + self.window)
             return true
         }
     }
