@@ -18,7 +18,6 @@ public actor ImageCatalog {
     private let store: StateStore?
     private let logger: Logger
     private var entries: [String: Entry] = [:]
-    private var quotas: [String: Int] = [:]
     private var digestTasks: [String: Task<Void, Never>] = [:]
 
     private struct Entry {
@@ -45,22 +44,14 @@ public actor ImageCatalog {
     @discardableResult
     public func start(configured: [ImageRecord]) throws(ControlError) -> [(id: String, reason: String)] {
         for record in configured {
-            try record.validate()
-            guard self.entries[record.id] == nil else {
-                throw ControlError(.imageExists, "image \(record.id) is configured twice")
-            }
-            let (image, mode) = try Self.open(record)
+            let (image, mode) = try self.prepare(record, taken: "image \(record.id) is configured twice")
             try self.apply(record, image: image, mode: mode, origin: .configuration)
         }
         var failures: [(id: String, reason: String)] = []
         let saved = try self.store?.load() ?? PersistentState()
         for record in saved.images {
             do throws(ControlError) {
-                try record.validate()
-                guard self.entries[record.id] == nil else {
-                    throw ControlError(.imageExists, "the id is taken by a configured image")
-                }
-                let (image, mode) = try Self.open(record)
+                let (image, mode) = try self.prepare(record, taken: "the id is taken by a configured image")
                 try self.apply(record, image: image, mode: mode, origin: .api)
             } catch {
                 failures.append((record.id, error.message))
@@ -70,7 +61,6 @@ public actor ImageCatalog {
         }
         for (name, bytes) in saved.quotas {
             guard let domain = try? TrustDomain(name) else { continue }
-            self.quotas[name] = bytes
             self.cache.setQuota(bytes, for: domain)
         }
         return failures
@@ -88,11 +78,7 @@ public actor ImageCatalog {
     /// - Throws: ``ControlError``: `invalidRequest`, `imageExists`, `imageUnusable` (with the format error's
     ///   message), `stateWriteFailed`; in each case nothing changed.
     public func attach(_ record: ImageRecord) throws(ControlError) -> ImageStatus {
-        try record.validate()
-        guard self.entries[record.id] == nil else {
-            throw ControlError(.imageExists, "image \(record.id) is already attached")
-        }
-        let (image, mode) = try Self.open(record)
+        let (image, mode) = try self.prepare(record, taken: "image \(record.id) is already attached")
         var state = self.persistentState
         state.images.append(record)
         try self.store?.save(state)
@@ -125,7 +111,6 @@ public actor ImageCatalog {
         var state = self.persistentState
         state.quotas[name] = bytes
         try self.store?.save(state)
-        self.quotas[name] = bytes
         self.cache.setQuota(bytes, for: domain)
         self.logger.info("quota", metadata: ["domain": "\(name)", "bytes": "\(bytes.map(String.init) ?? "none")"])
     }
@@ -151,10 +136,14 @@ public actor ImageCatalog {
 
     // MARK: Internals
 
+    /// What the state directory holds: the images attached through the admin API, and the quotas (only this
+    /// actor sets them, so the cache's are the ones to save).
     private var persistentState: PersistentState {
         PersistentState(
             images: self.entries.values.filter { $0.origin == .api }.map(\.record).sorted { $0.id < $1.id },
-            quotas: self.quotas)
+            quotas: self.cache.domains.reduce(into: [:]) { quotas, domain in
+                quotas[domain.name] = self.cache.quota(for: domain)
+            })
     }
 
     private func status(of id: String) -> ImageStatus? {
@@ -176,6 +165,13 @@ public actor ImageCatalog {
             }
         }
         return status
+    }
+
+    /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image; changes nothing.
+    private func prepare(_ record: ImageRecord, taken: String) throws(ControlError) -> (Image, FingerprintMode) {
+        try record.validate()
+        guard self.entries[record.id] == nil else { throw ControlError(.imageExists, taken) }
+        return try Self.open(record)
     }
 
     /// Opens the image of `record` and picks its fingerprint mode.
