@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl openssl \
-                shellcheck yamllint systemd python3-pip prometheus
+                shellcheck yamllint systemd python3-pip python3-h2 prometheus
 BENCH_PACKAGES := nginx nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO         := demo

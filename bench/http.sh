@@ -4,6 +4,7 @@
 # (nghttp2-client); `make bench` installs them. Not a test: it prints figures and ratios.
 #
 #   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
+#   SCENARIOS=ac bench/http.sh    # only the scenarios named (letters; default abcd)
 #
 # Scenarios (the same URIs and headers for both servers; h2c prior knowledge unless said):
 #   a) 4 KiB range GETs of hot files, 32 connections x 16 streams
@@ -15,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
+SCENARIOS=${SCENARIOS:-abcd}
 [ "$(id -u)" = 0 ] || { echo "bench/http.sh: needs root to mount the image for nginx" >&2; exit 1; }
 for tool in nginx h2load mkfs.erofs; do
     command -v "$tool" >/dev/null || { echo "bench/http.sh: $tool missing (make bench installs it)" >&2; exit 1; }
@@ -101,6 +103,7 @@ run_h2load() {
 declare -A results
 scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
     local name=$1 range=$2 connections=$3 streams=$4 requests=$5 kind=$6 protocol=${7:-h2}
+    case "$SCENARIOS" in *"${name:0:1}"*) ;; *) return 0 ;; esac
     local nginx_base="http://127.0.0.1:18091" flags=()
     if [ "$protocol" = h1 ]; then nginx_base="http://127.0.0.1:18092" flags=(--h1); fi
     # warm both (the first pass fills the caches), then measure
@@ -130,6 +133,7 @@ nginx_rss=$(peak_rss_kib $(pgrep -f "nginx: (master|worker)"))
 printf "\n%-34s %-10s %12s %10s %9s %9s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms"
 for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100" \
     "d) 1 MiB ranges, HTTP/1.1, -c 32"; do
+    [ -n "${results[$name/pageshare]:-}" ] || continue
     for server in pageshare nginx; do
         read -r rps mbs p50 p99 ok <<<"${results[$name/$server]}"
         printf "%-34s %-10s %12s %10s %9s %9s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$ok"

@@ -7,7 +7,7 @@ import NIOSSL
 import Synchronization
 
 /// The data-plane server: listeners speaking HTTP/1.1 and HTTP/2 (prior knowledge on cleartext TCP and unix
-/// sockets, ALPN over TLS), each request served by a ``DataRequestHandler`` on the connection's event loop.
+/// sockets, ALPN over TLS), each request answered by a ``RequestResponder`` on the connection's event loop.
 public final class PageShareServer: Sendable {
     public let configuration: ServerConfiguration
     private let plane: DataPlane
@@ -181,7 +181,7 @@ public final class PageShareServer: Sendable {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        try operations.addHandler(DataRequestHandler(plane: self.plane, peer: peer))
+        try operations.addHandler(HTTP1RequestHandler(plane: self.plane, peer: peer))
     }
 
     private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer) throws {
@@ -196,31 +196,18 @@ public final class PageShareServer: Sendable {
         // rapid reset (CVE-2023-44487): the default reset-rate limit (200 per 30 s) closes the connection.
         connection.maximumSequentialContinuationFrames = 5
         connection.maximumBufferedControlFrames = 1000
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = 1 << 20
-        // A stream buffers at most about one chunk beyond this before the pump waits (bounded memory per
-        // stream whatever window the client grants).
-        stream.outboundBufferSizeHighWatermark = 64 * 1024
-        stream.outboundBufferSizeLowWatermark = 16 * 1024
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(
                 maxIdleTime: self.configuration.idleTimeout, maxAge: nil,
                 maxGraceTime: self.configuration.shutdownGracePeriod,
                 keepalive: nil))
-        let plane = self.plane
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
-            streamDelegate: manager.http2StreamDelegate
-        ) { stream in
-            plane.metrics.streamOpened(closing: stream)
-            return stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandlers([
-                    HTTP2FramePayloadToHTTP1ServerCodec(), DataRequestHandler(plane: plane, peer: peer),
-                ])
-            }
-        }
-        try channel.pipeline.syncOperations.addHandler(manager)
+        // Frame level, no per-stream child channels: HTTP2StreamsHandler answers each stream (and applies the
+        // per-stream write backpressure the child channels' watermarks gave).
+        try channel.pipeline.syncOperations.addHandlers([
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection), manager,
+            HTTP2StreamsHandler(plane: self.plane, peer: peer),
+        ])
     }
 
     /// Whether `descriptor` is an IPv4 or IPv6 socket (else a unix one).

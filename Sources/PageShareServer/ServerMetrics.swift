@@ -106,12 +106,13 @@ public final class ServerMetrics: Sendable {
         channel.closeFuture.whenComplete { _ in self.adjust(protocolName, by: -1) }
     }
 
-    /// Counts an HTTP/2 stream open until `channel` (the stream's channel) closes.
-    func streamOpened(closing channel: any Channel) {
+    /// Counts an HTTP/2 stream open until ``streamClosed()``.
+    func streamOpened() {
         self.streams.record(self.openStreams.wrappingAdd(1, ordering: .relaxed).newValue)
-        channel.closeFuture.whenComplete { _ in
-            self.streams.record(self.openStreams.wrappingSubtract(1, ordering: .relaxed).newValue)
-        }
+    }
+
+    func streamClosed() {
+        self.streams.record(self.openStreams.wrappingSubtract(1, ordering: .relaxed).newValue)
     }
 
     private func adjust(_ protocolName: String, by delta: Int) {

@@ -4,12 +4,12 @@ import NIOCore
 import NIOHTTP1
 import PageCache
 
-/// File bodies: sent chunk by chunk while the channel is writable, resident pages lent by the cache (or
+/// File bodies: sent chunk by chunk while the writer is writable, resident pages lent by the cache (or
 /// copied, for small pages: ``PageWrites``) on the event loop, missing ones filled on the cache's threads.
-extension DataRequestHandler {
-    /// Sends body chunks while the channel is writable; stops at a chunk with a missing page (and fills it
+extension RequestResponder {
+    /// Sends body chunks while the writer is writable; stops at a chunk with a missing page (and fills it
     /// off the event loop) or when the body is done.
-    func pump(context: ChannelHandlerContext) {
+    func pump() {
         guard !self.pumping else {
             self.pumpAgain = true
             return
@@ -18,22 +18,25 @@ extension DataRequestHandler {
         defer { self.pumping = false }
         repeat {
             self.pumpAgain = false
-            self.pumpOnce(context: context)
+            self.pumpOnce()
         } while self.pumpAgain
     }
 
-    func pumpOnce(context: ChannelHandlerContext) {
+    func pumpOnce() {
         guard let stream = self.stream, !stream.fillInFlight else { return }
         let chunkBytes = self.plane.limits.chunkBytes
         while stream.segmentIndex < stream.body.segments.count {
-            // Stop when the channel closed under a write (channelInactive dropped the stream) or is full.
-            guard self.stream === stream, context.channel.isWritable || !stream.headSent else { break }
+            // Stop when the connection or stream went away under a write (detach dropped the stream) or the
+            // writer is full.
+            guard self.stream === stream, let writer = self.writer, writer.isWritable || !stream.headSent else {
+                break
+            }
             switch stream.body.segments[stream.segmentIndex] {
             case .bytes(let bytes):
                 stream.segmentIndex += 1
                 self.sentBytes += bytes.readableBytes
                 if stream.headSent {
-                    context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+                    writer.writeBody(bytes, promise: nil)
                 } else {
                     stream.held.append(bytes)
                 }
@@ -45,20 +48,20 @@ extension DataRequestHandler {
                 switch self.plane.pageWrites {
                 case .lend:
                     let loan = file.borrowResident(at: position, maxBytes: wanted)
-                    if let loan { self.emit(.lent(loan), stream: stream, context: context) }
+                    if let loan { self.emit(.lent(loan), stream: stream) }
                     ready = loan?.byteCount ?? 0
                 case .copy:
-                    var buffer = context.channel.allocator.buffer(capacity: wanted)
+                    var buffer = self.allocator.buffer(capacity: wanted)
                     ready = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { memory in
                         file.readResident(
                             at: position, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<wanted]))
                     }
-                    if ready > 0 { self.emit(.filled(buffer), stream: stream, context: context) }
+                    if ready > 0 { self.emit(.filled(buffer), stream: stream) }
                 }
                 if ready < wanted {
                     stream.fillInFlight = true
-                    self.fill(file, at: position + UInt64(ready), count: wanted - ready, context: context)
-                    context.flush()
+                    self.fill(file, at: position + UInt64(ready), count: wanted - ready)
+                    self.writer?.flush()
                     return
                 }
             }
@@ -66,9 +69,9 @@ extension DataRequestHandler {
         guard self.stream === stream else { return }
         if stream.segmentIndex == stream.body.segments.count {
             self.stream = nil
-            self.finish(context: context, keepAlive: stream.request.isKeepAlive)
+            self.finish(keepAlive: stream.request.isKeepAlive)
         } else {
-            context.flush()
+            self.writer?.flush()
         }
     }
 
@@ -89,7 +92,7 @@ extension DataRequestHandler {
     /// before the writes, which may re-enter the handler. Lent pages go out as views of the cache's memory;
     /// the loan is held until the last of them is written (its promise), so the pages cannot be reused
     /// while NIO still holds them.
-    func emit(_ chunk: Chunk, stream: BodyStream, context: ChannelHandlerContext) {
+    func emit(_ chunk: Chunk, stream: BodyStream) {
         let sendHead = !stream.headSent
         let held = stream.held
         stream.headSent = true
@@ -100,27 +103,26 @@ extension DataRequestHandler {
             stream.segmentIndex += 1
             stream.segmentDone = 0
         }
+        guard let writer = self.writer else { return }
         if sendHead {
-            context.write(self.wrapOutboundOut(.head(stream.responseHead)), promise: nil)
-            for bytes in held { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+            writer.writeHead(stream.responseHead)
+            for bytes in held { writer.writeBody(bytes, promise: nil) }
         }
         switch chunk {
         case .filled(let buffer):
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            writer.writeBody(buffer, promise: nil)
         case .lent(let loan):
-            for page in loan.dropLast() {
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(page))), promise: nil)
-            }
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(loan[loan.endIndex - 1]))), promise: written)
+            for page in loan.dropLast() { writer.writeBody(page, promise: nil) }
+            let written = self.eventLoop.makePromise(of: Void.self)
+            writer.writeBody(loan[loan.endIndex - 1], promise: written)
             written.futureResult.whenComplete { _ in withExtendedLifetime(loan) {} }
         }
     }
 
     /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
-    func fill(_ file: CachedFile, at offset: UInt64, count: Int, context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
-        let allocator = context.channel.allocator
+    func fill(_ file: CachedFile, at offset: UInt64, count: Int) {
+        let promise = self.eventLoop.makePromise(of: ByteBuffer.self)
+        let allocator = self.allocator
         Task(executorPreference: self.plane.cache.fillExecutor) {
             do {
                 let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
@@ -134,31 +136,31 @@ extension DataRequestHandler {
             }
         }
         promise.futureResult.assumeIsolated().whenComplete { result in
-            guard let stream = self.stream else { return }  // the channel closed meanwhile
+            guard let stream = self.stream else { return }  // the connection or stream went away meanwhile
             stream.fillInFlight = false
             switch result {
             case .success(let buffer) where buffer.readableBytes == count:
-                self.emit(.filled(buffer), stream: stream, context: context)
-                self.pump(context: context)
+                self.emit(.filled(buffer), stream: stream)
+                self.pump()
             case .success:
-                self.abort(stream, Problem.imageReadError("the file ended early"), context: context)
+                self.abort(stream, Problem.imageReadError("the file ended early"))
             case .failure(let error):
-                self.abort(stream, Problem(for: error, target: nil), context: context)
+                self.abort(stream, Problem(for: error, target: nil))
             }
         }
     }
 
     /// A read failed: before the head went out the client gets the error status; after, the stream or
     /// connection is closed so that the client sees a truncated body, never wrong bytes.
-    func abort(_ stream: BodyStream, _ problem: Problem, context: ChannelHandlerContext) {
+    func abort(_ stream: BodyStream, _ problem: Problem) {
         self.stream = nil
         self.plane.logger.warning(
             "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
         if stream.headSent {
             self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
-            context.close(promise: nil)
+            self.writer?.abort()
         } else {
-            self.send(problem, context: context, for: stream.request)
+            self.send(problem, for: stream.request)
         }
     }
 }

@@ -5,55 +5,54 @@ import NIOHTTP1
 import PageCache
 
 /// The endpoints: `/metrics`, `/healthz`, `/readyz`, the admin API, and the data API's stat, listing and file
-/// responses (a file body then streams, see `DataRequestHandler+Streaming.swift`).
-extension DataRequestHandler {
+/// responses (a file body then streams, see `RequestResponder+Streaming.swift`).
+extension RequestResponder {
     /// `/metrics`: the cache's series are published, then the exposition is rendered.
     func respondWithMetrics(
-        _ exposition: @Sendable () -> [UInt8], context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ exposition: @Sendable () -> [UInt8], for head: HTTPRequestHead
     ) {
         self.route = .metrics
         self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-        self.sendWhole(exposition(), status: .ok, headers: headers, context: context, for: head)
+        self.sendWhole(exposition(), status: .ok, headers: headers, for: head)
     }
 
     /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
-    func respondToHealth(_ path: Substring, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+    func respondToHealth(_ path: Substring, for head: HTTPRequestHead) {
         self.route = .health
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         let ready = path == "/healthz" || self.plane.isReady
         self.sendWhole(
             Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8),
-            status: ready ? .ok : .serviceUnavailable, headers: headers, context: context, for: head)
+            status: ready ? .ok : .serviceUnavailable, headers: headers, for: head)
     }
 
     /// Sends a 403 and counts it.
-    func refuse(_ problem: Problem, context: ChannelHandlerContext, for head: HTTPRequestHead) {
+    func refuse(_ problem: Problem, for head: HTTPRequestHead) {
         self.plane.metrics.authFailed(.forbidden)
-        self.send(problem, context: context, for: head)
+        self.send(problem, for: head)
     }
 
     /// `/v1/admin/...`: admin role only; answered by the ``AdminAPI`` off the event loop.
-    func respondToAdmin(_ head: HTTPRequestHead, caller: Caller, context: ChannelHandlerContext) {
+    func respondToAdmin(_ head: HTTPRequestHead, caller: Caller) {
         self.route = .admin
-        guard let admin = self.plane.admin else { return self.send(Problem.noRoute(), context: context, for: head) }
+        guard let admin = self.plane.admin else { return self.send(Problem.noRoute(), for: head) }
         guard caller.isAdmin else {
-            return self.refuse(.forbidden("the admin API needs the admin role"), context: context, for: head)
+            return self.refuse(.forbidden("the admin API needs the admin role"), for: head)
         }
         guard !self.bodyTooLarge else {
             return self.send(
                 Problem(
                     "body-too-large", .payloadTooLarge,
-                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"),
-                context: context, for: head)
+                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"), for: head)
         }
         let segments: [String]
         do {
             segments = try RequestTarget.adminSegments(head.uri)
         } catch {
-            return self.send(Problem(for: error, target: nil), context: context, for: head)
+            return self.send(Problem(for: error, target: nil), for: head)
         }
         let (method, body) = (head.method, self.requestBody)
         self.requestBody = []
@@ -63,36 +62,35 @@ extension DataRequestHandler {
                 "request": "\(self.loggedRequestID)", "caller": "\(caller.name)", "method": "\(method)",
                 "path": "\(segments.joined(separator: "/"))",
             ])
-        let promise = context.eventLoop.makePromise(of: AdminAPI.Reply.self)
+        let promise = self.eventLoop.makePromise(of: AdminAPI.Reply.self)
         promise.completeWithTask { try await admin.handle(method: method, segments: segments, body: body) }
         promise.futureResult.assumeIsolated().whenComplete { result in
-            guard context.channel.isActive else { return }
+            guard self.writer != nil else { return }  // the connection or stream is gone
             switch result {
             case .success(let reply):
                 var headers = HTTPHeaders()
                 if let location = reply.location { headers.add(name: "location", value: location) }
                 if reply.body != nil { headers.add(name: "content-type", value: "application/json") }
-                self.sendWhole(reply.body ?? [], status: reply.status, headers: headers, context: context, for: head)
+                self.sendWhole(reply.body ?? [], status: reply.status, headers: headers, for: head)
             case .failure(let error):
                 self.send(
-                    error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"),
-                    context: context, for: head)
+                    error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"), for: head)
             }
         }
     }
 
     func respondWithStat(
-        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ target: RequestTarget, image: Image, for head: HTTPRequestHead
     ) throws {
         let inode = try image.resolve(target.path, followingFinalSymlink: false)
         let description = try FileDescription(
             path: target.path, inode: inode, image: image, includeXattrs: true,
             includeExtents: target.queryValue("extents") == "1")
-        self.sendJSON(try JSONBody.encode(description), context: context, for: head)
+        self.sendJSON(try JSONBody.encode(description), for: head)
     }
 
     func respondWithListing(
-        _ target: RequestTarget, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ target: RequestTarget, image: Image, for head: HTTPRequestHead
     ) throws {
         let limits = self.plane.limits
         var limit = limits.defaultListingLimit
@@ -108,11 +106,11 @@ extension DataRequestHandler {
         }
         let listing = try MetadataResponses.listing(
             image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
-        self.sendJSON(try JSONBody.encode(listing), context: context, for: head)
+        self.sendJSON(try JSONBody.encode(listing), for: head)
     }
 
     func respondWithFile(
-        _ target: RequestTarget, visible: (TrustDomain) -> Bool, context: ChannelHandlerContext,
+        _ target: RequestTarget, visible: (TrustDomain) -> Bool,
         for head: HTTPRequestHead
     ) throws {
         // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
@@ -129,32 +127,32 @@ extension DataRequestHandler {
             throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
         }
         if let file = resolved.file {
-            return self.startFile(file, inode: inode, image: image, context: context, for: head)
+            return self.startFile(file, inode: inode, image: image, for: head)
         }
         // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
         let cache = self.plane.cache
         let imageID = target.image
-        let promise = context.eventLoop.makePromise(of: CachedFile.self)
+        let promise = self.eventLoop.makePromise(of: CachedFile.self)
         Task(executorPreference: cache.fillExecutor) {
             promise.completeWith(Result { try cache.open(imageID: imageID, inode: inode) })
         }
         promise.futureResult.assumeIsolated().whenComplete { result in
-            guard context.channel.isActive else { return }
+            guard self.writer != nil else { return }  // the connection or stream is gone
             switch result {
-            case .success(let file): self.startFile(file, inode: inode, image: image, context: context, for: head)
+            case .success(let file): self.startFile(file, inode: inode, image: image, for: head)
             case .failure(let error):
-                self.send(Problem(for: error, target: target), context: context, for: head)
+                self.send(Problem(for: error, target: target), for: head)
             }
         }
     }
 
     func startFile(
-        _ file: CachedFile, inode: Inode, image: Image, context: ChannelHandlerContext, for head: HTTPRequestHead
+        _ file: CachedFile, inode: Inode, image: Image, for head: HTTPRequestHead
     ) {
         let plan = FileResponsePlan.make(
             file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
-            allocator: context.channel.allocator)
-        if let problem = plan.problem { return self.send(problem, context: context, for: head) }
+            allocator: self.allocator)
+        if let problem = plan.problem { return self.send(problem, for: head) }
         var headers = plan.headers
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
         if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }
@@ -163,10 +161,10 @@ extension DataRequestHandler {
         let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
         self.status = plan.status
         guard head.method == .GET, plan.body.length > 0 else {
-            context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
-            return self.finish(context: context, keepAlive: keepAlive)
+            self.writer?.writeHead(responseHead)
+            return self.finish(keepAlive: keepAlive)
         }
         self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, request: head)
-        self.pump(context: context)
+        self.pump()
     }
 }

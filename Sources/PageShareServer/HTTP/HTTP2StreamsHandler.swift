@@ -1,0 +1,149 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+
+/// One HTTP/2 connection's requests, at the frame level: each stream's request comes from its HEADERS (and
+/// DATA) frames and is answered by a ``RequestResponder`` writing through the stream's
+/// ``HTTP2StreamWriter``. Sits after `NIOHTTP2Handler` (framing, HPACK, the stream state machine, flow
+/// control, the DoS limits) and its connection management handler (idle timeout, GOAWAY).
+///
+/// Streams get no channel of their own: a child channel, its pipeline and an HTTP/1 codec per request cost
+/// more than the request itself for small ranges. What those gave is done here: a stream's state lives from
+/// its first HEADERS frame to its `StreamClosedEvent` (end of both sides, RST_STREAM either way, or the
+/// connection's end); request bodies are given back to the peer's flow-control windows as they arrive.
+final class HTTP2StreamsHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// Request body bytes received on the connection before a WINDOW_UPDATE gives them back: half the
+    /// protocol's initial 64 KiB connection window.
+    private static let connectionWindowUpdateBytes = 32 * 1024
+    /// The same for one stream: a quarter of the 1 MiB stream window the server advertises.
+    private static let streamWindowUpdateBytes = 256 * 1024
+
+    private let plane: DataPlane
+    private let peer: ConnectionPeer
+    private var streams: [HTTP2StreamID: HTTP2StreamWriter] = [:]
+    /// Set between `handlerAdded` and `handlerRemoved`: the streams write through it.
+    private var context: ChannelHandlerContext?
+    private var unacknowledgedInbound = 0
+
+    init(plane: DataPlane, peer: ConnectionPeer) {
+        self.plane = plane
+        self.peer = peer
+    }
+
+    var eventLoop: any EventLoop { self.context!.eventLoop }
+    var isChannelWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
+        guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(self.wrapOutboundOut(frame), promise: promise)
+    }
+
+    /// Flushes; while frames are being read the connection management handler holds flushes back until the
+    /// read burst ends, so the responses to a burst of requests go out in one write.
+    func flush() { self.context?.flush() }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.closeAll()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = self.streams[frame.streamID] {
+                // Trailers: they end the request; their fields mean nothing here.
+                if headers.endStream { stream.responder?.receiveEnd() }
+            } else {
+                self.open(frame.streamID, headers: headers)
+            }
+        case .data(let data):
+            self.receive(data, on: frame.streamID)
+        default:
+            break  // SETTINGS, PING, WINDOW_UPDATE, RST_STREAM, GOAWAY: NIOHTTP2Handler acts on them
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID) {
+            stream.close()
+            self.plane.metrics.streamClosed()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            for stream in self.streams.values { stream.responder?.writabilityChanged() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.plane.logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Streams
+
+    private func open(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers) {
+        guard let head = HTTP2Messages.request(from: headers.headers) else {
+            return self.write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)), promise: nil)
+        }
+        let stream = HTTP2StreamWriter(id: id, connection: self)
+        self.streams[id] = stream
+        self.plane.metrics.streamOpened()
+        let responder = stream.attach(plane: self.plane, peer: self.peer, eventLoop: self.eventLoop)
+        responder.receiveHead(head)
+        if headers.endStream { responder.receiveEnd() }
+    }
+
+    private func receive(_ data: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID) {
+        guard case .byteBuffer(let bytes) = data.data else { return }
+        let flowControlled = bytes.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+        self.unacknowledgedInbound += flowControlled
+        if self.unacknowledgedInbound >= Self.connectionWindowUpdateBytes {
+            self.write(
+                HTTP2Frame(
+                    streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: self.unacknowledgedInbound)),
+                promise: nil)
+            self.unacknowledgedInbound = 0
+        }
+        guard let stream = self.streams[id] else { return }
+        if !data.endStream {
+            stream.unacknowledgedInbound += flowControlled
+            if stream.unacknowledgedInbound >= Self.streamWindowUpdateBytes {
+                self.write(
+                    HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: stream.unacknowledgedInbound)),
+                    promise: nil)
+                stream.unacknowledgedInbound = 0
+            }
+        }
+        stream.responder?.receiveBody(bytes)
+        if data.endStream { stream.responder?.receiveEnd() }
+    }
+
+    private func closeAll() {
+        let streams = self.streams
+        self.streams = [:]
+        for stream in streams.values {
+            stream.close()
+            self.plane.metrics.streamClosed()
+        }
+    }
+}

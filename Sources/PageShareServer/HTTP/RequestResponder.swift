@@ -1,0 +1,228 @@
+import EROFS
+import Logging
+import NIOCore
+import NIOHTTP1
+import PageCache
+
+/// Answers the requests of one HTTP/1.1 connection or one HTTP/2 stream: routing, metadata JSON, and file
+/// bodies streamed from the shared page cache, written through a ``ResponseWriter``.
+///
+/// A body is sent chunk by chunk while the writer is writable (HTTP/2 flow control, the stream's and the
+/// socket's buffers), so a reader that stops reading holds at most about one window of buffered data.
+/// Resident pages are lent by the cache or copied (``PageWrites``) on the event loop; a chunk with a missing
+/// page is filled off the event loop and the stream resumes when it is ready. Once the connection or stream
+/// is gone (``detach()``: client gone, RST_STREAM) nothing more is written and the body stops.
+final class RequestResponder {
+    let plane: DataPlane
+    let peer: ConnectionPeer
+    let eventLoop: any EventLoop
+    let allocator = ByteBufferAllocator()
+    /// Where responses go; nil once the connection or stream is gone.
+    private(set) var writer: (any ResponseWriter)?
+    var request: HTTPRequestHead?
+    /// The body of the request being read (admin API JSON), up to the limit.
+    var requestBody: [UInt8] = []
+    var bodyTooLarge = false
+    /// The request being answered, for its metrics.
+    var started = NIODeadline.now()
+    var route = ServerMetrics.Route.other
+    var status: HTTPResponseStatus?
+    var sentBytes = 0
+    var requestID: String?
+    var stream: BodyStream?
+    /// Set while ``pump()`` runs: a write can report a writability change synchronously, which must not
+    /// start a second pump over the same stream.
+    var pumping = false
+    /// Set when a writability change arrived during a pump: the pump goes round once more.
+    var pumpAgain = false
+
+    /// A file body in progress (a class: the pump, fills and writability changes share one state).
+    final class BodyStream {
+        var file: CachedFile
+        var responseHead: HTTPResponseHead
+        var headSent = false
+        var body: ResponseBody
+        var segmentIndex = 0
+        /// Bytes of the current segment already sent.
+        var segmentDone: UInt64 = 0
+        /// Literal bytes waiting for the head, which is held until the first file bytes are read so that a
+        /// failing first read still gets a proper error status.
+        var held: [ByteBuffer] = []
+        var fillInFlight = false
+        /// The request answered (its version, keep-alive and method decide the error response, if any).
+        let request: HTTPRequestHead
+
+        init(file: CachedFile, responseHead: HTTPResponseHead, body: ResponseBody, request: HTTPRequestHead) {
+            self.file = file
+            self.responseHead = responseHead
+            self.body = body
+            self.request = request
+        }
+    }
+
+    init(plane: DataPlane, peer: ConnectionPeer, eventLoop: any EventLoop, writer: any ResponseWriter) {
+        self.plane = plane
+        self.peer = peer
+        self.eventLoop = eventLoop
+        self.writer = writer
+    }
+
+    /// A request's head arrived: a new request starts.
+    func receiveHead(_ head: HTTPRequestHead) {
+        self.request = head
+        self.started = .now()
+        self.route = .other
+        self.status = nil
+        self.sentBytes = 0
+        self.requestBody = []
+        self.bodyTooLarge = false
+        self.requestID = head.headers.first(name: "x-request-id").map { String($0.prefix(64)) }
+    }
+
+    /// Part of the request's body arrived. Only the admin API reads bodies (small JSON); a body past the
+    /// limit is dropped and refused.
+    func receiveBody(_ part: ByteBuffer) {
+        if self.requestBody.count + part.readableBytes <= self.plane.limits.maximumBodyBytes {
+            self.requestBody.append(contentsOf: part.readableBytesView)
+        } else {
+            self.bodyTooLarge = true
+        }
+    }
+
+    /// The request is complete: answer it.
+    func receiveEnd() {
+        guard let head = self.request else { return }
+        self.request = nil
+        self.respond(to: head)
+    }
+
+    /// The writer may take more body bytes again.
+    func writabilityChanged() {
+        if self.writer?.isWritable == true { self.pump() }
+    }
+
+    /// The connection or stream is gone: nothing more is written, and a fill in flight drops its chunk.
+    func detach() {
+        self.writer = nil
+        self.stream = nil
+    }
+
+    // MARK: Routing
+
+    func respond(to head: HTTPRequestHead) {
+        let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
+        let isOperations = path == "/healthz" || path == "/readyz" || path == "/metrics"
+        if isOperations && head.method != .GET && head.method != .HEAD {
+            return self.send(Problem.methodNotAllowed(head.method), for: head)
+        }
+        if path == "/healthz" || path == "/readyz" { return self.respondToHealth(path, for: head) }
+        let metrics = path == "/metrics" ? self.plane.exposition : nil
+        if let metrics, self.plane.access.publicMetrics {
+            return self.respondWithMetrics(metrics, for: head)
+        }
+        let caller: Caller
+        switch self.plane.access.authenticate(
+            authorization: head.headers.first(name: "authorization"), peer: self.peer, metrics: self.plane.metrics,
+            logger: self.plane.logger)
+        {
+        case .success(let authenticated): caller = authenticated
+        case .failure(let problem): return self.send(problem, for: head)
+        }
+        if let metrics {
+            guard caller.isAdmin else {
+                self.route = .metrics
+                return self.refuse(.forbidden("/metrics needs the admin role"), for: head)
+            }
+            return self.respondWithMetrics(metrics, for: head)
+        }
+        if path == "/v1/admin" || path.hasPrefix("/v1/admin/") {
+            return self.respondToAdmin(head, caller: caller)
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            return self.send(Problem.methodNotAllowed(head.method), for: head)
+        }
+        let target: RequestTarget
+        do {
+            target = try RequestTarget.parse(head.uri)
+        } catch {
+            return self.send(Problem(for: error, target: nil), for: head)
+        }
+        switch target.resource {
+        case .files: self.route = .files
+        case .stat: self.route = .stat
+        case .dirs: self.route = .dirs
+        }
+        // A tenant sees only its domains' images; the others answer exactly like a missing image. The check
+        // is made where the image is looked up (once per request).
+        let visible = { (domain: TrustDomain) in caller.canRead(domain: domain.name) }
+        do {
+            switch target.resource {
+            case .files: try self.respondWithFile(target, visible: visible, for: head)
+            case .stat:
+                try self.respondWithStat(
+                    target, image: try self.plane.cache.image(id: target.image, visible: visible),
+                    for: head)
+            case .dirs:
+                try self.respondWithListing(
+                    target, image: try self.plane.cache.image(id: target.image, visible: visible),
+                    for: head)
+            }
+        } catch {
+            self.send(Problem(for: error, target: target), for: head)
+        }
+    }
+
+    // MARK: Responses
+
+    func finish(keepAlive: Bool) {
+        self.plane.metrics.record(
+            route: self.route, status: self.status, sentBytes: self.sentBytes, started: self.started)
+        self.plane.logger.debug(
+            "request",
+            metadata: [
+                "request": "\(self.loggedRequestID)", "route": "\(self.route.label)",
+                "status": "\(self.status?.code ?? 0)", "bytes": "\(self.sentBytes)",
+                "micros": "\((NIODeadline.now() - self.started).nanoseconds / 1000)",
+            ])
+        self.writer?.writeEnd(keepAlive: keepAlive)
+    }
+
+    /// The client's `x-request-id`, or a random one made when something is first logged about the request.
+    var loggedRequestID: String {
+        if let id = self.requestID { return id }
+        let id = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        self.requestID = id
+        return id
+    }
+
+    func sendJSON(_ body: [UInt8], for head: HTTPRequestHead) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        self.sendWhole(body, status: .ok, headers: headers, for: head)
+    }
+
+    func send(_ problem: Problem, for head: HTTPRequestHead) {
+        var headers = problem.headers
+        headers.add(name: "content-type", value: "application/problem+json")
+        self.sendWhole(
+            problem.encoded(), status: problem.responseStatus, headers: headers, for: head)
+    }
+
+    func sendWhole(
+        _ body: [UInt8], status: HTTPResponseStatus, headers: HTTPHeaders,
+        for head: HTTPRequestHead
+    ) {
+        var headers = headers
+        headers.add(name: "date", value: HTTPDate.now())
+        // RFC 9110 §8.6: no Content-Length on a 204.
+        if status != .noContent { headers.add(name: "content-length", value: String(body.count)) }
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        self.writer?.writeHead(HTTPResponseHead(version: head.version, status: status, headers: headers))
+        self.status = status
+        if head.method != .HEAD {
+            self.sentBytes += body.count
+            self.writer?.writeBody(self.allocator.buffer(bytes: body), promise: nil)
+        }
+        self.finish(keepAlive: head.isKeepAlive)
+    }
+}

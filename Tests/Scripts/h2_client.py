@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""HTTP/2 (h2c prior knowledge) client for PageShare's stream tests, on python3-h2: the frame-level things
+curl cannot do. Prints one JSON object.
+
+  h2_client.py PORT window PATH STREAMS   # a small window, a pause without reading, then every body
+  h2_client.py PORT cancel PATH SMALL     # RST_STREAM a download; the connection goes on
+  h2_client.py PORT post TARGET BYTES     # a request body larger than the connection's initial window
+"""
+import hashlib
+import json
+import re
+import socket
+import sys
+import time
+import urllib.request
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+
+
+def metrics(port):
+    """The /metrics counters this script reports, read over HTTP/1.1 on a connection of its own."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for name in ("pageshare_cache_logical_read_bytes", "pageshare_http_open_streams"):
+        match = re.search(r"^" + name + r"(?:\{[^}]*\})? (\S+)$", text, re.M)
+        out[name] = float(match.group(1)) if match else None
+    return out
+
+
+class Client:
+    def __init__(self, port, window=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        if window is not None:
+            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        self.flush()
+        self.streams = {}  # id -> {"status", "body", "ended", "reset"}
+        self.unacknowledged = {}  # stream id -> flow-controlled bytes received and not yet given back
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, method="GET", end_stream=True, extra=()):
+        sid = self.conn.get_next_available_stream_id()
+        headers = [(":method", method), (":path", path), (":scheme", "http"), (":authority", "127.0.0.1")]
+        self.conn.send_headers(sid, headers + list(extra), end_stream=end_stream)
+        self.flush()
+        self.streams[sid] = {"status": None, "body": bytearray(), "ended": False, "reset": None}
+        return sid
+
+    def acknowledge(self):
+        """Gives every byte received so far back to the windows (the connection's, and open streams')."""
+        for sid, count in self.unacknowledged.items():
+            if count:
+                self.conn.acknowledge_received_data(count, sid)
+        self.unacknowledged = {}
+        self.flush()
+
+    def pump(self, acknowledge, timeout):
+        """Reads frames for up to `timeout` seconds (less once every stream ended); returns the events."""
+        deadline = time.monotonic() + timeout
+        events = []
+        while time.monotonic() < deadline and not all(s["ended"] or s["reset"] for s in self.streams.values()):
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            for event in self.conn.receive_data(data):
+                events.append(event)
+                stream = self.streams.get(getattr(event, "stream_id", None))
+                if isinstance(event, h2.events.ResponseReceived):
+                    stream["status"] = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    stream["body"] += event.data
+                    self.unacknowledged[event.stream_id] = (
+                        self.unacknowledged.get(event.stream_id, 0) + event.flow_controlled_length)
+                    if acknowledge:
+                        self.acknowledge()
+                elif isinstance(event, h2.events.StreamEnded):
+                    stream["ended"] = True
+                elif isinstance(event, h2.events.StreamReset) and stream is not None:
+                    stream["reset"] = int(event.error_code)
+            self.flush()
+        return events
+
+
+def window(port, path, count):
+    client = Client(port, window=16384)
+    ids = [client.request(path) for _ in range(count)]
+    client.pump(acknowledge=False, timeout=1.0)
+    stalled = sum(len(client.streams[i]["body"]) for i in ids)
+    during = metrics(port)
+    client.acknowledge()
+    client.pump(acknowledge=True, timeout=60)
+    return {
+        "received_while_stalled": stalled,
+        "read_while_stalled": during["pageshare_cache_logical_read_bytes"],
+        "bodies": [
+            {"status": client.streams[i]["status"], "ended": client.streams[i]["ended"],
+             "length": len(client.streams[i]["body"]), "sha256": hashlib.sha256(client.streams[i]["body"]).hexdigest()}
+            for i in ids
+        ],
+    }
+
+
+def cancel(port, path, small):
+    client = Client(port)
+    big = client.request(path)
+    # Read (without giving window back) until some body arrived, then cancel.
+    deadline = time.monotonic() + 10
+    while len(client.streams[big]["body"]) < 16384 and time.monotonic() < deadline:
+        client.pump(acknowledge=False, timeout=0.2)
+    received = len(client.streams[big]["body"])
+    client.conn.reset_stream(big, error_code=h2.errors.ErrorCodes.CANCEL)
+    client.acknowledge()  # the reset stream's bytes still count against the connection window
+    del client.streams[big]
+    time.sleep(0.2)
+    after_reset = metrics(port)
+    time.sleep(0.3)
+    later = metrics(port)
+    second = client.request(small)
+    client.pump(acknowledge=True, timeout=10)
+    answer = client.streams[second]
+    return {
+        "received_before_reset": received,
+        "read_after_reset": after_reset["pageshare_cache_logical_read_bytes"],
+        "read_later": later["pageshare_cache_logical_read_bytes"],
+        "open_streams_after_reset": after_reset["pageshare_http_open_streams"],
+        "second": {"status": answer["status"], "ended": answer["ended"],
+                   "sha256": hashlib.sha256(answer["body"]).hexdigest()},
+    }
+
+
+def post(port, target, size):
+    client = Client(port)
+    sid = client.request(target, method="POST", end_stream=False, extra=[("content-type", "application/json")])
+    body = b"[" + b" " * (size - 2) + b"]"
+    sent = 0
+    deadline = time.monotonic() + 20
+    while sent < len(body) and time.monotonic() < deadline:
+        window = min(client.conn.local_flow_control_window(sid), client.conn.max_outbound_frame_size)
+        if window <= 0:
+            client.pump(acknowledge=True, timeout=0.2)  # WINDOW_UPDATEs arrive here
+            continue
+        piece = body[sent:sent + window]
+        sent += len(piece)
+        client.conn.send_data(sid, piece, end_stream=sent == len(body))
+        client.flush()
+    client.pump(acknowledge=True, timeout=10)
+    stream = client.streams[sid]
+    return {"sent": sent, "status": stream["status"], "ended": stream["ended"], "body": stream["body"].decode()}
+
+
+def main():
+    port, scenario, *args = sys.argv[1:]
+    port = int(port)
+    if scenario == "window":
+        result = window(port, args[0], int(args[1]))
+    elif scenario == "cancel":
+        result = cancel(port, args[0], args[1])
+    elif scenario == "post":
+        result = post(port, args[0], int(args[1]))
+    else:
+        sys.exit(f"unknown scenario {scenario}")
+    print(json.dumps(result))
+
+
+main()
