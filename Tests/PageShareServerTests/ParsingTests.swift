@@ -13,6 +13,21 @@ struct ParsingTests {
         #expect(try RequestTarget.parse("/v1/images/i/dirs").path == "/")
         #expect(try RequestTarget.parse("/v1/images/i/files/a/b/../c").path == "/a/c")
         #expect(try RequestTarget.parse("/v1/images/i/files/%2525").path == "/%25", "decoded once")
+        // Paths that need no decoding take a shorter way; they must come out the same.
+        let plain = [
+            "a/b.so": "/a/b.so", "...": "/...", ".hidden/..x": "/.hidden/..x", "a/.": "/a", "a/./b": "/a/b",
+            "a/b/": "/a/b", "a//b": "/a/b", "a/..": "/", ".": "/", "ü/ñ": "/ü/ñ",
+            String(repeating: "n", count: 255): "/" + String(repeating: "n", count: 255),
+        ]
+        for (raw, normal) in plain {
+            #expect(try RequestTarget.parse("/v1/images/i/files/" + raw).path == normal, "\(raw)")
+        }
+        #expect(throws: RequestTarget.Failure.self) {
+            try RequestTarget.parse("/v1/images/i/files/" + String(repeating: "n", count: 256))
+        }
+        #expect(throws: RequestTarget.Failure.self) {
+            try RequestTarget.parse("/v1/images/i/files/" + Array(repeating: "d", count: 2100).joined(separator: "/"))
+        }
         let refusals = [
             "/v1/images/i/files/..", "/v1/images/i/files/a/../..", "/v1/images/i/files/%00",
             "/v1/images/i/files/%g0", "/v1/images/i/files/%2", "/v1/images/i/files/%ff%fe",

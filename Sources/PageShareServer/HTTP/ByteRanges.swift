@@ -16,33 +16,40 @@ enum ByteRangeRequest: Equatable {
     /// client then costs one pass over the file at most.
     static func resolve(_ header: String?, length: UInt64, maximumRanges: Int) -> ByteRangeRequest {
         guard let header else { return .whole }
-        var text = Substring(header).drop(while: { $0 == " " || $0 == "\t" })
-        guard text.count > 6, text.prefix(6).lowercased() == "bytes=" else { return .whole }
+        // Byte by byte over the UTF-8: this runs for every range request.
+        var text = Substring(header).utf8.drop(while: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
+        guard text.count > 6, text.prefix(6).elementsEqual("bytes=".utf8, by: { Self.lowercased($0) == $1 }) else {
+            return .whole
+        }
         text = text.dropFirst(6)
         var ranges: [ClosedRange<UInt64>] = []
         var requested = 0
-        for spec in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let trimmed = spec.trimmingWhitespace()
-            if trimmed.isEmpty { continue }  // RFC 9110 list syntax tolerates empty elements
-            requested += 1
-            if requested > maximumRanges { return .whole }
-            guard let dash = trimmed.firstIndex(of: "-") else { return .whole }
-            let first = trimmed[..<dash]
-            let last = trimmed[trimmed.index(after: dash)...]
-            if first.isEmpty {
-                guard let suffix = Self.number(last) else { return .whole }
-                if suffix == 0 || length == 0 { continue }  // unsatisfiable element
-                ranges.append((length - min(suffix, length))...(length - 1))
-            } else {
-                guard let start = Self.number(first) else { return .whole }
-                var end = length &- 1
-                if !last.isEmpty {
-                    guard let value = Self.number(last), value >= start else { return .whole }
-                    end = value
+        while true {
+            let comma = text.firstIndex(of: UInt8(ascii: ",")) ?? text.endIndex
+            let spec = Self.trimmingWhitespace(text[..<comma])
+            if !spec.isEmpty {  // RFC 9110 list syntax tolerates empty elements
+                requested += 1
+                if requested > maximumRanges { return .whole }
+                guard let dash = spec.firstIndex(of: UInt8(ascii: "-")) else { return .whole }
+                let first = spec[..<dash]
+                let last = spec[spec.index(after: dash)...]
+                if first.isEmpty {
+                    guard let suffix = Self.number(last) else { return .whole }
+                    if suffix != 0 && length != 0 {  // else an unsatisfiable element
+                        ranges.append((length - min(suffix, length))...(length - 1))
+                    }
+                } else {
+                    guard let start = Self.number(first) else { return .whole }
+                    var end = length &- 1
+                    if !last.isEmpty {
+                        guard let value = Self.number(last), value >= start else { return .whole }
+                        end = value
+                    }
+                    if start < length { ranges.append(start...min(end, length - 1)) }  // else unsatisfiable
                 }
-                if start >= length { continue }  // unsatisfiable element
-                ranges.append(start...min(end, length - 1))
             }
+            guard comma < text.endIndex else { break }
+            text = text[text.index(after: comma)...]
         }
         guard requested > 0 else { return .whole }
         guard !ranges.isEmpty else { return .unsatisfiable }
@@ -59,9 +66,33 @@ enum ByteRangeRequest: Equatable {
     }
 
     /// A non-negative decimal without sign or spaces, at most 19 digits.
-    private static func number(_ text: Substring) -> UInt64? {
-        guard !text.isEmpty, text.count <= 19, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return UInt64(text)
+    private static func number(_ text: Substring.UTF8View.SubSequence) -> UInt64? {
+        guard !text.isEmpty, text.count <= 19 else { return nil }
+        var value: UInt64 = 0
+        for byte in text {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))  // 19 digits cannot overflow
+        }
+        return value
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+    }
+
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    private static func trimmingWhitespace(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") {
+            bytes.formIndex(after: &start)
+        }
+        while end > start {
+            let before = bytes.index(before: end)
+            guard bytes[before] == UInt8(ascii: " ") || bytes[before] == UInt8(ascii: "\t") else { break }
+            end = before
+        }
+        return bytes[start..<end]
     }
 }
 

@@ -11,17 +11,45 @@ enum HTTPDate {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
 
-    /// `seconds` since the epoch as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    /// `seconds` since the epoch as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`: always 29 bytes, so
+    /// a year outside 0-9999 (which the format cannot write) is clamped into it.
     static func format(_ seconds: Int64) -> String {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
         let (year, month, day) = Self.civil(fromDays: days)
         let weekday = Int(((days % 7) + 11) % 7)  // 1970-01-01 was a Thursday
-        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        var yearText = String(year)
-        while yearText.count < 4 { yearText = "0" + yearText }
-        return "\(Self.dayNames[weekday]), \(two(day)) \(Self.monthNames[Int(month) - 1]) \(yearText) "
-            + "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
+        return String(unsafeUninitializedCapacity: 29) { out in
+            var index = 0
+            func put(_ text: String) {
+                for byte in text.utf8 {
+                    out[index] = byte
+                    index += 1
+                }
+            }
+            func digits(_ value: Int64, _ count: Int) {
+                var value = value
+                for position in stride(from: count - 1, through: 0, by: -1) {
+                    out[index + position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                index += count
+            }
+            put(Self.dayNames[weekday])
+            put(", ")
+            digits(day, 2)
+            put(" ")
+            put(Self.monthNames[Int(month) - 1])
+            put(" ")
+            digits(min(max(year, 0), 9999), 4)
+            put(" ")
+            digits(secondOfDay / 3600, 2)
+            put(":")
+            digits(secondOfDay / 60 % 60, 2)
+            put(":")
+            digits(secondOfDay % 60, 2)
+            put(" GMT")
+            return index
+        }
     }
 
     /// Seconds since the epoch of an HTTP date in any of the three formats; nil if it is not one.

@@ -51,7 +51,9 @@ struct RequestTarget: Equatable {
             throw .noRoute
         }
         let rawPath = resourceEnd < rest.endIndex ? rest[rest.index(after: resourceEnd)...] : rest[resourceEnd...]
-        let path = try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
+        let path =
+            Self.isNormalPlainPath(rawPath)
+            ? "/" + String(Substring(rawPath)) : try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
         return RequestTarget(image: image, resource: resource, path: path, query: try Self.parseQuery(queryBytes))
     }
 
@@ -87,6 +89,30 @@ struct RequestTarget: Equatable {
         return result
     }
 
+    /// Whether `raw` (a path after the resource, without its leading `/`) is already what ``normalise(_:)``
+    /// would make of it: no escapes, no NUL, no empty, `.` or `..` components, no over-long name or path. The
+    /// common case, served without decoding into a copy and splitting.
+    private static func isNormalPlainPath(_ raw: Substring.UTF8View.SubSequence) -> Bool {
+        guard !raw.isEmpty, raw.count < Self.maximumPathBytes else { return false }
+        var componentLength = 0
+        var dots = 0
+        for byte in raw {
+            switch byte {
+            case UInt8(ascii: "/"):
+                guard componentLength > 0, dots != componentLength || dots > 2 else { return false }
+                componentLength = 0
+                dots = 0
+                continue
+            case UInt8(ascii: "%"), 0: return false
+            case UInt8(ascii: "."): dots += 1
+            default: break
+            }
+            componentLength += 1
+            guard componentLength <= Self.maximumNameBytes else { return false }
+        }
+        return componentLength > 0 && (dots != componentLength || dots > 2)
+    }
+
     /// Joins the components with `/`, dropping empty ones and `.`, applying `..`; refuses `..` above the root.
     private static func normalise(_ decoded: [UInt8]) throws(Failure) -> String {
         guard decoded.count <= Self.maximumPathBytes else {
@@ -118,6 +144,9 @@ struct RequestTarget: Equatable {
     private static func decode(
         _ bytes: Substring.UTF8View.SubSequence, what: String, plusIsSpace: Bool = false
     ) throws(Failure) -> String {
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == 0 || (plusIsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(Substring(bytes))  // nothing to decode: the common case, without a copy to decode into
+        }
         let decoded = try Self.decodeBytes(bytes, what: what, plusIsSpace: plusIsSpace)
         guard let text = String(validating: decoded, as: UTF8.self) else {
             throw .badRequest("\(what) is not valid UTF-8")
