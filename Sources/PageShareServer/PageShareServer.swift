@@ -151,8 +151,8 @@ public final class PageShareServer: Sendable {
         // First in every pipeline, so that a connection that never sends a preface, a TLS hello or a request
         // (or stops reading) is closed after the idle timeout too.
         do {
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: self.configuration.idleTimeout))
-            try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
+            try channel.pipeline.syncOperations.addHandler(
+                IdleConnectionCloser(timeout: self.configuration.idleTimeout))
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }

@@ -15,27 +15,29 @@ enum SlowClient {
     }
 
     /// GETs `target` from 127.0.0.1:`port`; calls `started` once the response head has arrived, then reads
-    /// the body `chunk` bytes every `pause`.
+    /// the body `chunk` bytes every `pause`, through a `receiveBuffer`-byte socket receive buffer.
     static func get(
         port: Int, target: String, chunk: Int = 32 * 1024, pause: Duration = .milliseconds(20),
-        started: @escaping @Sendable () -> Void
+        receiveBuffer: Int32 = 16 * 1024, started: @escaping @Sendable () -> Void
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(
                     with: Swift.Result {
-                        try Self.getBlocking(port: port, target: target, chunk: chunk, pause: pause, started: started)
+                        try Self.getBlocking(
+                            port: port, target: target, chunk: chunk, pause: pause, receiveBuffer: receiveBuffer,
+                            started: started)
                     })
             }.start()
         }
     }
 
     private static func getBlocking(
-        port: Int, target: String, chunk: Int, pause: Duration, started: () -> Void
+        port: Int, target: String, chunk: Int, pause: Duration, receiveBuffer: Int32, started: () -> Void
     ) throws -> Result {
         var announced = false
         defer { if !announced { started() } }  // a failing client must not leave the test waiting
-        let socket = try Self.connectLoopback(port: port, receiveBuffer: 16 * 1024)
+        let socket = try Self.connectLoopback(port: port, receiveBuffer: receiveBuffer)
         defer { close(socket) }
         let request = Array("GET \(target) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
         guard send(socket, request, request.count, 0) == request.count else { throw Failure(description: "send") }
@@ -84,6 +86,18 @@ enum SlowClient {
         var byte: UInt8 = 0
         let count = recv(socket, &byte, 1, 0)
         return count == 0 ? ContinuousClock.now - started : nil
+    }
+
+    /// Connects to 127.0.0.1:`port` with a small receive buffer, sends a GET for `target` and returns the
+    /// socket without reading anything: a client that stopped reading. The caller closes it.
+    static func stalledReader(port: Int, target: String) throws -> Int32 {
+        let socket = try Self.connectLoopback(port: port, receiveBuffer: 4096)
+        let request = Array("GET \(target) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+        guard send(socket, request, request.count, 0) == request.count else {
+            close(socket)
+            throw Failure(description: "send")
+        }
+        return socket
     }
 
     /// 127.0.0.1:`port` as a socket address.

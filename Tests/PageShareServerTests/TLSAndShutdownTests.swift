@@ -80,4 +80,51 @@ struct TLSAndShutdownTests {
         #expect(closed >= .milliseconds(900) && closed < .seconds(5))
         await server.stop()
     }
+
+    @Test("a client that stops reading is closed after the idle timeout; a slow one that reads is not")
+    func stalledReader() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start(
+            [("img", try image.open(), "default", .none)], idleTimeout: .seconds(1))
+        let socket = try SlowClient.stalledReader(port: server.port, target: "/v1/images/img/files/big.bin")
+        defer { close(socket) }
+        let started = ContinuousClock.now
+        // The server's side of the connection, seen through /metrics (over h2, so as not to count itself):
+        // the client's kernel cannot tell, its window is full.
+        func openHTTP1() async throws -> Int? {
+            let metrics = try await server.get("/metrics", over: .http2).bodyText
+            let line = metrics.split(separator: "\n").first {
+                $0.hasPrefix(#"pageshare_http_open_connections{protocol="http/1.1"}"#)
+            }
+            return line.flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) }
+        }
+        #expect(try await openHTTP1() == 1, "the stalled download is open")
+        var closedAfter: Duration?
+        while closedAfter == nil && ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(100))
+            if try await openHTTP1() == 0 { closedAfter = ContinuousClock.now - started }
+        }
+        let closed = try #require(closedAfter, "still open after 10 s")
+        #expect(closed >= .milliseconds(900) && closed < .seconds(5))
+        await server.stop()
+        // A slow reader that keeps reading is not idle: a download that outlasts the timeout, and the kernel's
+        // socket buffers (a few MiB on loopback, so the file is larger), completes. What the server sees as
+        // progress is a write completing, and the kernel takes more only once about half its send buffer has
+        // drained, so the reader must drain that (~2 MiB) within the timeout: ~12 MB/s here.
+        let huge = TestTree.pattern(24 << 20, seed: 9)
+        let large = try TestImage(options: []) { try TestTree.write($0 + "/huge.bin", huge) }
+        defer { large.remove() }
+        let second = try await ServerFixture.start(
+            [("img", try large.open(), "default", .none)], idleTimeout: .seconds(1))
+        let downloadStarted = ContinuousClock.now
+        let slow = try await SlowClient.get(
+            port: second.port, target: "/v1/images/img/files/huge.bin", chunk: 256 * 1024, pause: .milliseconds(20),
+            receiveBuffer: 256 * 1024, started: {})
+        #expect(ContinuousClock.now - downloadStarted > .milliseconds(1500), "the download outlasted the timeout")
+        #expect(slow.status == 200 && slow.body.count == huge.count)
+        let same = slow.body == huge
+        #expect(same)
+        await second.stop()
+    }
 }

@@ -32,14 +32,22 @@ enum HTTP2Messages {
 
     /// The header block of `head`: `:status` first, then its fields but the connection-specific ones
     /// HTTP/2 forbids (§8.2.2). Field names are written lowercase by the responder already.
+    ///
+    /// Fields whose values rarely repeat on a connection (a file's `etag`, the `content-range` of random
+    /// ranges) are not added to the HPACK dynamic table: they would only push out the ones that do repeat
+    /// (content type, length, date, last-modified), and every field's encoding searches that table.
     static func block(of head: HTTPResponseHead) -> HPACKHeaders {
         var block = HPACKHeaders()
         block.reserveCapacity(head.headers.count + 1)
         block.add(name: ":status", value: Self.statusText(head.status.code))
         for (name, value) in head.headers where !Self.isConnectionSpecific(name) {
-            block.add(name: name, value: value)
+            block.add(name: name, value: value, indexing: Self.isSeldomRepeated(name) ? .nonIndexable : .indexable)
         }
         return block
+    }
+
+    private static func isSeldomRepeated(_ name: String) -> Bool {
+        name == "etag" || name == "content-range"
     }
 
     private static func statusText(_ code: UInt) -> String {
