@@ -61,8 +61,11 @@ enum HTTP2Messages {
     }
 
     private static func isConnectionSpecific(_ name: String) -> Bool {
-        switch name {
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade": true
+        switch name.utf8.count {  // the length first: no field the responder sends has one of these lengths
+        case 7: name == "upgrade"
+        case 10: name == "connection" || name == "keep-alive"
+        case 16: name == "proxy-connection"
+        case 17: name == "transfer-encoding"
         default: false
         }
     }

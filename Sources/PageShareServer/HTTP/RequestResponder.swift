@@ -110,7 +110,8 @@ final class RequestResponder {
     // MARK: Routing
 
     func respond(to head: HTTPRequestHead) {
-        let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
+        // By UTF-8 bytes: looking for "?" by Characters walks grapheme clusters, on every request.
+        let path = Substring(head.uri.utf8.prefix(while: { $0 != UInt8(ascii: "?") }))
         let isOperations = path == "/healthz" || path == "/readyz" || path == "/metrics"
         if isOperations && head.method != .GET && head.method != .HEAD {
             return self.send(Problem.methodNotAllowed(head.method), for: head)
@@ -122,8 +123,8 @@ final class RequestResponder {
         }
         let caller: Caller
         switch self.plane.access.authenticate(
-            authorization: head.headers.first(name: "authorization"), peer: self.peer, metrics: self.plane.metrics,
-            logger: self.plane.logger)
+            authorization: self.plane.access.isOpen ? nil : head.headers.first(name: "authorization"), peer: self.peer,
+            metrics: self.plane.metrics, logger: self.plane.logger)
         {
         case .success(let authenticated): caller = authenticated
         case .failure(let problem): return self.send(problem, for: head)

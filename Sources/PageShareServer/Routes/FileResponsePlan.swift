@@ -37,13 +37,11 @@ struct FileResponsePlan {
         headers.add(name: "accept-ranges", value: "bytes")
         headers.add(name: "etag", value: validators.entityTag)
         headers.add(name: "last-modified", value: HTTPDate.format(inode.mtime))
-        let rangeHeader = request.headers.first(name: "range")
+        let fields = RangeAndConditions(request.headers)
+        let rangeHeader = fields.range
         let outcome = validators.evaluate(
-            ifMatch: request.headers.first(name: "if-match"),
-            ifUnmodifiedSince: request.headers.first(name: "if-unmodified-since"),
-            ifNoneMatch: request.headers.first(name: "if-none-match"),
-            ifModifiedSince: request.headers.first(name: "if-modified-since"),
-            ifRange: request.headers.first(name: "if-range"), hasRange: rangeHeader != nil)
+            ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
+            ifModifiedSince: fields.ifModifiedSince, ifRange: fields.ifRange, hasRange: rangeHeader != nil)
         let length = file.size
         switch outcome {
         case .notModified:
@@ -85,12 +83,60 @@ struct FileResponsePlan {
     /// different images have the same tag. A privately cached file gets a tag naming its image (uuid, build
     /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
     static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
+        // Written into one string: this runs for every file response.
+        var tag = TagWriter()
         if let fingerprint = file.fingerprint {
-            return "\"sha256-" + Hex.string(fingerprint) + "\""
+            tag.text("\"sha256-")
+            tag.hex(fingerprint)
+        } else {
+            let superBlock = image.superBlock
+            tag.text("\"i-")
+            tag.hex(superBlock.uuid)
+            tag.text("-")
+            tag.number(UInt64(superBlock.epoch), radix: 16)
+            tag.text("-")
+            tag.number(UInt64(superBlock.checksum), radix: 16)
+            tag.text("-")
+            tag.number(UInt64(inode.nid), radix: 10)
+            tag.text("-")
+            tag.number(inode.size, radix: 10)
         }
-        let superBlock = image.superBlock
-        return "\"i-\(Hex.string(superBlock.uuid))-\(String(superBlock.epoch, radix: 16))-"
-            + "\(String(superBlock.checksum, radix: 16))-\(inode.nid)-\(inode.size)\""
+        tag.text("\"")
+        return tag.string
+    }
+
+    /// Builds an entity tag as bytes (at most 104: a private file's), then one string.
+    private struct TagWriter {
+        private var bytes: [UInt8] = []
+
+        init() { self.bytes.reserveCapacity(112) }
+
+        mutating func text(_ text: StaticString) {
+            text.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        }
+
+        mutating func hex(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes {
+                self.bytes.append(Self.digit(byte >> 4))
+                self.bytes.append(Self.digit(byte & 0xF))
+            }
+        }
+
+        mutating func number(_ value: UInt64, radix: UInt64) {
+            let start = self.bytes.count
+            var rest = value
+            repeat {
+                self.bytes.append(Self.digit(UInt8(rest % radix)))
+                rest /= radix
+            } while rest > 0
+            self.bytes[start...].reverse()
+        }
+
+        var string: String { String(decoding: self.bytes, as: UTF8.self) }
+
+        private static func digit(_ value: UInt8) -> UInt8 {
+            value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+        }
     }
 
     /// A random 128-bit multipart boundary: file bytes would have to contain it by chance to confuse a
@@ -100,5 +146,41 @@ struct FileResponsePlan {
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
         return "pageshare-" + String(high, radix: 16) + String(low, radix: 16)
+    }
+}
+
+/// The request fields a file response depends on, found in one pass over the headers (a lookup by name per
+/// field would pass over them six times, comparing names case-insensitively each time). The first value of
+/// each counts, as `HTTPHeaders.first(name:)` would give.
+struct RangeAndConditions {
+    var range: String?
+    var ifMatch: String?
+    var ifUnmodifiedSince: String?
+    var ifNoneMatch: String?
+    var ifModifiedSince: String?
+    var ifRange: String?
+
+    init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 5 where Self.same(name, "range"): self.range = self.range ?? value
+            case 8 where Self.same(name, "if-match"): self.ifMatch = self.ifMatch ?? value
+            case 8 where Self.same(name, "if-range"): self.ifRange = self.ifRange ?? value
+            case 13 where Self.same(name, "if-none-match"): self.ifNoneMatch = self.ifNoneMatch ?? value
+            case 17 where Self.same(name, "if-modified-since"): self.ifModifiedSince = self.ifModifiedSince ?? value
+            case 19 where Self.same(name, "if-unmodified-since"):
+                self.ifUnmodifiedSince = self.ifUnmodifiedSince ?? value
+            default: continue
+            }
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase `field` name.
+    private static func same(_ name: String, _ field: StaticString) -> Bool {
+        field.withUTF8Buffer { expected in
+            name.utf8.elementsEqual(expected) { byte, lower in
+                (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == lower
+            }
+        }
     }
 }
