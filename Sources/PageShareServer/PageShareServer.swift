@@ -70,8 +70,8 @@ public final class PageShareServer: Sendable {
         for channel in self.listening.withLock({ $0 }) { try? await channel.close() }
         let connections = self.open.withLock { Array($0.values) }
         for channel in connections {
-            // HTTP/1.1 (NIO's pipeline handler) closes after the response in flight; HTTP/2 (the connection
-            // management handler) sends GOAWAY and closes when its streams are done.
+            // HTTP/1.1 (NIO's pipeline handler) closes after the response in flight; HTTP/2
+            // (HTTP2StreamsHandler) sends GOAWAY and closes when its streams are done.
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let deadline = ContinuousClock.now + .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds)
@@ -196,16 +196,10 @@ public final class PageShareServer: Sendable {
         // rapid reset (CVE-2023-44487): the default reset-rate limit (200 per 30 s) closes the connection.
         connection.maximumSequentialContinuationFrames = 5
         connection.maximumBufferedControlFrames = 1000
-        let manager = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(
-                maxIdleTime: self.configuration.idleTimeout, maxAge: nil,
-                maxGraceTime: self.configuration.shutdownGracePeriod,
-                keepalive: nil))
         // Frame level, no per-stream child channels: HTTP2StreamsHandler answers each stream (and applies the
-        // per-stream write backpressure the child channels' watermarks gave).
+        // per-stream write backpressure the child channels' watermarks gave, and the GOAWAY on shutdown).
         try channel.pipeline.syncOperations.addHandlers([
-            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection), manager,
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
             HTTP2StreamsHandler(plane: self.plane, peer: peer),
         ])
     }

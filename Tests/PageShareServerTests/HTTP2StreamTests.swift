@@ -81,6 +81,32 @@ struct HTTP2StreamTests {
     }
 }
 
+extension HTTP2StreamTests {
+    @Test("shutdown: GOAWAY names the stream in flight, which finishes whole; then the connection closes")
+    func gracefulShutdown() async throws {
+        let image = try Self.makeImage()
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
+        async let answer = H2Client.run(port: server.port, ["goaway", "/v1/images/img/files/big.bin"])
+        // Shut down while the download is held by its 16 KiB window.
+        var open = false
+        for _ in 0..<100 where !open {
+            try await Task.sleep(for: .milliseconds(20))
+            let metrics = try await server.get("/metrics").bodyText
+            open = metrics.contains(#"pageshare_http_open_streams{protocol="h2"} 1"#)
+        }
+        #expect(open, "the stream was seen open")
+        await server.server.shutdown()
+        let result = try await answer
+        #expect(result["goaway_last_stream"] as? Int == 1)
+        #expect(result["status"] as? Int == 200 && result["ended"] as? Bool == true)
+        #expect(result["sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!), "finished whole")
+        #expect(result["late_status"] is NSNull, "a stream opened after the GOAWAY is not answered")
+        #expect(result["closed"] as? Bool == true, "the server closed the connection")
+        server.directory.remove()
+    }
+}
+
 /// Runs `Tests/Scripts/h2_client.py` with Debian's python3 (which has python3-h2) on a thread of its own.
 enum H2Client {
     static let python = "/usr/bin/python3"

@@ -5,6 +5,7 @@ curl cannot do. Prints one JSON object.
   h2_client.py PORT window PATH STREAMS   # a small window, a pause without reading, then every body
   h2_client.py PORT cancel PATH SMALL     # RST_STREAM a download; the connection goes on
   h2_client.py PORT post TARGET BYTES     # a request body larger than the connection's initial window
+  h2_client.py PORT goaway PATH           # a download held by its window while the server shuts down
 """
 import hashlib
 import json
@@ -31,16 +32,28 @@ def metrics(port):
     return out
 
 
+class DrainingConnection(h2.connection.H2Connection):
+    """h2 4.1 closes its state machine on a GOAWAY; a server shutting down gracefully goes on answering the
+    streams the GOAWAY names, so this one notes the GOAWAY and keeps reading them."""
+
+    goaway_last_stream = None
+
+    def _receive_goaway_frame(self, frame):
+        self.goaway_last_stream = frame.last_stream_id
+        return [], []
+
+
 class Client:
     def __init__(self, port, window=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn = DrainingConnection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
         if window is not None:
             self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
         self.flush()
         self.streams = {}  # id -> {"status", "body", "ended", "reset"}
         self.unacknowledged = {}  # stream id -> flow-controlled bytes received and not yet given back
+        self.closed = False
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -74,6 +87,7 @@ class Client:
             except socket.timeout:
                 break
             if not data:
+                self.closed = True
                 break
             for event in self.conn.receive_data(data):
                 events.append(event)
@@ -90,6 +104,7 @@ class Client:
                     stream["ended"] = True
                 elif isinstance(event, h2.events.StreamReset) and stream is not None:
                     stream["reset"] = int(event.error_code)
+
             self.flush()
         return events
 
@@ -161,6 +176,28 @@ def post(port, target, size):
     return {"sent": sent, "status": stream["status"], "ended": stream["ended"], "body": stream["body"].decode()}
 
 
+def goaway(port, path):
+    client = Client(port, window=16384)
+    sid = client.request(path)
+    client.pump(acknowledge=False, timeout=1.5)  # the test shuts the server down meanwhile
+    client.acknowledge()
+    client.pump(acknowledge=True, timeout=30)
+    stream = client.streams[sid]
+    # A new stream after the GOAWAY: the server must not answer it.
+    try:
+        late = client.request(path)
+        client.pump(acknowledge=True, timeout=2)
+        late_status = client.streams[late]["status"]
+    except Exception:
+        late_status = None
+    client.pump(acknowledge=True, timeout=2)
+    return {
+        "goaway_last_stream": client.conn.goaway_last_stream, "status": stream["status"], "ended": stream["ended"],
+        "sha256": hashlib.sha256(stream["body"]).hexdigest(), "late_status": late_status,
+        "closed": client.closed,
+    }
+
+
 def main():
     port, scenario, *args = sys.argv[1:]
     port = int(port)
@@ -168,6 +205,8 @@ def main():
         result = window(port, args[0], int(args[1]))
     elif scenario == "cancel":
         result = cancel(port, args[0], args[1])
+    elif scenario == "goaway":
+        result = goaway(port, args[0])
     elif scenario == "post":
         result = post(port, args[0], int(args[1]))
     else:

@@ -4,13 +4,16 @@ import NIOHTTP2
 
 /// One HTTP/2 connection's requests, at the frame level: each stream's request comes from its HEADERS (and
 /// DATA) frames and is answered by a ``RequestResponder`` writing through the stream's
-/// ``HTTP2StreamWriter``. Sits after `NIOHTTP2Handler` (framing, HPACK, the stream state machine, flow
-/// control, the DoS limits) and its connection management handler (idle timeout, GOAWAY).
+/// ``HTTP2StreamWriter``. Sits right after `NIOHTTP2Handler` (framing, HPACK, the stream state machine,
+/// flow control, the DoS limits); idle connections are closed by ``IdleConnectionCloser``.
 ///
 /// Streams get no channel of their own: a child channel, its pipeline and an HTTP/1 codec per request cost
-/// more than the request itself for small ranges. What those gave is done here: a stream's state lives from
-/// its first HEADERS frame to its `StreamClosedEvent` (end of both sides, RST_STREAM either way, or the
-/// connection's end); request bodies are given back to the peer's flow-control windows as they arrive.
+/// more than the request itself for small ranges. What those (and swift-nio-http2's connection management
+/// handler) gave is done here: a stream's state lives from its first HEADERS frame to its
+/// `StreamClosedEvent` (end of both sides, RST_STREAM either way, or the connection's end); request bodies
+/// are given back to the peer's flow-control windows as they arrive; the flushes of the responses to one
+/// read burst are one flush; on shutdown (`ChannelShouldQuiesceEvent`) a GOAWAY names the last stream
+/// that will be answered, and the connection closes once the streams in flight are done.
 final class HTTP2StreamsHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -27,6 +30,13 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
     /// Set between `handlerAdded` and `handlerRemoved`: the streams write through it.
     private var context: ChannelHandlerContext?
     private var unacknowledgedInbound = 0
+    /// Set while frames of one read burst are being handled: flushes wait for its end.
+    private var reading = false
+    private var flushPending = false
+    /// The highest stream id opened: a GOAWAY names it as the last stream that will be answered.
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var quiescing = false
+    private var closing = false
 
     init(plane: DataPlane, peer: ConnectionPeer) {
         self.plane = plane
@@ -44,9 +54,15 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
         context.write(self.wrapOutboundOut(frame), promise: promise)
     }
 
-    /// Flushes; while frames are being read the connection management handler holds flushes back until the
-    /// read burst ends, so the responses to a burst of requests go out in one write.
-    func flush() { self.context?.flush() }
+    /// Flushes; while frames are being read, flushes are held back until the read burst ends, so that the
+    /// responses to a burst of requests go out in one write.
+    func flush() {
+        if self.reading {
+            self.flushPending = true
+        } else {
+            self.context?.flush()
+        }
+    }
 
     // MARK: Channel events
 
@@ -62,7 +78,17 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.reading = false
+        if self.flushPending {
+            self.flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.reading = true
         let frame = self.unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -80,11 +106,42 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID) {
-            stream.close()
-            self.plane.metrics.streamClosed()
+        if let closed = event as? StreamClosedEvent {
+            if let stream = self.streams.removeValue(forKey: closed.streamID) {
+                stream.close()
+                self.plane.metrics.streamClosed()
+            }
+            if self.quiescing && self.streams.isEmpty { self.closeAfterWrites(context: context) }
+        } else if event is ChannelShouldQuiesceEvent {
+            self.quiesce(context: context)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Graceful shutdown: a GOAWAY tells the client which streams will still be answered (those opened so
+    /// far; later ones are refused by `NIOHTTP2Handler`), and the connection closes when they are done. The
+    /// server closes what is left after its grace period.
+    private func quiesce(context: ChannelHandlerContext) {
+        guard !self.quiescing else { return }
+        self.quiescing = true
+        context.writeAndFlush(self.wrapOutboundOut(self.goAway), promise: nil)
+        if self.streams.isEmpty { self.closeAfterWrites(context: context) }
+    }
+
+    /// Closes once everything written so far is on the wire (closing at once would drop the end of the last
+    /// response if the socket is full): a final GOAWAY goes last, and its write completing closes.
+    private func closeAfterWrites(context: ChannelHandlerContext) {
+        guard !self.closing else { return }
+        self.closing = true
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(self.goAway), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private var goAway: HTTP2Frame {
+        HTTP2Frame(
+            streamID: .rootStream,
+            payload: .goAway(lastStreamID: self.lastStreamID, errorCode: .noError, opaqueData: nil))
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -107,6 +164,7 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
         }
         let stream = HTTP2StreamWriter(id: id, connection: self)
         self.streams[id] = stream
+        self.lastStreamID = max(self.lastStreamID, id)
         self.plane.metrics.streamOpened()
         let responder = stream.attach(plane: self.plane, peer: self.peer, eventLoop: self.eventLoop)
         responder.receiveHead(head)
