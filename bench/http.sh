@@ -5,6 +5,8 @@
 #
 #   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
 #   SCENARIOS=ac bench/http.sh    # only the scenarios named (letters; default abcd)
+#   ROUNDS=3 bench/http.sh        # each scenario that many times, the servers alternating; the median
+#                                 # round (by requests/s) of each server is reported
 #
 # Scenarios (the same URIs and headers for both servers; h2c prior knowledge unless said):
 #   a) 4 KiB range GETs of hot files, 32 connections x 16 streams
@@ -17,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
 SCENARIOS=${SCENARIOS:-abcd}
+ROUNDS=${ROUNDS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench/http.sh: needs root to mount the image for nginx" >&2; exit 1; }
 for tool in nginx h2load mkfs.erofs; do
     command -v "$tool" >/dev/null || { echo "bench/http.sh: $tool missing (make bench installs it)" >&2; exit 1; }
@@ -109,10 +112,23 @@ scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
     # warm both (the first pass fills the caches), then measure
     run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
     run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    results["$name/pageshare"]=$(run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
-        "$connections" "$streams" "$requests" "${flags[@]}")
-    results["$name/nginx"]=$(run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" \
-        "$connections" "$streams" "$requests" "${flags[@]}")
+    local pageshare_runs="" nginx_runs=""
+    for _ in $(seq "$ROUNDS"); do
+        pageshare_runs+=$(run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
+            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
+        nginx_runs+=$(run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" \
+            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
+    done
+    results["$name/pageshare"]=$(median_run "$pageshare_runs")
+    results["$name/nginx"]=$(median_run "$nginx_runs")
+    if [ "$ROUNDS" -gt 1 ]; then
+        results["$name/rounds"]="pageshare $(echo "$pageshare_runs" | awk 'NF {printf "%.0f ", $1}')| nginx $(
+            echo "$nginx_runs" | awk 'NF {printf "%.0f ", $1}')"
+    fi
+}
+
+median_run() { # the run lines ("req/s MB/s p50 p99 ok=N") -> the median line by requests/s
+    echo "$1" | awk 'NF' | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
 }
 
 echo "== starting pageshare and nginx"
@@ -138,6 +154,7 @@ for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 
         read -r rps mbs p50 p99 ok <<<"${results[$name/$server]}"
         printf "%-34s %-10s %12s %10s %9s %9s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$ok"
     done
+    if [ -n "${results[$name/rounds]:-}" ]; then printf "%-34s rounds (req/s): %s\n" "" "${results[$name/rounds]}"; fi
     read -r prps _ <<<"${results[$name/pageshare]}"
     read -r nrps _ <<<"${results[$name/nginx]}"
     awk -v p="$prps" -v n="$nrps" 'BEGIN { printf "%-34s pageshare/nginx requests/s: %.2fx\n", "", p / n }'
