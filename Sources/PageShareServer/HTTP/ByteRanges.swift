@@ -15,41 +15,46 @@ enum ByteRangeRequest: Equatable {
     /// (200 with the whole body, as nginx does past `max_ranges`) rather than refused: a broken or hostile
     /// client then costs one pass over the file at most.
     static func resolve(_ header: String?, length: UInt64, maximumRanges: Int) -> ByteRangeRequest {
-        guard let header else { return .whole }
-        // Byte by byte over the UTF-8: this runs for every range request.
-        var text = Substring(header).utf8.drop(while: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
-        guard text.count > 6, text.prefix(6).elementsEqual("bytes=".utf8, by: { Self.lowercased($0) == $1 }) else {
-            return .whole
-        }
-        text = text.dropFirst(6)
+        guard var header else { return .whole }
+        // Over the UTF-8 bytes in place, with integer indices: this runs for every range request.
+        return header.withUTF8 { Self.resolve(bytes: $0, length: length, maximumRanges: maximumRanges) }
+    }
+
+    private static func resolve(bytes: UnsafeBufferPointer<UInt8>, length: UInt64, maximumRanges: Int)
+        -> ByteRangeRequest
+    {
+        var index = Self.skippingWhitespace(bytes, from: 0, to: bytes.count)
+        let unit = "bytes=".utf8
+        guard bytes.count - index > unit.count,
+            bytes[index..<index + unit.count].elementsEqual(unit, by: { Self.lowercased($0) == $1 })
+        else { return .whole }
+        index += unit.count
         var ranges: [ClosedRange<UInt64>] = []
         var requested = 0
         while true {
-            let comma = text.firstIndex(of: UInt8(ascii: ",")) ?? text.endIndex
-            let spec = Self.trimmingWhitespace(text[..<comma])
-            if !spec.isEmpty {  // RFC 9110 list syntax tolerates empty elements
+            let comma = bytes[index...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+            let (start, end) = Self.trimmingWhitespace(bytes, from: index, to: comma)
+            if start < end {  // RFC 9110 list syntax tolerates empty elements
                 requested += 1
                 if requested > maximumRanges { return .whole }
-                guard let dash = spec.firstIndex(of: UInt8(ascii: "-")) else { return .whole }
-                let first = spec[..<dash]
-                let last = spec[spec.index(after: dash)...]
-                if first.isEmpty {
-                    guard let suffix = Self.number(last) else { return .whole }
+                guard let dash = bytes[start..<end].firstIndex(of: UInt8(ascii: "-")) else { return .whole }
+                if dash == start {
+                    guard let suffix = Self.number(bytes, dash + 1, end) else { return .whole }
                     if suffix != 0 && length != 0 {  // else an unsatisfiable element
                         ranges.append((length - min(suffix, length))...(length - 1))
                     }
                 } else {
-                    guard let start = Self.number(first) else { return .whole }
-                    var end = length &- 1
-                    if !last.isEmpty {
-                        guard let value = Self.number(last), value >= start else { return .whole }
-                        end = value
+                    guard let first = Self.number(bytes, start, dash) else { return .whole }
+                    var last = length &- 1
+                    if dash + 1 < end {
+                        guard let value = Self.number(bytes, dash + 1, end), value >= first else { return .whole }
+                        last = value
                     }
-                    if start < length { ranges.append(start...min(end, length - 1)) }  // else unsatisfiable
+                    if first < length { ranges.append(first...min(last, length - 1)) }  // else unsatisfiable
                 }
             }
-            guard comma < text.endIndex else { break }
-            text = text[text.index(after: comma)...]
+            guard comma < bytes.endIndex else { break }
+            index = comma + 1
         }
         guard requested > 0 else { return .whole }
         guard !ranges.isEmpty else { return .unsatisfiable }
@@ -65,11 +70,11 @@ enum ByteRangeRequest: Equatable {
         return .partial(ranges)
     }
 
-    /// A non-negative decimal without sign or spaces, at most 19 digits.
-    private static func number(_ text: Substring.UTF8View.SubSequence) -> UInt64? {
-        guard !text.isEmpty, text.count <= 19 else { return nil }
+    /// The non-negative decimal in `bytes[start..<end]`, without sign or spaces, at most 19 digits.
+    private static func number(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> UInt64? {
+        guard start < end, end - start <= 19 else { return nil }
         var value: UInt64 = 0
-        for byte in text {
+        for byte in bytes[start..<end] {
             guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
             value = value * 10 + UInt64(byte - UInt8(ascii: "0"))  // 19 digits cannot overflow
         }
@@ -80,19 +85,22 @@ enum ByteRangeRequest: Equatable {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
     }
 
-    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    private static func trimmingWhitespace(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
-        var start = bytes.startIndex
-        var end = bytes.endIndex
-        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") {
-            bytes.formIndex(after: &start)
-        }
-        while end > start {
-            let before = bytes.index(before: end)
-            guard bytes[before] == UInt8(ascii: " ") || bytes[before] == UInt8(ascii: "\t") else { break }
-            end = before
-        }
-        return bytes[start..<end]
+    private static func isWhitespace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+
+    private static func skippingWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+        var index = start
+        while index < end, Self.isWhitespace(bytes[index]) { index += 1 }
+        return index
+    }
+
+    /// `start..<end` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    private static func trimmingWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int)
+        -> (Int, Int)
+    {
+        let first = Self.skippingWhitespace(bytes, from: start, to: end)
+        var last = end
+        while last > first, Self.isWhitespace(bytes[last - 1]) { last -= 1 }
+        return (first, last)
     }
 }
 

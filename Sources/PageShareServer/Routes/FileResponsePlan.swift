@@ -67,7 +67,14 @@ struct FileResponsePlan {
                     headers: headers)
             case .partial(let list) where list.count == 1:
                 headers.add(name: "content-type", value: Self.contentType)
-                headers.add(name: "content-range", value: "bytes \(list[0].lowerBound)-\(list[0].upperBound)/\(length)")
+                var contentRange = ASCIIWriter(capacity: 70)
+                contentRange.text("bytes ")
+                contentRange.number(list[0].lowerBound, radix: 10)
+                contentRange.text("-")
+                contentRange.number(list[0].upperBound, radix: 10)
+                contentRange.text("/")
+                contentRange.number(length, radix: 10)
+                headers.add(name: "content-range", value: contentRange.string)
                 return FileResponsePlan(status: .partialContent, headers: headers, body: .range(list[0]))
             case .partial(let list):
                 let boundary = Self.boundary()
@@ -84,7 +91,7 @@ struct FileResponsePlan {
     /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
     static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
         // Written into one string: this runs for every file response.
-        var tag = TagWriter()
+        var tag = ASCIIWriter(capacity: 112)  // a private file's tag is at most 104 bytes
         if let fingerprint = file.fingerprint {
             tag.text("\"sha256-")
             tag.hex(fingerprint)
@@ -103,40 +110,6 @@ struct FileResponsePlan {
         }
         tag.text("\"")
         return tag.string
-    }
-
-    /// Builds an entity tag as bytes (at most 104: a private file's), then one string.
-    private struct TagWriter {
-        private var bytes: [UInt8] = []
-
-        init() { self.bytes.reserveCapacity(112) }
-
-        mutating func text(_ text: StaticString) {
-            text.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
-        }
-
-        mutating func hex(_ bytes: some Sequence<UInt8>) {
-            for byte in bytes {
-                self.bytes.append(Self.digit(byte >> 4))
-                self.bytes.append(Self.digit(byte & 0xF))
-            }
-        }
-
-        mutating func number(_ value: UInt64, radix: UInt64) {
-            let start = self.bytes.count
-            var rest = value
-            repeat {
-                self.bytes.append(Self.digit(UInt8(rest % radix)))
-                rest /= radix
-            } while rest > 0
-            self.bytes[start...].reverse()
-        }
-
-        var string: String { String(decoding: self.bytes, as: UTF8.self) }
-
-        private static func digit(_ value: UInt8) -> UInt8 {
-            value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
-        }
     }
 
     /// A random 128-bit multipart boundary: file bytes would have to contain it by chance to confuse a
