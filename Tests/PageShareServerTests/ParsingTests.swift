@@ -70,6 +70,21 @@ struct ParsingTests {
         #expect(resolve("bytes=99999999999999999999-") == .whole, "a number too large is invalid")
     }
 
+    @Test("header values written as bytes: decimal and hex numbers as String(_:radix:) writes them")
+    func asciiWriter() {
+        for value: UInt64 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xb3d4_6668, 1 << 63, UInt64.max] {
+            var writer = ASCIIWriter(capacity: 8)
+            writer.text("[")
+            writer.decimal(value)
+            writer.text("|")
+            writer.hexadecimal(value)
+            writer.hex([0x00, 0xAB, UInt8(truncatingIfNeeded: value)])
+            #expect(
+                writer.string
+                    == "[\(value)|\(String(value, radix: 16))00ab\(Hex.string([UInt8(truncatingIfNeeded: value)]))")
+        }
+    }
+
     @Test("HTTP dates: IMF-fixdate out; IMF-fixdate, RFC 850 and asctime in")
     func dates() {
         #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")

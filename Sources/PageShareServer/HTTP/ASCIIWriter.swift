@@ -17,20 +17,27 @@ struct ASCIIWriter {
         }
     }
 
-    /// `value` in `radix` (2-16), lower-case digits, no leading zeros.
-    mutating func number(_ value: UInt64, radix: UInt64) {
-        var length = 1
-        var scale = value
-        while scale >= radix {
-            scale /= radix
-            length += 1
+    /// `value` in decimal.
+    mutating func decimal(_ value: UInt64) {
+        // Digits from the end into stack memory; `% 10` by a constant compiles to a multiplication, where a
+        // variable radix costs a 64-bit division per digit.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var index = digits.count
+            var rest = value
+            repeat {
+                index -= 1
+                digits[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            self.bytes.append(contentsOf: UnsafeMutableBufferPointer(rebasing: digits[index...]))
         }
-        let start = self.bytes.count
-        self.bytes.append(contentsOf: repeatElement(0, count: length))
-        var rest = value
-        for index in stride(from: start + length - 1, through: start, by: -1) {
-            self.bytes[index] = Self.digit(UInt8(rest % radix))
-            rest /= radix
+    }
+
+    /// `value` in lower-case hex, no leading zeros.
+    mutating func hexadecimal(_ value: UInt64) {
+        let digitCount = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+        for position in stride(from: digitCount - 1, through: 0, by: -1) {
+            self.bytes.append(Self.digit(UInt8(truncatingIfNeeded: value >> (position * 4)) & 0xF))
         }
     }
 
