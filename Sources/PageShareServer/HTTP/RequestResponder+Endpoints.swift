@@ -156,7 +156,7 @@ extension RequestResponder {
         var headers = plan.headers
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
         if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }
-        let keepAlive = head.isKeepAlive
+        let keepAlive = self.keepAlive
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
         self.status = plan.status

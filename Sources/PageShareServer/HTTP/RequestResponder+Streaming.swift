@@ -69,7 +69,7 @@ extension RequestResponder {
         guard self.stream === stream else { return }
         if stream.segmentIndex == stream.body.segments.count {
             self.stream = nil
-            self.finish(keepAlive: stream.request.isKeepAlive)
+            self.finish(keepAlive: self.keepAlive)
         } else {
             self.writer?.flush()
         }

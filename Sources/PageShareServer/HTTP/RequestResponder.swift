@@ -29,6 +29,9 @@ final class RequestResponder {
     var status: HTTPResponseStatus?
     var sentBytes = 0
     var requestID: String?
+    /// Whether the connection stays open after this response: HTTP/2 always (its streams end, not the
+    /// connection), HTTP/1.1 unless the request said `Connection: close` (or was HTTP/1.0 without keep-alive).
+    var keepAlive = true
     var stream: BodyStream?
     /// Set while ``pump()`` runs: a write can report a writability change synchronously, which must not
     /// start a second pump over the same stream.
@@ -77,6 +80,7 @@ final class RequestResponder {
         self.requestBody = []
         self.bodyTooLarge = false
         self.requestID = head.headers.first(name: "x-request-id").map { String($0.prefix(64)) }
+        self.keepAlive = head.version.major >= 2 || head.isKeepAlive
     }
 
     /// Part of the request's body arrived. Only the admin API reads bodies (small JSON); a body past the
@@ -217,13 +221,13 @@ final class RequestResponder {
         headers.add(name: "date", value: HTTPDate.now())
         // RFC 9110 §8.6: no Content-Length on a 204.
         if status != .noContent { headers.add(name: "content-length", value: String(body.count)) }
-        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        if !self.keepAlive { headers.add(name: "connection", value: "close") }
         self.writer?.writeHead(HTTPResponseHead(version: head.version, status: status, headers: headers))
         self.status = status
         if head.method != .HEAD {
             self.sentBytes += body.count
             self.writer?.writeBody(self.allocator.buffer(bytes: body), promise: nil)
         }
-        self.finish(keepAlive: head.isKeepAlive)
+        self.finish(keepAlive: self.keepAlive)
     }
 }
