@@ -107,6 +107,35 @@ extension HTTP2StreamTests {
     }
 }
 
+extension HTTP2StreamTests {
+    @Test("a malformed request is reset on its own stream; the download beside it on the connection finishes")
+    func malformedRequestIsAStreamError() async throws {
+        let image = try Self.makeImage()
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
+        let result = try await H2Client.run(port: server.port, ["malformed", "/v1/images/img/files/big.bin"])
+        #expect(result["bad_reset"] as? Int == 1, "PROTOCOL_ERROR on the malformed stream")
+        #expect(result["bad_status"] is NSNull)
+        #expect(result["good_status"] as? Int == 200 && result["good_ended"] as? Bool == true)
+        #expect(result["good_sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!))
+        #expect(result["closed"] as? Bool == false)
+        await server.stop()
+    }
+
+    @Test("rapid reset (CVE-2023-44487): streams opened and reset at once get the connection closed")
+    func rapidResetClosesTheConnection() async throws {
+        let image = try Self.makeImage()
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
+        let result = try await H2Client.run(port: server.port, ["rapidreset", "/v1/images/img/files/big.bin"])
+        #expect(result["goaway_last_stream"] is Int, "a GOAWAY came")
+        #expect(result["closed"] as? Bool == true)
+        let after = try await server.get("/v1/images/img/files/one", over: .http2)
+        #expect(after.status == 200, "the server goes on")
+        await server.stop()
+    }
+}
+
 /// Runs `Tests/Scripts/h2_client.py` with Debian's python3 (which has python3-h2) on a thread of its own.
 enum H2Client {
     static let python = "/usr/bin/python3"

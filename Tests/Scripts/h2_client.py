@@ -6,6 +6,8 @@ curl cannot do. Prints one JSON object.
   h2_client.py PORT cancel PATH SMALL     # RST_STREAM a download; the connection goes on
   h2_client.py PORT post TARGET BYTES     # a request body larger than the connection's initial window
   h2_client.py PORT goaway PATH           # a download held by its window while the server shuts down
+  h2_client.py PORT malformed PATH        # a malformed request beside a download on one connection
+  h2_client.py PORT rapidreset PATH       # streams opened and reset at once, 400 times (CVE-2023-44487)
 """
 import hashlib
 import json
@@ -19,6 +21,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
 
 
@@ -44,9 +47,11 @@ class DrainingConnection(h2.connection.H2Connection):
 
 
 class Client:
-    def __init__(self, port, window=None):
+    def __init__(self, port, window=None, validate=True):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.conn = DrainingConnection(h2.config.H2Configuration(client_side=True))
+        self.conn = DrainingConnection(
+            h2.config.H2Configuration(client_side=True, validate_outbound_headers=validate,
+                                      normalize_outbound_headers=validate))
         self.conn.initiate_connection()
         if window is not None:
             self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
@@ -198,6 +203,50 @@ def goaway(port, path):
     }
 
 
+def malformed(port, path):
+    client = Client(port, window=16384, validate=False)
+    good = client.request(path)
+    client.pump(acknowledge=False, timeout=0.3)
+    # A connection-specific field is a malformed request (RFC 9113 8.2.2): a stream error, not a
+    # connection error.
+    bad = client.request(path, extra=[("connection", "keep-alive")])
+    client.pump(acknowledge=False, timeout=0.5)
+    client.acknowledge()
+    client.pump(acknowledge=True, timeout=30)
+    return {
+        "bad_reset": client.streams[bad]["reset"], "bad_status": client.streams[bad]["status"],
+        "good_status": client.streams[good]["status"], "good_ended": client.streams[good]["ended"],
+        "good_sha256": hashlib.sha256(client.streams[good]["body"]).hexdigest(), "closed": client.closed,
+    }
+
+
+def rapidreset(port, path):
+    client = Client(port)
+    sent = 0
+    try:
+        for _ in range(400):
+            sid = client.request(path)
+            client.conn.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
+            client.flush()
+            sent += 1
+    except (OSError, h2.exceptions.ProtocolError):
+        pass  # the server closed the connection
+    deadline = time.monotonic() + 5
+    while not client.closed and time.monotonic() < deadline:
+        try:
+            client.sock.settimeout(0.2)
+            data = client.sock.recv(65536)
+            if not data:
+                client.closed = True
+            else:
+                client.conn.receive_data(data)
+        except socket.timeout:
+            continue
+        except (OSError, h2.exceptions.ProtocolError):
+            client.closed = True
+    return {"sent": sent, "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed}
+
+
 def main():
     port, scenario, *args = sys.argv[1:]
     port = int(port)
@@ -205,6 +254,10 @@ def main():
         result = window(port, args[0], int(args[1]))
     elif scenario == "cancel":
         result = cancel(port, args[0], args[1])
+    elif scenario == "rapidreset":
+        result = rapidreset(port, args[0])
+    elif scenario == "malformed":
+        result = malformed(port, args[0])
     elif scenario == "goaway":
         result = goaway(port, args[0])
     elif scenario == "post":

@@ -151,16 +151,37 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// Protocol errors have been answered by `NIOHTTP2Handler` already: a RST_STREAM for a stream error
+    /// (closing here would take every other stream of the connection down with it), a GOAWAY for a
+    /// connection error (the client closes; one that does not is closed as idle). Tripping one of its DoS
+    /// limits closes the connection at once, and so does anything else (I/O, TLS).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.plane.logger.debug("connection error", metadata: ["error": "\(error)"])
+        let base = (error as? NIOHTTP2Errors.StreamError)?.baseError ?? error
+        if (error is NIOHTTP2Errors.StreamError || base is any NIOHTTP2Error) && !Self.isAbuse(base) { return }
         context.close(promise: nil)
+    }
+
+    private static func isAbuse(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames, is NIOHTTP2Errors.ExcessiveStreamErrors,
+            is NIOHTTP2Errors.ExcessiveControlFrames, is NIOHTTP2Errors.ExcessiveContinuationFrames,
+            is NIOHTTP2Errors.ExcessiveEmptyDataFrames, is NIOHTTP2Errors.ExcessiveNumberOfGlitches,
+            is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering, is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock:
+            true
+        default: false
+        }
     }
 
     // MARK: Streams
 
     private func open(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers) {
-        guard let head = HTTP2Messages.request(from: headers.headers) else {
-            return self.write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)), promise: nil)
+        // After a GOAWAY no new stream is answered (NIOHTTP2Handler should not pass one on; this makes sure).
+        guard !self.quiescing, let head = HTTP2Messages.request(from: headers.headers) else {
+            self.write(
+                HTTP2Frame(streamID: id, payload: .rstStream(self.quiescing ? .refusedStream : .protocolError)),
+                promise: nil)
+            return self.flush()
         }
         let stream = HTTP2StreamWriter(id: id, connection: self)
         self.streams[id] = stream
