@@ -8,9 +8,7 @@ import PageCache
 /// responses (a file body then streams, see `RequestResponder+Streaming.swift`).
 extension RequestResponder {
     /// `/metrics`: the cache's series are published, then the exposition is rendered.
-    func respondWithMetrics(
-        _ exposition: @Sendable () -> [UInt8], for head: HTTPRequestHead
-    ) {
+    func respondWithMetrics(_ exposition: @Sendable () -> [UInt8], for head: HTTPRequestHead) {
         self.route = .metrics
         self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
         var headers = HTTPHeaders()
@@ -79,9 +77,7 @@ extension RequestResponder {
         }
     }
 
-    func respondWithStat(
-        _ target: RequestTarget, image: Image, for head: HTTPRequestHead
-    ) throws {
+    func respondWithStat(_ target: RequestTarget, image: Image, for head: HTTPRequestHead) throws {
         let inode = try image.resolve(target.path, followingFinalSymlink: false)
         let description = try FileDescription(
             path: target.path, inode: inode, image: image, includeXattrs: true,
@@ -89,9 +85,7 @@ extension RequestResponder {
         self.sendJSON(try JSONBody.encode(description), for: head)
     }
 
-    func respondWithListing(
-        _ target: RequestTarget, image: Image, for head: HTTPRequestHead
-    ) throws {
+    func respondWithListing(_ target: RequestTarget, image: Image, for head: HTTPRequestHead) throws {
         let limits = self.plane.limits
         var limit = limits.defaultListingLimit
         if let text = target.queryValue("limit") {
@@ -109,10 +103,7 @@ extension RequestResponder {
         self.sendJSON(try JSONBody.encode(listing), for: head)
     }
 
-    func respondWithFile(
-        _ target: RequestTarget, visible: (TrustDomain) -> Bool,
-        for head: HTTPRequestHead
-    ) throws {
+    func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool, for head: HTTPRequestHead) throws {
         // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
         let resolved = try self.plane.cache.resolveForReading(
             imageID: target.image, path: target.path, visible: visible)
@@ -146,9 +137,7 @@ extension RequestResponder {
         }
     }
 
-    func startFile(
-        _ file: CachedFile, inode: Inode, image: Image, for head: HTTPRequestHead
-    ) {
+    func startFile(_ file: CachedFile, inode: Inode, image: Image, for head: HTTPRequestHead) {
         let plan = FileResponsePlan.make(
             file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)

@@ -213,10 +213,7 @@ final class RequestResponder {
             problem.encoded(), status: problem.responseStatus, headers: headers, for: head)
     }
 
-    func sendWhole(
-        _ body: [UInt8], status: HTTPResponseStatus, headers: HTTPHeaders,
-        for head: HTTPRequestHead
-    ) {
+    func sendWhole(_ body: [UInt8], status: HTTPResponseStatus, headers: HTTPHeaders, for head: HTTPRequestHead) {
         var headers = headers
         headers.add(name: "date", value: HTTPDate.now())
         // RFC 9110 §8.6: no Content-Length on a 204.
