@@ -1,9 +1,7 @@
-import Dispatch
 import EROFS
 import EROFSTestSupport
 import Foundation
 import PageCache
-import Synchronization
 import Testing
 
 @Suite("Single flight, budget and eviction")
@@ -123,23 +121,10 @@ struct ConcurrencyAndEvictionTests {
     @Test func aFillFinishingAfterTheDetachLeavesNothingResident() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 4 << 20, readaheadPages: 0))
         let domain = try TrustDomain("x")
-        let bytes = CacheFixtures.content("orphan", pages: 2)
-        let source = GatedImageSource(try CacheFixtures.imageBytes([("f", bytes)]))
-        let image = try Image(source: source)
-        try cache.attach(image, id: "a", domain: domain, mode: .none)
-        let file = try cache.open(imageID: "a", inode: try image.resolve("/f"))
-        source.arm()
-        // On the cache's own fill threads: the held read blocks a thread, which must not be one of the test pool's.
-        let reader = Task(executorPreference: cache.fillExecutor) {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-            defer { buffer.deallocate() }
-            let count = try await file.read(at: 0, into: buffer)
-            return Array(buffer[0..<count])
-        }
-        await source.waitUntilEntered()  // the fill holds the sharer and is reading
+        let held = try await HeldFill.start(cache, domain: domain, content: "orphan")  // holds the sharer, reading
         try cache.detach(id: "a")
-        source.release()
-        #expect(try await reader.value == Array(bytes[0..<4096]), "the reader still gets its bytes")
+        held.release()
+        #expect(try await held.firstPage.value == Array(held.bytes[0..<4096]), "the reader still gets its bytes")
         #expect(cache.residentBytes == 0)
         #expect(cache.statistics(for: domain).residentBytes == 0)
     }
@@ -207,39 +192,6 @@ struct ConcurrencyAndEvictionTests {
                 #expect(after.misses - before.misses <= decoded.count, "\(name): at most one miss per extent")
                 #expect(after.hits - before.hits >= pages - decoded.count)
             }
-        }
-    }
-}
-
-/// An image source whose next read, once armed, waits until released: a fill can be held in the middle.
-final class GatedImageSource: ImageSource, @unchecked Sendable {  // the semaphores and the atomic are the state
-    private let inner: MemoryImageSource
-    private let armed = Atomic<Bool>(false)
-    private let entered = DispatchSemaphore(value: 0)
-    private let released = DispatchSemaphore(value: 0)
-
-    init(_ bytes: [UInt8]) { self.inner = MemoryImageSource(bytes) }
-
-    var size: UInt64 { self.inner.size }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        if self.armed.exchange(false, ordering: .acquiringAndReleasing) {
-            self.entered.signal()
-            self.released.wait()
-        }
-        try self.inner.read(into: buffer, at: offset)
-    }
-
-    func arm() { self.armed.store(true, ordering: .releasing) }
-    func release() { self.released.signal() }
-
-    /// Waits (off the cooperative pool) until a read is held.
-    func waitUntilEntered() async {
-        await withCheckedContinuation { continuation in
-            Thread {
-                self.entered.wait()
-                continuation.resume()
-            }.start()
         }
     }
 }

@@ -36,26 +36,13 @@ struct QuotaTests {
     @Test func concurrentFillsCannotOvershootTheQuota() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 1 << 20, readaheadPages: 0))
         let domain = try TrustDomain("q")
-        let bytes = CacheFixtures.content("quota-race", pages: 2)
-        let source = GatedImageSource(try CacheFixtures.imageBytes([("f", bytes)]))
-        let image = try Image(source: source)
-        try cache.attach(image, id: "a", domain: domain, mode: .none)
-        cache.setQuota(4096, for: domain)
-        let file = try cache.open(imageID: "a", inode: try image.resolve("/f"))
-        source.arm()
-        // On the cache's own fill threads: the held read blocks a thread, which must not be one of the test pool's.
-        let first = Task(executorPreference: cache.fillExecutor) {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-            defer { buffer.deallocate() }
-            return Array(buffer[0..<(try await file.read(at: 0, into: buffer))])
-        }
-        await source.waitUntilEntered()
+        let held = try await HeldFill.start(cache, domain: domain, content: "quota-race", quota: 4096)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }
-        let count = try await file.read(at: 4096, into: buffer)
-        #expect(Array(buffer[0..<count]) == Array(bytes[4096..<8192]))
-        source.release()
-        #expect(try await first.value == Array(bytes[0..<4096]))
+        let count = try await held.file.read(at: 4096, into: buffer)
+        #expect(Array(buffer[0..<count]) == Array(held.bytes[4096..<8192]))
+        held.release()
+        #expect(try await held.firstPage.value == Array(held.bytes[0..<4096]))
         #expect(cache.statistics(for: domain).residentBytes == 4096, "one page: the quota")
         #expect(cache.residentBytes == 4096)
     }

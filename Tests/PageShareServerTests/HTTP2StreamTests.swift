@@ -15,69 +15,73 @@ struct HTTP2StreamTests {
         try TestImage(options: []) { try ServedTree.write(at: $0) }
     }
 
+    /// Runs `body` against a server with the served tree attached as `img`, then stops it.
+    static func withServer(_ body: (ServerFixture) async throws -> Void) async throws {
+        let image = try Self.makeImage()
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
+        try await body(server)
+        await server.stop()
+    }
+
     static func sha256(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
     @Test("a client that stops reading holds the server at its windows; every body completes when it reads again")
     func flowControlAndBackpressure() async throws {
-        let image = try Self.makeImage()
-        defer { image.remove() }
-        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
-        let streams = 4
-        let result = try await H2Client.run(
-            port: server.port, ["window", "/v1/images/img/files/big.bin", "\(streams)"])
-        let big = ServedTree.content("big.bin")!
-        // 16 KiB stream windows, the initial 64 KiB connection window: nothing beyond them may arrive.
-        let received = try #require(result["received_while_stalled"] as? Int)
-        #expect(received > 0 && received <= 65_535, "\(received) bytes arrived while the client read nothing")
-        // Backpressure: while blocked, each stream read at most about two 64 KiB chunks from the cache, not
-        // its 2.5 MB file.
-        let read = try #require(result["read_while_stalled"] as? Double)
-        #expect(read <= Double(streams * 192 * 1024), "\(Int(read)) bytes read from the cache while stalled")
-        let bodies = try #require(result["bodies"] as? [[String: Any]])
-        #expect(bodies.count == streams)
-        for body in bodies {
-            #expect(body["status"] as? Int == 200 && body["ended"] as? Bool == true)
-            #expect(body["length"] as? Int == big.count)
-            #expect(body["sha256"] as? String == Self.sha256(big))
+        try await Self.withServer { server in
+            let streams = 4
+            let result = try await H2Client.run(
+                port: server.port, ["window", "/v1/images/img/files/big.bin", "\(streams)"])
+            let big = ServedTree.content("big.bin")!
+            // 16 KiB stream windows, the initial 64 KiB connection window: nothing beyond them may arrive.
+            let received = try #require(result["received_while_stalled"] as? Int)
+            #expect(received > 0 && received <= 65_535, "\(received) bytes arrived while the client read nothing")
+            // Backpressure: while blocked, each stream read at most about two 64 KiB chunks from the cache, not
+            // its 2.5 MB file.
+            let read = try #require(result["read_while_stalled"] as? Double)
+            #expect(read <= Double(streams * 192 * 1024), "\(Int(read)) bytes read from the cache while stalled")
+            let bodies = try #require(result["bodies"] as? [[String: Any]])
+            #expect(bodies.count == streams)
+            for body in bodies {
+                #expect(body["status"] as? Int == 200 && body["ended"] as? Bool == true)
+                #expect(body["length"] as? Int == big.count)
+                #expect(body["sha256"] as? String == Self.sha256(big))
+            }
         }
-        await server.stop()
     }
 
     @Test("RST_STREAM stops a download at once; the connection and its next stream go on")
     func resetStopsTheStream() async throws {
-        let image = try Self.makeImage()
-        defer { image.remove() }
-        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
-        let result = try await H2Client.run(
-            port: server.port, ["cancel", "/v1/images/img/files/big.bin", "/v1/images/img/files/dir/nested/medium.bin"])
-        let received = try #require(result["received_before_reset"] as? Int)
-        #expect(received >= 16384 && received <= 65_535)
-        let afterReset = try #require(result["read_after_reset"] as? Double)
-        #expect(afterReset <= 256 * 1024, "\(Int(afterReset)) bytes of the 2.5 MB file read although it was reset")
-        #expect(result["read_later"] as? Double == afterReset, "the reset stream kept reading")
-        #expect(result["open_streams_after_reset"] as? Double == 0)
-        let second = try #require(result["second"] as? [String: Any])
-        #expect(second["status"] as? Int == 200 && second["ended"] as? Bool == true)
-        #expect(second["sha256"] as? String == Self.sha256(ServedTree.content("dir/nested/medium.bin")!))
-        await server.stop()
+        try await Self.withServer { server in
+            let result = try await H2Client.run(
+                port: server.port,
+                ["cancel", "/v1/images/img/files/big.bin", "/v1/images/img/files/dir/nested/medium.bin"])
+            let received = try #require(result["received_before_reset"] as? Int)
+            #expect(received >= 16384 && received <= 65_535)
+            let afterReset = try #require(result["read_after_reset"] as? Double)
+            #expect(afterReset <= 256 * 1024, "\(Int(afterReset)) bytes of the 2.5 MB file read although it was reset")
+            #expect(result["read_later"] as? Double == afterReset, "the reset stream kept reading")
+            #expect(result["open_streams_after_reset"] as? Double == 0)
+            let second = try #require(result["second"] as? [String: Any])
+            #expect(second["status"] as? Int == 200 && second["ended"] as? Bool == true)
+            #expect(second["sha256"] as? String == Self.sha256(ServedTree.content("dir/nested/medium.bin")!))
+        }
     }
 
     @Test("a request body past the 64 KiB connection window is read (WINDOW_UPDATE) and refused with 413")
     func requestBodyWindow() async throws {
-        let image = try Self.makeImage()
-        defer { image.remove() }
-        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
-        let size = 300 * 1024
-        let result = try await H2Client.run(port: server.port, ["post", "/v1/admin/images", "\(size)"])
-        #expect(result["sent"] as? Int == size)
-        #expect(result["status"] as? Int == 413 && result["ended"] as? Bool == true)
-        #expect((result["body"] as? String)?.contains("body-too-large") == true)
-        // A small body over h2 still reaches the admin API (a bad one: 400, not a stall).
-        let small = try await server.send("POST", "/v1/admin/images", json: "{}", over: .http2)
-        #expect(small.status == 400 && small.httpVersion == "2")
-        await server.stop()
+        try await Self.withServer { server in
+            let size = 300 * 1024
+            let result = try await H2Client.run(port: server.port, ["post", "/v1/admin/images", "\(size)"])
+            #expect(result["sent"] as? Int == size)
+            #expect(result["status"] as? Int == 413 && result["ended"] as? Bool == true)
+            #expect((result["body"] as? String)?.contains("body-too-large") == true)
+            // A small body over h2 still reaches the admin API (a bad one: 400, not a stall).
+            let small = try await server.send("POST", "/v1/admin/images", json: "{}", over: .http2)
+            #expect(small.status == 400 && small.httpVersion == "2")
+        }
     }
 }
 
@@ -110,29 +114,25 @@ extension HTTP2StreamTests {
 extension HTTP2StreamTests {
     @Test("a malformed request is reset on its own stream; the download beside it on the connection finishes")
     func malformedRequestIsAStreamError() async throws {
-        let image = try Self.makeImage()
-        defer { image.remove() }
-        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
-        let result = try await H2Client.run(port: server.port, ["malformed", "/v1/images/img/files/big.bin"])
-        #expect(result["bad_reset"] as? Int == 1, "PROTOCOL_ERROR on the malformed stream")
-        #expect(result["bad_status"] is NSNull)
-        #expect(result["good_status"] as? Int == 200 && result["good_ended"] as? Bool == true)
-        #expect(result["good_sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!))
-        #expect(result["closed"] as? Bool == false)
-        await server.stop()
+        try await Self.withServer { server in
+            let result = try await H2Client.run(port: server.port, ["malformed", "/v1/images/img/files/big.bin"])
+            #expect(result["bad_reset"] as? Int == 1, "PROTOCOL_ERROR on the malformed stream")
+            #expect(result["bad_status"] is NSNull)
+            #expect(result["good_status"] as? Int == 200 && result["good_ended"] as? Bool == true)
+            #expect(result["good_sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!))
+            #expect(result["closed"] as? Bool == false)
+        }
     }
 
     @Test("rapid reset (CVE-2023-44487): streams opened and reset at once get the connection closed")
     func rapidResetClosesTheConnection() async throws {
-        let image = try Self.makeImage()
-        defer { image.remove() }
-        let server = try await ServerFixture.start([("img", try image.open(), "default", .none)])
-        let result = try await H2Client.run(port: server.port, ["rapidreset", "/v1/images/img/files/big.bin"])
-        #expect(result["goaway_last_stream"] is Int, "a GOAWAY came")
-        #expect(result["closed"] as? Bool == true)
-        let after = try await server.get("/v1/images/img/files/one", over: .http2)
-        #expect(after.status == 200, "the server goes on")
-        await server.stop()
+        try await Self.withServer { server in
+            let result = try await H2Client.run(port: server.port, ["rapidreset", "/v1/images/img/files/big.bin"])
+            #expect(result["goaway_last_stream"] is Int, "a GOAWAY came")
+            #expect(result["closed"] as? Bool == true)
+            let after = try await server.get("/v1/images/img/files/one", over: .http2)
+            #expect(after.status == 200, "the server goes on")
+        }
     }
 }
 
