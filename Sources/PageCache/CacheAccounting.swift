@@ -9,8 +9,8 @@ final class DomainCounters: Sendable {
     let fills = Atomic<Int>(0)
     let evictions = Atomic<Int>(0)
     let verifyFailures = Atomic<Int>(0)
-    /// Most resident bytes the domain may hold (`Int.max`: no quota); the read path compares against it.
-    let quotaBytes = Atomic<Int>(Int.max)
+    /// Most resident bytes the domain may hold (`Int.max`: no quota); read and set through ``quota``.
+    private let quotaBytes = Atomic<Int>(Int.max)
 
     /// The quota in bytes, nil for none.
     var quota: Int? {

@@ -264,7 +264,8 @@ final class CacheShard: Sendable {
         return nil
     }
 
-    /// SIEVE restricted to `owner`'s pages that are not lent out, from the tail towards the head, without moving the shared hand.
+    /// SIEVE restricted to `owner`'s pages that are not lent out, from the tail towards the head, without
+    /// moving the shared hand.
     private static func ownVictim(_ state: inout State, owner: DomainCounters) -> Int32? {
         for _ in 0..<2 {
             var candidate = state.tail

@@ -460,8 +460,7 @@ public final class SharedPageCache: Sendable {
     }
 
     private func reserve(_ counters: DomainCounters) -> Reservation {
-        let quota = counters.quotaBytes.load(ordering: .relaxed)
-        guard quota != Int.max else { return Reservation(overQuota: false, taken: false) }
+        guard let quota = counters.quota else { return Reservation(overQuota: false, taken: false) }
         let after = counters.residentBytes.wrappingAdd(self.configuration.pageSize, ordering: .relaxed).newValue
         return Reservation(overQuota: after > quota, taken: true)
     }

@@ -12,8 +12,8 @@ struct ASCIIWriter {
     /// Lower-case hex, two digits a byte.
     mutating func hex(_ bytes: some Sequence<UInt8>) {
         for byte in bytes {
-            self.bytes.append(Self.digit(byte >> 4))
-            self.bytes.append(Self.digit(byte & 0xF))
+            self.bytes.append(Hex.digit(byte >> 4))
+            self.bytes.append(Hex.digit(byte & 0xF))
         }
     }
 
@@ -37,13 +37,9 @@ struct ASCIIWriter {
     mutating func hexadecimal(_ value: UInt64) {
         let digitCount = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
         for position in stride(from: digitCount - 1, through: 0, by: -1) {
-            self.bytes.append(Self.digit(UInt8(truncatingIfNeeded: value >> (position * 4)) & 0xF))
+            self.bytes.append(Hex.digit(UInt8(truncatingIfNeeded: value >> (position * 4)) & 0xF))
         }
     }
 
     var string: String { String(decoding: self.bytes, as: UTF8.self) }
-
-    private static func digit(_ value: UInt8) -> UInt8 {
-        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
-    }
 }
