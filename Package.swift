@@ -102,6 +102,7 @@ let package = Package(
             name: "EROFSTestSupport",
             dependencies: [
                 "EROFS", "CCodecs", "CHostCalls", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/EROFSTestSupport",
             swiftSettings: strictSettings

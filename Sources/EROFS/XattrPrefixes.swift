@@ -5,6 +5,8 @@ struct XattrPrefix: Sendable {
 
     let baseIndex: UInt8
     let infix: [UInt8]
+    /// Whether names under this prefix are internal (base index 0, no namespace).
+    var isHidden: Bool { self.baseIndex == 0 }
     /// Short prefix followed by the infix (`trusted.` + `erofs.fingerprint`).
     let fullPrefix: [UInt8]
 }
@@ -28,7 +30,9 @@ extension Image {
                 throw EROFSError.corrupted("long xattr prefix \(index) has length \(length)", at: position)
             }
             let record = try self.prefixBytes(at: position + 2, count: length, in: container)
-            guard let short = Self.shortPrefix(record[0]) else {
+            // Base index 0 names no namespace: mkfs.erofs stores internal xattrs (the ishare fingerprint,
+            // `erofs.fingerprint.v1`) there, and the kernel hides them from listxattr.
+            guard let short = record[0] == 0 ? [] : Self.shortPrefix(record[0]) else {
                 throw EROFSError.corrupted(
                     "long xattr prefix \(index) has base index \(record[0])", at: position + 2)
             }

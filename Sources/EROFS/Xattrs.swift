@@ -24,14 +24,15 @@ extension Image {
     }
 
     /// All xattrs of `inode`: inline ones first, then shared ones, as the kernel lists them.
-    /// Entries with an unknown name index are skipped, as the kernel does.
+    /// Entries with an unknown name index are skipped, and so are internal ones under a long prefix without
+    /// a namespace (the ishare fingerprint), as the kernel does.
     public func xattrs(of inode: Inode) throws -> [Xattr] {
         var result: [Xattr] = []
-        try self.forEachXattr(of: inode) { result.append($0) }
+        try self.forEachXattr(of: inode, includingHidden: false) { result.append($0) }
         return result
     }
 
-    func forEachXattr(of inode: Inode, _ body: (Xattr) throws -> Void) throws {
+    func forEachXattr(of inode: Inode, includingHidden: Bool, _ body: (Xattr) throws -> Void) throws {
         guard inode.xattrSize > 0 else { return }
         guard inode.xattrSize >= XattrBodyHeaderRecord.size else {
             throw EROFSError.corrupted("xattr body of \(inode.xattrSize) bytes too short", nid: inode.nid)
@@ -58,7 +59,8 @@ extension Image {
             let valueStart = nameStart + Int(entry.nameLength)
             if let xattr = try self.makeXattr(
                 entry, suffix: body_[nameStart..<valueStart],
-                value: body_[valueStart..<valueStart + Int(entry.valueSize)], nid: inode.nid)
+                value: body_[valueStart..<valueStart + Int(entry.valueSize)], nid: inode.nid,
+                includingHidden: includingHidden)
             {
                 try body(xattr)
             }
@@ -66,13 +68,15 @@ extension Image {
         }
         for index in 0..<Int(header.sharedCount) {
             let id = body_.le32(XattrBodyHeaderRecord.size + 4 * index)
-            if let xattr = try self.sharedXattr(id: id, nid: inode.nid) { try body(xattr) }
+            if let xattr = try self.sharedXattr(id: id, nid: inode.nid, includingHidden: includingHidden) {
+                try body(xattr)
+            }
         }
     }
 
     /// Reads shared xattr `id`: one entry at byte `xattr_blkaddr` × block size + 4 × id, of the image or, with
     /// SHARED_EA_IN_METABOX, of the metabox's data.
-    private func sharedXattr(id: UInt32, nid: UInt64) throws -> Xattr? {
+    private func sharedXattr(id: UInt32, nid: UInt64, includingHidden: Bool) throws -> Xattr? {
         let inMetabox = self.superBlock.compatFeatures.contains(.sharedXattrsInMetabox)
         let base = self.superBlock.xattrBlockAddress << UInt64(self.superBlock.blockSizeBits)
         let location = MetadataLocation(offset: base + UInt64(id) * 4, inMetabox: inMetabox)
@@ -81,12 +85,15 @@ extension Image {
         let rest = try self.readMetadata(
             location.advanced(by: XattrEntryRecord.size), count: Int(entry.nameLength) + Int(entry.valueSize))
         let nameLength = Int(entry.nameLength)
-        return try self.makeXattr(entry, suffix: rest[0..<nameLength], value: rest[nameLength...], nid: nid)
+        return try self.makeXattr(
+            entry, suffix: rest[0..<nameLength], value: rest[nameLength...], nid: nid, includingHidden: includingHidden)
     }
 
-    /// Builds the full name from the entry's name index (short or long prefix) and its stored suffix.
+    /// Builds the full name from the entry's name index (short or long prefix) and its stored suffix; nil
+    /// for entries the kernel does not list.
     private func makeXattr(
-        _ entry: XattrEntryRecord, suffix: ArraySlice<UInt8>, value: ArraySlice<UInt8>, nid: UInt64
+        _ entry: XattrEntryRecord, suffix: ArraySlice<UInt8>, value: ArraySlice<UInt8>, nid: UInt64,
+        includingHidden: Bool
     ) throws -> Xattr? {
         let prefix: [UInt8]
         if entry.nameIndex & XattrPrefix.longPrefixFlag != 0 {
@@ -95,7 +102,9 @@ extension Image {
                 throw EROFSError.corrupted(
                     "xattr refers to long prefix \(index) of \(self.xattrPrefixes.count)", nid: nid)
             }
-            prefix = self.xattrPrefixes[index].fullPrefix
+            let longPrefix = self.xattrPrefixes[index]
+            if longPrefix.isHidden && !includingHidden { return nil }
+            prefix = longPrefix.fullPrefix
         } else {
             guard let short = Self.shortPrefix(entry.nameIndex) else { return nil }
             prefix = short
@@ -110,7 +119,7 @@ extension Image {
         guard let id = self.superBlock.ishareXattrPrefixID, id < self.xattrPrefixes.count else { return nil }
         let name = self.xattrPrefixes[id].fullPrefix
         var found: [UInt8]? = nil
-        try self.forEachXattr(of: inode) { xattr in
+        try self.forEachXattr(of: inode, includingHidden: true) { xattr in
             if found == nil, xattr.name == name { found = xattr.value }
         }
         guard let value = found, !value.isEmpty, value.count <= self.superBlock.blockSize else { return nil }

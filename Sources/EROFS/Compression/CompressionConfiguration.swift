@@ -8,7 +8,8 @@ public struct CompressionConfiguration: Sendable, Hashable {
     public var lz4MaxPclusterBlocks: Int = 1
     /// LZMA dictionary size in bytes.
     public var lzmaDictionarySize: UInt32 = 0
-    /// DEFLATE window bits (8...15).
+    /// DEFLATE window bits as recorded (0...15; mkfs.erofs's libdeflate backend writes 0). Decoding always
+    /// allows the largest window, as the kernel does.
     public var deflateWindowBits: UInt8 = 15
     /// Zstandard window log.
     public var zstdWindowLog: UInt8 = 0
@@ -77,7 +78,8 @@ extension CompressionConfiguration {
             }
         case .deflate:
             guard record.count >= 1 else { throw invalid("empty record") }
-            guard (8...15).contains(record[0]) else { throw invalid("window bits \(record[0])") }
+            // The kernel refuses only windows over MAX_WBITS (z_erofs_load_deflate_config).
+            guard record[0] <= 15 else { throw invalid("window bits \(record[0]) over 15") }
             self.deflateWindowBits = record[0]
         case .zstd:
             guard record.count >= 2 else { throw invalid("record of \(record.count) bytes") }

@@ -111,7 +111,7 @@ extension Image {
         let count: Int
         if shift == 2 && bits <= 14 {
             count = 2
-        } else if shift == 1 && bits == 12 {
+        } else if shift == 1 && bits <= 12 {
             count = 16
         } else {
             throw EROFSError(.unsupported, "compact indexes with \(bits)-bit lclusters", nid: inode.nid)
@@ -191,13 +191,16 @@ extension Image {
 private struct CompactPackDecoder {
     let pack: [UInt8]
     let count: Int
+    /// Width of an entry's low field: the lcluster bits, at least 12.
     let clusterBits: Int
     let encodeBits: Int
 
     init(pack: [UInt8], count: Int, clusterBits: Int) {
         self.pack = pack
         self.count = count
-        self.clusterBits = clusterBits
+        // Each entry's low field is at least 12 bits wide, so that CBLKCNT (bit 11) fits even in the
+        // lclusters of sub-page blocks (the kernel's `lobits`).
+        self.clusterBits = max(clusterBits, 12)
         self.encodeBits = (pack.count - 4) * 8 / count
     }
 
