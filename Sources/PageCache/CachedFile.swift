@@ -12,12 +12,9 @@ public struct CachedFile: Sendable {
     /// The file's size in bytes.
     public var size: UInt64 { self.file.size }
 
-    /// The sha256 content fingerprint the file is shared under (the ishare xattr, or the digest PageShare
-    /// computed); nil for a privately cached file.
-    public var fingerprint: [UInt8]? {
-        if case .shared(_, let fingerprint, _) = self.file.key { return fingerprint }
-        return nil
-    }
+    /// The SHA-256 of the content the file is shared under (from a `sha256:` ishare xattr, or the digest
+    /// PageShare computed); nil for a privately cached file or an opaque fingerprint.
+    public var contentDigest: [UInt8]? { self.file.contentDigest }
 
     /// Reads from `offset` into `buffer`, filling missing pages (single flight); returns the byte count, 0 at
     /// or past the end.

@@ -15,9 +15,10 @@ public enum ContentDigest {
         return Array(hasher.finalize())
     }
 
-    /// Whether `inode`'s bytes hash to `fingerprint`.
+    /// Whether `inode`'s bytes hash to the digest of a `sha256:` fingerprint value; false for values of
+    /// another form, which cannot be checked.
     static func matches(_ image: Image, _ inode: Inode, fingerprint: [UInt8]) throws -> Bool {
-        guard fingerprint.count == SHA256.byteCount else { return false }
-        return try Self.sha256(image, inode) == fingerprint
+        guard let digest = FingerprintValue.sha256Digest(fingerprint) else { return false }
+        return try Self.sha256(image, inode) == digest
     }
 }

@@ -15,9 +15,9 @@ final class ImageMetrics: Sendable {
         var last: ImageStatistics?
     }
 
-    private let series = Mutex<[String: Series]>([:])
+    private let series = Mutex<[ByteKey: Series]>([:])
 
-    func publish(_ statistics: [String: ImageStatistics], to factory: any MetricsFactory) {
+    func publish(_ statistics: [ByteKey: ImageStatistics], to factory: any MetricsFactory) {
         self.series.withLock { series in
             for (id, gone) in series where statistics[id] == nil {
                 gone.resident.destroy()
@@ -28,7 +28,7 @@ final class ImageMetrics: Sendable {
                 series[id] = nil
             }
             for (id, values) in statistics {
-                var entry = series[id] ?? Self.makeSeries(id, factory: factory)
+                var entry = series[id] ?? Self.makeSeries(id.string, factory: factory)
                 entry.resident.record(values.residentBytes)
                 entry.logicalRead.record(values.logicalReadBytes)
                 let last = entry.last

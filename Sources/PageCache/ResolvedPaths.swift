@@ -10,19 +10,21 @@ final class ResolvedPaths: Sendable {
     private let stripes: [Stripe] = (0..<ResolvedPaths.stripeCount).map { _ in Stripe() }
 
     private final class Stripe: Sendable {
-        let table = Mutex<[String: Inode]>([:])
+        /// Paths compared as bytes: an NFC and an NFD spelling are two different paths.
+        let table = Mutex<[ByteKey: Inode]>([:])
     }
 
     /// The inode of `path`, from the table or from `resolve` (failures are not remembered).
     func inode(for path: String, resolve: () throws -> Inode) throws -> Inode {
+        let key = ByteKey(path)
         var hasher = Hasher()
-        hasher.combine(path)
+        hasher.combine(key)
         let stripe = self.stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.stripeCount))]
-        if let inode = stripe.table.withLock({ $0[path] }) { return inode }
+        if let inode = stripe.table.withLock({ $0[key] }) { return inode }
         let inode = try resolve()
         stripe.table.withLock { table in
             if table.count >= Self.entriesPerStripe { table.removeAll(keepingCapacity: true) }
-            table[path] = inode
+            table[key] = inode
         }
         return inode
     }

@@ -1,7 +1,8 @@
 import EROFS
 import Synchronization
 
-/// What makes two files the same cached content: the domain, the fingerprint and the size (the kernel's
+/// What makes two files the same cached content: the domain, the fingerprint value (the ishare xattr's
+/// bytes, or `sha256:` and the digest PageShare computed, as mkfs.erofs writes it) and the size (the kernel's
 /// `erofs_ishare_fill_inode` also refuses to share on a size mismatch), or one image's own inode.
 enum FileKey: Hashable, Sendable {
     case shared(domain: TrustDomain, fingerprint: [UInt8], size: UInt64)
@@ -20,6 +21,8 @@ final class SharedFile: Sendable {
     let id: UInt64
     let key: FileKey
     let size: UInt64
+    /// The content's SHA-256 when the key says it (a `sha256:` fingerprint); the entity tag is made from it.
+    let contentDigest: [UInt8]?
     let counters: DomainCounters
     let sharers: Mutex<[Sharer]>
     let residentPages = Atomic<Int>(0)
@@ -32,6 +35,11 @@ final class SharedFile: Sendable {
         self.id = id
         self.key = key
         self.size = size
+        if case .shared(_, let fingerprint, _) = key {
+            self.contentDigest = FingerprintValue.sha256Digest(fingerprint)
+        } else {
+            self.contentDigest = nil
+        }
         self.counters = counters
         self.sharers = Mutex([first])
     }

@@ -52,7 +52,8 @@ public final class SharedPageCache: Sendable {
     private let readahead = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
 
     private struct Registry: ~Copyable {
-        var images: [String: AttachedImage] = [:]
+        /// Attached images by id, compared as bytes.
+        var images: [ByteKey: AttachedImage] = [:]
         var files: [FileKey: SharedFile] = [:]
         var domains: [TrustDomain: DomainCounters] = [:]
         var nextFileID: UInt64 = 1
@@ -92,12 +93,12 @@ public final class SharedPageCache: Sendable {
         _ image: Image, id: String, domain: TrustDomain, mode: FingerprintMode, verify: Bool = false
     ) throws {
         try self.registry.withLock { registry in
-            guard registry.images[id] == nil else {
+            guard registry.images[ByteKey(id)] == nil else {
                 throw PageCacheError(.imageExists, "image \(id) is already attached")
             }
             let counters = registry.domains[domain] ?? DomainCounters()
             registry.domains[domain] = counters
-            registry.images[id] = AttachedImage(
+            registry.images[ByteKey(id)] = AttachedImage(
                 id: id, image: image, domain: domain, mode: mode, verify: verify, counters: counters)
         }
     }
@@ -106,13 +107,13 @@ public final class SharedPageCache: Sendable {
     /// content stays for the other sharers. Reads already in flight finish.
     public func detach(id: String) throws {
         let orphans = try self.registry.withLock { registry -> Set<UInt64> in
-            guard let attached = registry.images.removeValue(forKey: id) else {
+            guard let attached = registry.images.removeValue(forKey: ByteKey(id)) else {
                 throw PageCacheError(.unknownImage, "no image \(id) is attached")
             }
             var orphans: Set<UInt64> = []
             for file in attached.touchedFiles() {
                 let remaining = file.sharers.withLock { sharers -> Int in
-                    sharers.removeAll { $0.imageID == id }
+                    sharers.removeAll { ByteKey($0.imageID) == ByteKey(id) }
                     return sharers.count
                 }
                 if remaining == 0 {
@@ -188,7 +189,7 @@ public final class SharedPageCache: Sendable {
     }
 
     /// Ids of the attached images.
-    public var imageIDs: [String] { self.registry.withLock { Array($0.images.keys).sorted() } }
+    public var imageIDs: [String] { self.registry.withLock { $0.images.keys.map(\.string).sorted() } }
 
     // MARK: Reads
 
@@ -577,7 +578,7 @@ public final class SharedPageCache: Sendable {
     // MARK: Files
 
     func attachedImage(_ id: String, visible: (TrustDomain) -> Bool = { _ in true }) throws -> AttachedImage {
-        guard let attached = self.registry.withLock({ $0.images[id] }), visible(attached.domain) else {
+        guard let attached = self.registry.withLock({ $0.images[ByteKey(id)] }), visible(attached.domain) else {
             throw PageCacheError(.unknownImage, "no image \(id) is attached")
         }
         return attached
@@ -591,7 +592,7 @@ public final class SharedPageCache: Sendable {
         var key = FileKey.privateFile(image: ObjectIdentifier(attached), nid: inode.nid)
         if attached.mode == .digest {
             let digest = try attached.digestTable.digest(for: inode.nid) ?? ContentDigest.sha256(attached.image, inode)
-            key = .shared(domain: attached.domain, fingerprint: digest, size: inode.size)
+            key = .shared(domain: attached.domain, fingerprint: FingerprintValue.sha256(digest), size: inode.size)
         } else if attached.mode == .xattr, let fingerprint = inode.fingerprint {
             let trusted =
                 try !attached.verify || ContentDigest.matches(attached.image, inode, fingerprint: fingerprint)
@@ -599,11 +600,14 @@ public final class SharedPageCache: Sendable {
                 key = .shared(domain: attached.domain, fingerprint: fingerprint, size: inode.size)
             } else {
                 attached.counters.add(.verifyFailures, 1)
+                let reason =
+                    FingerprintValue.sha256Digest(fingerprint) == nil
+                    ? "fingerprint is not a sha256: value and cannot be verified" : "content does not match"
                 self.logger.warning(
-                    "file does not match its fingerprint: cached privately, not shared",
+                    "file failed verification: cached privately, not shared",
                     metadata: [
                         "image": "\(imageID)", "nid": "\(inode.nid)", "domain": "\(attached.domain)",
-                        "fingerprint": "\(fingerprint.prefix(8).map { String($0, radix: 16) }.joined())",
+                        "reason": "\(reason)",
                     ])
             }
         }
@@ -611,7 +615,8 @@ public final class SharedPageCache: Sendable {
         let file = self.registry.withLock { registry -> SharedFile in
             if let existing = registry.files[key] {
                 existing.sharers.withLock { sharers in
-                    if !sharers.contains(where: { $0.imageID == imageID && $0.inode.nid == inode.nid }) {
+                    if !sharers.contains(where: { ByteKey($0.imageID) == ByteKey(imageID) && $0.inode.nid == inode.nid }
+                    ) {
                         sharers.append(sharer)
                     }
                 }
@@ -651,8 +656,8 @@ public final class SharedPageCache: Sendable {
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
         self.decompressionMetrics.publish(to: factory)
         if perImage {
-            let statistics = self.imageIDs.reduce(into: [String: ImageStatistics]()) { result, id in
-                result[id] = try? self.statistics(forImage: id)
+            let statistics = self.imageIDs.reduce(into: [ByteKey: ImageStatistics]()) { result, id in
+                result[ByteKey(id)] = try? self.statistics(forImage: id)
             }
             self.imageMetrics.publish(statistics, to: factory)
         }

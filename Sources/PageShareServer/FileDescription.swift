@@ -48,7 +48,10 @@ public struct FileDescription: Encodable, Sendable {
         if inode.fileType == .characterDevice || inode.fileType == .blockDevice {
             self.device = "\(inode.deviceMajor):\(inode.deviceMinor)"
         }
-        self.fingerprint = inode.fingerprint.map(Hex.string)
+        self.fingerprint = inode.fingerprint.map { value in
+            FingerprintValue.sha256Digest(value).map { "sha256:" + Hex.string($0) }
+                ?? "base64:" + Data(value).base64EncodedString()
+        }
         if includeExtents && inode.fileType != .characterDevice && inode.fileType != .blockDevice {
             self.extents = try image.extents(of: inode).map {
                 ExtentDescription(offset: $0.logicalOffset, length: $0.length, kind: $0.kind.description)

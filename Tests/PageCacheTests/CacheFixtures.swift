@@ -13,8 +13,11 @@ enum CacheFixtures {
         return TestTree.pattern(pages * 4096 + 123, seed: seed)
     }
 
-    /// The fingerprint `mkfs.erofs --xattr-inode-digest` writes: the sha256 of the content.
-    static func fingerprint(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+    /// The sha256 of the content.
+    static func digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+
+    /// The fingerprint `mkfs.erofs --xattr-inode-digest` writes: `sha256:` and the raw digest.
+    static func fingerprint(_ bytes: [UInt8]) -> [UInt8] { Array("sha256:".utf8) + Self.digest(bytes) }
 
     /// An image holding `files` (name → content), each with a fingerprint xattr (or a forged one).
     static func image(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> Image {
@@ -30,7 +33,8 @@ enum CacheFixtures {
             root.children.append(node)
         }
         var image = SyntheticImage(root: root)
-        image.longPrefixes = [(4, "erofs.fingerprint")]
+        // As mkfs.erofs 1.9 names it: a long prefix with no namespace (base index 0).
+        image.longPrefixes = [(0, "erofs.fingerprint.v1")]
         image.ishareXattrPrefixID = 0
         return image.build()
     }

@@ -78,7 +78,7 @@ struct VerifyAndMetricsTests {
             let inode = try image.resolve(name)
             let file = try #require(
                 try cache.openWithoutHashing(imageID: "a", inode: inode), "\(name) needs no hashing")
-            #expect(file.fingerprint == CacheFixtures.fingerprint(bytes))
+            #expect(file.contentDigest == CacheFixtures.digest(bytes))
         }
         await #expect(throws: PageCacheError(.unknownImage, "")) { try await cache.precomputeDigests(imageID: "nope") }
     }

@@ -17,8 +17,9 @@ public actor ImageCatalog {
     public nonisolated let cache: SharedPageCache
     private let store: StateStore?
     private let logger: Logger
-    private var entries: [String: Entry] = [:]
-    private var digestTasks: [String: Task<Void, Never>] = [:]
+    /// Records by image id, compared as bytes (`café` in NFC and in NFD are two images).
+    private var entries: [ByteKey: Entry] = [:]
+    private var digestTasks: [ByteKey: Task<Void, Never>] = [:]
 
     private struct Entry {
         var record: ImageRecord
@@ -55,7 +56,8 @@ public actor ImageCatalog {
                 try self.apply(record, image: image, mode: mode, origin: .api)
             } catch {
                 failures.append((record.id, error.message))
-                self.entries[record.id] = Entry(record: record, origin: .api, mode: nil, failure: error.message)
+                self.entries[ByteKey(record.id)] = Entry(
+                    record: record, origin: .api, mode: nil, failure: error.message)
                 self.logger.error("saved image not attached", metadata: ["image": "\(record.id)", "error": "\(error)"])
             }
         }
@@ -89,14 +91,16 @@ public actor ImageCatalog {
     /// Detaches image `id`, or forgets a failed one. A configured image comes back on the next start.
     /// - Throws: ``ControlError`` (`unknownImage`, `stateWriteFailed`; then nothing changed).
     public func detach(id: String) throws(ControlError) {
-        guard let entry = self.entries[id] else { throw ControlError(.unknownImage, "no image \(id) is attached") }
+        guard let entry = self.entries[ByteKey(id)] else {
+            throw ControlError(.unknownImage, "no image \(id) is attached")
+        }
         if entry.origin == .api {
             var state = self.persistentState
-            state.images.removeAll { $0.id == id }
+            state.images.removeAll { ByteKey($0.id) == ByteKey(id) }
             try self.store?.save(state)
         }
-        self.entries[id] = nil
-        self.digestTasks.removeValue(forKey: id)?.cancel()
+        self.entries[ByteKey(id)] = nil
+        self.digestTasks.removeValue(forKey: ByteKey(id))?.cancel()
         if entry.mode != nil { try? self.cache.detach(id: id) }
         self.logger.info("detached", metadata: ["image": "\(id)"])
     }
@@ -118,7 +122,7 @@ public actor ImageCatalog {
     // MARK: Views
 
     /// Every image, by id.
-    public func list() -> [ImageStatus] { self.entries.keys.sorted().compactMap { self.status(of: $0) } }
+    public func list() -> [ImageStatus] { self.entries.keys.map(\.string).sorted().compactMap { self.status(of: $0) } }
 
     /// Image `id`.
     /// - Throws: ``ControlError`` (`unknownImage`).
@@ -147,7 +151,7 @@ public actor ImageCatalog {
     }
 
     private func status(of id: String) -> ImageStatus? {
-        guard let entry = self.entries[id] else { return nil }
+        guard let entry = self.entries[ByteKey(id)] else { return nil }
         let record = entry.record
         var status = ImageStatus(
             id: record.id, path: record.path, domain: record.domain, fingerprint: record.fingerprint,
@@ -170,7 +174,7 @@ public actor ImageCatalog {
     /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image; changes nothing.
     private func prepare(_ record: ImageRecord, taken: String) throws(ControlError) -> (Image, FingerprintMode) {
         try record.validate()
-        guard self.entries[record.id] == nil else { throw ControlError(.imageExists, taken) }
+        guard self.entries[ByteKey(record.id)] == nil else { throw ControlError(.imageExists, taken) }
         return try Self.open(record)
     }
 
@@ -208,7 +212,7 @@ public actor ImageCatalog {
         } catch {
             throw ControlError(.imageExists, "image \(record.id): \(error)")
         }
-        self.entries[record.id] = Entry(record: record, origin: origin, mode: mode, failure: nil)
+        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, mode: mode, failure: nil)
         self.logger.info(
             "attached",
             metadata: [
@@ -217,7 +221,7 @@ public actor ImageCatalog {
             ])
         if mode == .digest {
             let (cache, logger, id) = (self.cache, self.logger, record.id)
-            self.digestTasks[id] = Task { await Self.computeDigests(of: id, cache: cache, logger: logger) }
+            self.digestTasks[ByteKey(id)] = Task { await Self.computeDigests(of: id, cache: cache, logger: logger) }
         }
     }
 

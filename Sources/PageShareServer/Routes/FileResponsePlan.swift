@@ -92,9 +92,9 @@ struct FileResponsePlan {
     static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
         // Written into one string: this runs for every file response.
         var tag = ASCIIWriter(capacity: 112)  // a private file's tag is at most 104 bytes
-        if let fingerprint = file.fingerprint {
+        if let digest = file.contentDigest {
             tag.text("\"sha256-")
-            tag.hex(fingerprint)
+            tag.hex(digest)
         } else {
             let superBlock = image.superBlock
             tag.text("\"i-")
