@@ -37,13 +37,27 @@ extension Image {
     }
 
     /// Calls `body` for each entry of `directory`, block by block, without holding the whole listing.
+    ///
+    /// - Throws: ``EROFSError/Code/corrupted`` naming the directory's nid for a name that is empty, holds
+    ///   `/` or NUL, or is `.` or `..` a second time.
     public func forEachEntry(of directory: Inode, _ body: (DirectoryEntry) throws -> Void) throws {
         guard directory.fileType == .directory else {
             throw EROFSError(.notADirectory, "not a directory", nid: directory.nid)
         }
+        var dots = (dot: 0, dotDot: 0)
         for index in 0..<self.directoryBlockCount(directory) {
             let block = try self.directoryBlock(directory, index: index)
-            for position in 0..<block.count { try body(try block.entry(position)) }
+            for position in 0..<block.count {
+                let entry = try block.entry(position)
+                if entry.name == [0x2E] { dots.dot += 1 }
+                if entry.name == [0x2E, 0x2E] { dots.dotDot += 1 }
+                guard dots.dot <= 1, dots.dotDot <= 1 else {
+                    throw EROFSError.corrupted(
+                        "directory block \(index) entry \(position): a second \"\(entry.nameString)\" entry",
+                        nid: directory.nid)
+                }
+                try body(entry)
+            }
         }
     }
 

@@ -54,6 +54,12 @@ struct DirectoryBlock {
                 "directory block \(self.index) entry \(position): file type \(record.fileType)", nid: self.nid)
         }
         let range = try self.nameRange(position)
+        // A name is one path component: a `/` or NUL in it would let a consumer that joins names into
+        // paths (extract, listings) step outside the directory.
+        guard !self.bytes[range].contains(where: { $0 == 0x2F || $0 == 0 }) else {
+            throw EROFSError.corrupted(
+                "directory block \(self.index) entry \(position): name contains \"/\" or NUL", nid: self.nid)
+        }
         return DirectoryEntry(name: Array(self.bytes[range]), nid: record.nid, fileTypeCode: record.fileType)
     }
 

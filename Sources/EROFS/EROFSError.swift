@@ -58,8 +58,10 @@ public struct EROFSError: Error, Sendable, Hashable, CustomStringConvertible {
         self.byteOffset = byteOffset
     }
 
+    /// The message with the nid and offset; a corruption says so first (`corrupt image: …`), so that an
+    /// operator reading a log line knows the image is at fault.
     public var description: String {
-        var text = "\(self.message)"
+        var text = self.code == .corrupted ? "corrupt image: \(self.message)" : self.message
         if let nid = self.nid { text += " (nid \(nid))" }
         if let byteOffset = self.byteOffset { text += " (offset \(byteOffset))" }
         return text

@@ -13,17 +13,29 @@ extension Image {
             try body(path, inode)
             guard inode.fileType == .directory else { continue }
             var children: [([UInt8], Inode)] = []
-            try self.forEachEntry(of: inode) { entry in
-                guard !entry.isDotOrDotDot else { return }
-                let child = try self.inode(entry.nid)
-                if child.fileType == .directory {
-                    guard visitedDirectories.insert(child.nid).inserted else {
-                        throw EROFSError.corrupted("directory cycle: directory reached twice", nid: child.nid)
+            try Self.naming(path) {
+                try self.forEachEntry(of: inode) { entry in
+                    guard !entry.isDotOrDotDot else { return }
+                    let child = try self.inode(entry.nid)
+                    if child.fileType == .directory {
+                        guard visitedDirectories.insert(child.nid).inserted else {
+                            throw EROFSError.corrupted("directory cycle: directory reached twice", nid: child.nid)
+                        }
                     }
+                    children.append((path.isEmpty ? entry.name : path + [0x2F] + entry.name, child))
                 }
-                children.append((path.isEmpty ? entry.name : path + [0x2F] + entry.name, child))
             }
             pending.append(contentsOf: children.reversed())
+        }
+    }
+
+    /// Runs `body`; an `EROFSError` it throws names the directory `path` being listed.
+    private static func naming(_ path: [UInt8], _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch var error as EROFSError {
+            error.message = "/\(String(decoding: path, as: UTF8.self)): \(error.message)"
+            throw error
         }
     }
 }

@@ -12,7 +12,7 @@ public struct Image: Sendable {
     /// Compression settings from the configuration records after the superblock.
     public let compression: CompressionConfiguration
     /// Distinguishes this opened image in caches keyed by nid (a ``ReadContext`` may serve several images).
-    let identity = ImageIdentity()
+    let identity: ImageIdentity
     private(set) var xattrPrefixes: [XattrPrefix] = []
     private(set) var metabox: Inode?
     private(set) var packedInode: Inode?
@@ -28,7 +28,7 @@ public struct Image: Sendable {
     public init(source: any ImageSource, devices: [any ImageSource] = []) throws {
         let minimumSize = SuperBlockRecord.offset + UInt64(SuperBlockRecord.baseSize)
         guard source.size >= minimumSize else {
-            throw EROFSError(.notEROFS, "\(source.size) bytes is too small for an EROFS image (no superblock)")
+            throw EROFSError(.notEROFS, "not an EROFS image (\(source.size) bytes, too small for a superblock)")
         }
         let superBlockBytes = try source.readBytes(
             at: SuperBlockRecord.offset, count: Int(min(source.size - SuperBlockRecord.offset, 256)))
@@ -39,6 +39,7 @@ public struct Image: Sendable {
         }
         self.superBlock = superBlock
         self.source = source
+        self.identity = ImageIdentity()
         self.devices = try Self.loadDeviceTable(source: source, superBlock: superBlock, given: devices)
         self.compression = try Self.loadCompressionConfiguration(
             source: source, superBlock: superBlock, superBlockSize: superBlock.recordSize)
@@ -50,10 +51,16 @@ public struct Image: Sendable {
     }
 
     /// Opens the image file at `path`, and extra devices from `devicePaths` in device-table order.
+    /// Errors about the image's content start with `path` (`IMG: not an EROFS image (…)`).
     public init(path: String, devicePaths: [String] = []) throws {
         let source = try FileImageSource(path: path)
         let devices = try devicePaths.map { try FileImageSource(path: $0) as any ImageSource }
-        try self.init(source: source, devices: devices)
+        do {
+            self = try Image(source: source, devices: devices)
+        } catch var error as EROFSError where error.code != .ioFailure && error.code != .missingDevice {
+            error.message = "\(path): \(error.message)"
+            throw error
+        }
     }
 
     /// The root directory.

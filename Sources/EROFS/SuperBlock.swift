@@ -53,8 +53,8 @@ public struct SuperBlock: Sendable {
     init(record: SuperBlockRecord, imageSize: UInt64) throws {
         let offset = SuperBlockRecord.offset
         guard record.magic == SuperBlockRecord.magicValue else {
-            throw EROFSError(
-                .notEROFS, "bad magic 0x\(String(record.magic, radix: 16)), expected 0xe0f5e1e2", byteOffset: offset)
+            // Never echo the bytes found: the file may be anything (a key, a database).
+            throw EROFSError(.notEROFS, "not an EROFS image (no EROFS magic at offset \(offset))")
         }
         guard (9...16).contains(record.blockSizeBits) else {
             throw EROFSError(

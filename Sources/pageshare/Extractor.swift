@@ -5,148 +5,252 @@ import SystemPackage
 
 /// Writes an image's tree to a host directory.
 ///
+/// Nothing is created outside the destination, whatever the image says: every file is made by an `*at`
+/// call on the descriptor of its parent directory, and each parent is opened component by component from
+/// the destination's descriptor with `O_NOFOLLOW | O_DIRECTORY` (a symlink or a non-directory in the way
+/// fails the open), never by a joined path string. Names come from the reader, which refuses dirents that
+/// are empty, hold `/` or NUL, or repeat `.`/`..`.
+///
 /// Files are created exclusively (never overwriting), data is copied through one buffer, hard links are
 /// recreated from the first path seen for a nid, and directory modes and mtimes are applied last (deepest
 /// first) so that writing children does not disturb them. Owners, device nodes and xattrs need root.
 final class Extractor {
     private let image: Image
-    private let destination: [UInt8]
+    private let destinationName: String
+    /// The destination directory, opened once.
+    private let root: Int32
     private let isRoot = geteuid() == 0
-    private var firstPathOfNid: [UInt64: [UInt8]] = [:]
-    private var directories: [([UInt8], Inode)] = []
+    /// Path components of the first name seen for each hard-linked nid.
+    private var firstPathOfNid: [UInt64: [[UInt8]]] = [:]
+    private var directories: [([[UInt8]], Inode)] = []
+    /// The directories below the destination now open, outermost first: the walk is depth first, so the
+    /// parent of the next entry is almost always a prefix of this chain.
+    private var openChain: [(name: [UInt8], descriptor: Int32)] = []
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    /// As many zero bytes as `buffer` holds, to tell a chunk of zeros with `memcmp`.
+    private let zeros: UnsafeMutableRawBufferPointer = {
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        return zeros
+    }()
     /// Decoding scratch reused across files; keeps a pcluster decoded across buffer-sized reads.
     private let context = ReadContext()
     private(set) var skippedDevices = 0
 
     init(image: Image, destination: String) throws {
         self.image = image
-        var path = Array(destination.utf8)
-        while path.count > 1 && path.last == 0x2F { path.removeLast() }
-        self.destination = path
+        self.destinationName = destination
         if mkdir(destination, 0o755) != 0 && errno != EEXIST {
             throw HostError(path: destination, operation: "mkdir", errno: errno)
         }
+        let root = open(destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw HostError(path: destination, operation: "open", errno: errno) }
+        self.root = root
     }
 
-    deinit { self.buffer.deallocate() }
+    deinit {
+        self.buffer.deallocate()
+        self.zeros.deallocate()
+        for (_, descriptor) in self.openChain { close(descriptor) }
+        close(self.root)
+    }
 
     func run() throws {
         try self.image.walk { path, inode in
-            let target = path.isEmpty ? self.destination : self.destination + [0x2F] + path
+            let components = path.split(separator: 0x2F).map(Array.init)
             do {
-                try self.create(target, inode)
+                try self.create(components, inode)
             } catch var error as EROFSError {
                 // Name the file: the reader's message only knows the nid.
                 error.message = "/\(String(decoding: path, as: UTF8.self)): \(error.message)"
                 throw error
             }
         }
-        for (path, inode) in self.directories.reversed() {
-            try self.applyMetadata(path, inode, descriptor: nil)
+        for (components, inode) in self.directories.reversed() {
+            try self.withOpenDirectory(components) { try self.applyMetadata(to: $0, components, inode) }
         }
     }
 
-    private func create(_ path: [UInt8], _ inode: Inode) throws {
+    private func create(_ components: [[UInt8]], _ inode: Inode) throws {
         if inode.fileType == .directory {
-            if path != self.destination { try self.check(path, "mkdir") { mkdir($0, 0o700) } }
-            self.directories.append((path, inode))
+            if let name = components.last {
+                let parent = try self.parentDirectory(of: components)
+                try self.check(components, "mkdir") { mkdirat(parent, name.cString, 0o700) }
+            }
+            self.directories.append((components, inode))
             return
         }
+        guard let name = components.last else { return }
+        let parent = try self.parentDirectory(of: components)
         if inode.linkCount > 1 {
             if let first = self.firstPathOfNid[inode.nid] {
-                try self.check(path, "link") { target in first.cString { link($0, target) } }
+                let firstParent = try self.openBeneath(first.dropLast(), flags: pageshare_O_PATH)
+                defer { close(firstParent) }
+                try self.check(components, "link") { linkat(firstParent, first.last!.cString, parent, name.cString, 0) }
                 return
             }
-            self.firstPathOfNid[inode.nid] = path
+            self.firstPathOfNid[inode.nid] = components
         }
         switch inode.fileType {
         case .regular:
-            try self.writeRegular(path, inode)
+            try self.writeRegular(components, in: parent, inode)
             return
         case .symlink:
-            let target = try self.image.symlinkTarget(inode) + [0]
-            try self.check(path, "symlink") { name in target.withUnsafeBufferPointer { symlink($0.baseAddress!, name) }
-            }
+            let target = try self.image.symlinkTarget(inode)
+            try self.check(components, "symlink") { symlinkat(target.cString, parent, name.cString) }
         case .characterDevice, .blockDevice:
             guard self.isRoot else {
                 self.skippedDevices += 1
                 return
             }
             let device = pageshare_makedev(inode.deviceMajor, inode.deviceMinor)
-            try self.check(path, "mknod") { mknod($0, mode_t(inode.mode), device) }
+            try self.check(components, "mknod") { mknodat(parent, name.cString, mode_t(inode.mode), device) }
         case .fifo:
-            try self.check(path, "mkfifo") { mkfifo($0, 0o600) }
+            try self.check(components, "mkfifo") { mkfifoat(parent, name.cString, 0o600) }
         case .socket:
-            try self.check(path, "mknod") { mknod($0, mode_t(inode.mode), 0) }
+            try self.check(components, "mknod") { mknodat(parent, name.cString, mode_t(inode.mode), 0) }
         case .directory:
             return
         }
-        try self.applyMetadata(path, inode, descriptor: nil)
+        try self.applyMetadata(toEntry: name, in: parent, components, inode)
     }
 
-    private func writeRegular(_ path: [UInt8], _ inode: Inode) throws {
-        let raw = path.cString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600) }
-        guard raw >= 0 else { throw HostError(path: path, operation: "open", errno: errno) }
+    private func writeRegular(_ components: [[UInt8]], in parent: Int32, _ inode: Inode) throws {
+        let raw = openat(parent, components.last!.cString, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard raw >= 0 else { throw self.error(components, "open") }
         let descriptor = FileDescriptor(rawValue: raw)
         defer { try? descriptor.close() }
+        // Chunks of zeros are left as holes and the size set at the end, so that a sparse file (a 5 GiB
+        // one in the fixtures) stays sparse on the host.
+        var offset: Int64 = 0
         try self.image.readSequentially(inode, using: self.buffer, context: self.context) { chunk in
+            defer { offset += Int64(chunk.count) }
+            if memcmp(chunk.baseAddress!, self.zeros.baseAddress!, chunk.count) == 0 { return }
             do {
-                _ = try descriptor.writeAll(chunk)
+                _ = try descriptor.writeAll(toAbsoluteOffset: offset, chunk)
             } catch let error as Errno {
-                throw HostError(path: path, operation: "write", errno: error.rawValue)
+                throw HostError(path: self.display(components), operation: "write", errno: error.rawValue)
             }
         }
-        try self.applyMetadata(path, inode, descriptor: raw)
+        try self.check(components, "ftruncate") { ftruncate(raw, off_t(inode.size)) }
+        try self.applyMetadata(to: raw, components, inode)
     }
 
-    /// Owner (root only), xattrs (root only), mode and mtime, in that order: chown clears set-id bits, so
-    /// the mode comes after it. With an open descriptor (regular files) the f* calls skip the path walks.
-    private func applyMetadata(_ path: [UInt8], _ inode: Inode, descriptor: Int32?) throws {
-        func checked(_ operation: String, _ result: Int32) throws {
-            if result != 0 { throw HostError(path: path, operation: operation, errno: errno) }
-        }
+    /// Owner (root only), xattrs (root only), mode and mtime of an open file or directory, in that order:
+    /// chown clears set-id bits, so the mode comes after it.
+    private func applyMetadata(to descriptor: Int32, _ components: [[UInt8]], _ inode: Inode) throws {
         if self.isRoot {
-            if let descriptor {
-                try checked("fchown", fchown(descriptor, inode.uid, inode.gid))
-            } else {
-                try self.check(path, "lchown") { lchown($0, inode.uid, inode.gid) }
-            }
+            try self.check(components, "fchown") { fchown(descriptor, inode.uid, inode.gid) }
             for xattr in try self.image.xattrs(of: inode) {
-                let name = xattr.name + [0]
-                let result = name.withUnsafeBufferPointer { namePointer in
-                    xattr.value.withUnsafeBytes { value in
-                        if let descriptor {
-                            return fsetxattr(descriptor, namePointer.baseAddress!, value.baseAddress, value.count, 0)
-                        }
-                        return path.cString {
-                            lsetxattr($0, namePointer.baseAddress!, value.baseAddress, value.count, 0)
-                        }
+                try self.check(components, "setxattr \(xattr.nameString)") {
+                    xattr.value.withUnsafeBytes {
+                        fsetxattr(descriptor, xattr.name.cString, $0.baseAddress, $0.count, 0)
                     }
                 }
-                try checked("setxattr \(xattr.nameString)", result)
+            }
+        }
+        try self.check(components, "fchmod") { fchmod(descriptor, mode_t(inode.permissions)) }
+        var times = Self.times(inode)
+        try self.check(components, "futimens") { futimens(descriptor, &times) }
+    }
+
+    /// The same for an entry that cannot be opened for writing (symlink, device, FIFO, socket): by name in
+    /// its parent, never following a symlink. Xattrs go through `/proc/self/fd/N/NAME`, the parent pinned
+    /// by its descriptor (no `fsetxattrat` exists).
+    private func applyMetadata(
+        toEntry name: [UInt8], in parent: Int32, _ components: [[UInt8]], _ inode: Inode
+    ) throws {
+        if self.isRoot {
+            try self.check(components, "lchown") {
+                fchownat(parent, name.cString, inode.uid, inode.gid, AT_SYMLINK_NOFOLLOW)
+            }
+            let pinned = Array("/proc/self/fd/\(parent)/".utf8) + name
+            for xattr in try self.image.xattrs(of: inode) {
+                try self.check(components, "setxattr \(xattr.nameString)") {
+                    xattr.value.withUnsafeBytes {
+                        lsetxattr(pinned.cString, xattr.name.cString, $0.baseAddress, $0.count, 0)
+                    }
+                }
             }
         }
         if inode.fileType != .symlink {
-            if let descriptor {
-                try checked("fchmod", fchmod(descriptor, mode_t(inode.permissions)))
-            } else {
-                try self.check(path, "chmod") { chmod($0, mode_t(inode.permissions)) }
-            }
+            try self.check(components, "chmod") { fchmodat(parent, name.cString, mode_t(inode.permissions), 0) }
         }
-        var times = [
-            timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds)),
-            timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds)),
-        ]
-        if let descriptor {
-            try checked("futimens", futimens(descriptor, &times))
-        } else {
-            try self.check(path, "utimensat") { utimensat(AT_FDCWD, $0, &times, AT_SYMLINK_NOFOLLOW) }
-        }
+        var times = Self.times(inode)
+        try self.check(components, "utimensat") { utimensat(parent, name.cString, &times, AT_SYMLINK_NOFOLLOW) }
     }
 
-    private func check(_ path: [UInt8], _ operation: String, _ call: (UnsafePointer<CChar>) -> Int32) throws {
-        if path.cString(call) != 0 { throw HostError(path: path, operation: operation, errno: errno) }
+    private static func times(_ inode: Inode) -> [timespec] {
+        let time = timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds))
+        return [time, time]
+    }
+
+    // MARK: Directories beneath the destination
+
+    /// The descriptor of the directory holding `components`' last entry (owned by ``openChain``).
+    private func parentDirectory(of components: [[UInt8]]) throws -> Int32 {
+        let parent = components.dropLast()
+        var kept = 0
+        while kept < self.openChain.count, kept < parent.count,
+            self.openChain[kept].name == parent[parent.startIndex + kept]
+        {
+            kept += 1
+        }
+        while self.openChain.count > kept { close(self.openChain.removeLast().descriptor) }
+        for component in parent.dropFirst(kept) {
+            let descriptor = try self.openComponent(
+                component, in: self.openChain.last?.descriptor ?? self.root, pageshare_O_PATH)
+            self.openChain.append((component, descriptor))
+        }
+        return self.openChain.last?.descriptor ?? self.root
+    }
+
+    /// Opens the directory `components` beneath the destination with its own descriptor, for `body`.
+    private func withOpenDirectory(_ components: [[UInt8]], _ body: (Int32) throws -> Void) throws {
+        let descriptor = try self.openBeneath(components[...], flags: O_RDONLY)
+        defer { close(descriptor) }
+        try body(descriptor)
+    }
+
+    /// Opens `components` from the destination one directory at a time, refusing symlinks and `..`.
+    private func openBeneath(_ components: ArraySlice<[UInt8]>, flags: Int32) throws -> Int32 {
+        var current = dup(self.root)
+        guard current >= 0 else { throw HostError(path: self.destinationName, operation: "dup", errno: errno) }
+        for component in components {
+            let next: Int32
+            do {
+                next = try self.openComponent(component, in: current, flags)
+            } catch {
+                close(current)
+                throw error
+            }
+            close(current)
+            current = next
+        }
+        return current
+    }
+
+    private func openComponent(_ name: [UInt8], in directory: Int32, _ flags: Int32) throws -> Int32 {
+        guard !name.isEmpty, name != [0x2E], name != [0x2E, 0x2E] else {
+            throw HostError(path: self.display([name]), operation: "open", errno: EINVAL)
+        }
+        let descriptor = openat(directory, name.cString, flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { throw HostError(path: self.display([name]), operation: "open", errno: errno) }
+        return descriptor
+    }
+
+    // MARK: Errors
+
+    private func display(_ components: [[UInt8]]) -> String {
+        self.destinationName + "/" + String(decoding: Array(components.joined(separator: [0x2F])), as: UTF8.self)
+    }
+
+    private func error(_ components: [[UInt8]], _ operation: String) -> HostError {
+        HostError(path: self.display(components), operation: operation, errno: errno)
+    }
+
+    private func check(_ components: [[UInt8]], _ operation: String, _ call: () -> Int32) throws {
+        if call() != 0 { throw self.error(components, operation) }
     }
 }
 
@@ -156,26 +260,12 @@ struct HostError: Error, CustomStringConvertible {
     var operation: String
     var errno: Int32
 
-    init(path: [UInt8], operation: String, errno: Int32) {
-        self.init(path: String(decoding: path, as: UTF8.self), operation: operation, errno: errno)
-    }
-
-    init(path: String, operation: String, errno: Int32) {
-        self.path = path
-        self.operation = operation
-        self.errno = errno
-    }
-
     var description: String { "\(self.operation) \(self.path): \(String(cString: strerror(self.errno)))" }
 }
 
 extension Array where Element == UInt8 {
-    /// Calls `body` with the bytes as a NUL-terminated C string.
-    func cString<Result>(_ body: (UnsafePointer<CChar>) throws -> Result) rethrows -> Result {
-        try (self + [0]).withUnsafeBufferPointer { buffer in
-            try buffer.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
-        }
-    }
+    /// The bytes with a NUL appended, as a C string argument (the array outlives the call it is passed to).
+    var cString: [CChar] { self.map { CChar(bitPattern: $0) } + [0] }
 }
 
 /// Prints one line on stderr.

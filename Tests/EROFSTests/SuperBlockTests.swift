@@ -17,16 +17,7 @@ struct SuperBlockTests {
     }
 
     /// Rewrites the superblock checksum after a mutation, so the mutation itself is what gets checked.
-    static func resealed(_ bytes: [UInt8]) -> [UInt8] {
-        var bytes = bytes
-        let blockSize = 1 << Int(bytes[1024 + 12])
-        let length = blockSize > 1024 ? blockSize - 1024 : blockSize
-        guard bytes.count >= 1024 + length else { return bytes }
-        for index in 1028..<1032 { bytes[index] = 0 }
-        let crc = CRC32C.update(~0, bytes[1024..<1024 + length])
-        for index in 0..<4 { bytes[1028 + index] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(index))) }
-        return bytes
-    }
+    static func resealed(_ bytes: [UInt8]) -> [UInt8] { ImagePatch.resealed(bytes) }
 
     static func open(_ bytes: [UInt8]) throws -> Image { try Image(source: MemoryImageSource(bytes)) }
 

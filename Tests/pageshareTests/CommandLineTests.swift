@@ -104,4 +104,21 @@ struct CommandLineTests {
         let bad = try PageShareBinary.run(["share-report", "--mode", "none", self.image.path])
         #expect(bad.status != 0)
     }
+
+    /// A file that is not an image: every command names the file and says what is wrong, without echoing
+    /// any of its bytes.
+    @Test func aFileThatIsNotAnImageIsNamedPlainly() throws {
+        defer { self.image.remove() }
+        let secret = self.image.directory.path + "/secret.key"
+        try TestTree.write(secret, Array(String(repeating: "SECRETSECRET", count: 400).utf8))
+        for command in [["inspect"], ["ls"], ["stat"], ["cat"], ["extract"]] {
+            let arguments = command + [secret] + (command == ["extract"] ? [self.image.directory.path + "/x"] : [])
+            let result = try PageShareBinary.run(arguments + (["stat", "cat"].contains(command[0]) ? ["a"] : []))
+            #expect(result.status != 0)
+            #expect(
+                result.error.contains("\(secret): not an EROFS image (no EROFS magic at offset 1024)"),
+                "\(result.error)")
+            #expect(!result.error.contains("SECRET") && !result.error.contains("0x"), "\(result.error)")
+        }
+    }
 }

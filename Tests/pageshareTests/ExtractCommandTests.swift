@@ -52,4 +52,26 @@ struct ExtractCommandTests {
         #expect(result.error.contains("hello.txt"))
         #expect(try snapshotHostTree(output)["hello.txt"]?.content == Array("mine".utf8))
     }
+
+    /// A dirent patched to `../../evil-x-xxx` (superblock checksum re-sealed) in `a/b`: extract fails with
+    /// the reader's corruption error and creates nothing outside its target.
+    @Test func aDirentNamedAboveTheTargetCreatesNothingOutsideIt() throws {
+        let image = try TestImage(options: []) { root in
+            try TestTree.write(root + "/a/b/aa-placeholder-x", Array("evil\n".utf8), makingParent: true)
+            try TestTree.write(root + "/a/b/other", [4])
+        }
+        defer { image.remove() }
+        let patched = try #require(
+            ImagePatch.replacing(
+                Array("aa-placeholder-x".utf8), with: Array("../../evil-x-xxx".utf8), in: try image.bytes()))
+        let patchedPath = image.directory.path + "/patched.img"
+        try TestTree.write(patchedPath, patched)
+        let work = image.directory.path + "/work"
+        try TestTree.make(work)
+        let result = try PageShareBinary.run(["extract", patchedPath, work + "/out"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("corrupt image: /a/b: ") && result.error.contains("nid"), "\(result.error)")
+        #expect(access(work + "/evil-x-xxx", F_OK) != 0 && access(image.directory.path + "/evil-x-xxx", F_OK) != 0)
+        #expect(access(work + "/out/a/evil-x-xxx", F_OK) != 0)
+    }
 }
