@@ -21,4 +21,16 @@ public enum ContentDigest {
         guard let digest = FingerprintValue.sha256Digest(fingerprint) else { return false }
         return try Self.sha256(image, inode) == digest
     }
+
+    /// Checks `inode`'s ishare fingerprint for ``Image/checkAll(maximumBytesPerFile:maximumProblems:verifyingFile:)``:
+    /// false when it has none or one of another form than `sha256:` (nothing to check), true when the
+    /// content matches.
+    /// - Throws: `EROFSError` (`corrupted`) when the content does not match the fingerprint.
+    public static func verifyFingerprint(_ image: Image, _ inode: Inode) throws -> Bool {
+        guard let value = inode.fingerprint, let digest = FingerprintValue.sha256Digest(value) else { return false }
+        guard try Self.sha256(image, inode) == digest else {
+            throw EROFSError(.corrupted, "content does not match its sha256: fingerprint", nid: inode.nid)
+        }
+        return true
+    }
 }

@@ -7,7 +7,8 @@ struct PageShareCommand: AsyncParsableCommand {
         commandName: "pageshare",
         abstract: "Serve files of EROFS images from one shared page cache; inspect, list, stat, cat and extract them.",
         subcommands: [
-            InspectCommand.self, LsCommand.self, StatCommand.self, CatCommand.self, ExtractCommand.self,
+            InspectCommand.self, CheckCommand.self, LsCommand.self, StatCommand.self, CatCommand.self,
+            ExtractCommand.self,
             ShareReportCommand.self, ServeCommand.self, AdminCommand.self, TokenCommand.self,
         ]
     )

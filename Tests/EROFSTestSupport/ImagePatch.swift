@@ -1,3 +1,6 @@
+import EROFS
+import Foundation
+
 /// Byte patches of real images for hostile-input tests: replace bytes, then re-seal the superblock
 /// checksum so that the image still opens and the damage is met where it lies.
 public enum ImagePatch {
@@ -28,5 +31,23 @@ public enum ImagePatch {
         }
         for index in 0..<4 { bytes[1028 + index] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(index))) }
         return bytes
+    }
+}
+
+extension ImagePatch {
+    /// `ishare-plain-A` of the fixtures with one byte of a file's stored content changed, so that the file
+    /// no longer matches its `sha256:` fingerprint; and that file's path.
+    public static func forgedIshareFixture() throws -> (bytes: [UInt8], path: String) {
+        let manifest = try Fixtures.manifest("ishare-plain-A")
+        let image = try Image(path: manifest.imagePath)
+        let entry = manifest.files.first { $0.type == "file" && $0.size > 5000 }!
+        let content = try image.readBytes(try image.resolve(entry.path), count: 64)
+        var forged = content
+        forged[10] ^= 0xFF
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: manifest.imagePath)))
+        guard let patched = Self.replacing(content, with: forged, in: bytes) else {
+            throw ToolFailure(tool: "patch", message: "content of \(entry.path) not found in the image")
+        }
+        return (patched, entry.path)
     }
 }

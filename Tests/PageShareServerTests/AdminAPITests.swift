@@ -244,4 +244,26 @@ final class AdminAPITests {
         try TestTree.write(directory.path + "/nested/state/state.json", Array("{not json".utf8))
         #expect(throws: ControlError.self) { try store.load() }
     }
+
+    @Test(
+        "check: true reads the whole image first and refuses a forged one with 422, naming the file",
+        .enabled(if: Fixtures.isAvailable, "needs ../shared/fixtures"))
+    func checkBeforeAttaching() async throws {
+        let server = try await ServerFixture.start([])
+        let (bytes, path) = try ImagePatch.forgedIshareFixture()
+        let forged = self.first.directory.path + "/forged.img"
+        try TestTree.write(forged, bytes)
+        let refused = try await server.send(
+            "POST", "/v1/admin/images", json: #"{"id":"forged","path":"\#(forged)","check":true}"#)
+        #expect(refused.status == 422 && refused.problemType == "urn:pageshare:problem:image-unusable")
+        #expect(refused.bodyText.contains("/\(path): corrupt image: content does not match"), "\(refused.bodyText)")
+        #expect(server.cache.imageIDs.isEmpty)
+        let unchecked = try await server.send("POST", "/v1/admin/images", json: #"{"id":"forged","path":"\#(forged)"}"#)
+        #expect(unchecked.status == 201, "without check the image's own label is trusted")
+        let good = try Fixtures.manifest("ishare-plain-B").imagePath
+        let checked = try await server.send(
+            "POST", "/v1/admin/images", json: #"{"id":"good","path":"\#(good)","check":true}"#)
+        #expect(checked.status == 201, "\(checked.bodyText)")
+        await server.stop()
+    }
 }

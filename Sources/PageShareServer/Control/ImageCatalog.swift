@@ -45,14 +45,16 @@ public actor ImageCatalog {
     @discardableResult
     public func start(configured: [ImageRecord]) throws(ControlError) -> [(id: String, reason: String)] {
         for record in configured {
-            let (image, mode) = try self.prepare(record, taken: "image \(record.id) is configured twice")
+            let (image, mode) = try self.prepare(
+                record, taken: "image \(record.id) is configured twice", checking: true)
             try self.apply(record, image: image, mode: mode, origin: .configuration)
         }
         var failures: [(id: String, reason: String)] = []
         let saved = try self.store?.load() ?? PersistentState()
         for record in saved.images {
             do throws(ControlError) {
-                let (image, mode) = try self.prepare(record, taken: "the id is taken by a configured image")
+                let (image, mode) = try self.prepare(
+                    record, taken: "the id is taken by a configured image", checking: true)
                 try self.apply(record, image: image, mode: mode, origin: .api)
             } catch {
                 failures.append((record.id, error.message))
@@ -79,7 +81,17 @@ public actor ImageCatalog {
     /// Attaches `record` (admin API): checks it, opens the image, saves the new state, then attaches.
     /// - Throws: ``ControlError``: `invalidRequest`, `imageExists`, `imageUnusable` (with the format error's
     ///   message), `stateWriteFailed`; in each case nothing changed.
-    public func attach(_ record: ImageRecord) throws(ControlError) -> ImageStatus {
+    ///
+    /// With `check`, the whole image is read first, on the cache's fill threads (the catalog stays free
+    /// meanwhile), and refused with the problems found.
+    public func attach(_ record: ImageRecord) async throws(ControlError) -> ImageStatus {
+        if record.check {
+            try record.validate()
+            let (image, _) = try Self.open(record)
+            let executor = self.cache.fillExecutor
+            let problems = await Task(executorPreference: executor) { Self.problems(of: image, record) }.value
+            if let problems { throw problems }
+        }
         let (image, mode) = try self.prepare(record, taken: "image \(record.id) is already attached")
         var state = self.persistentState
         state.images.append(record)
@@ -172,10 +184,25 @@ public actor ImageCatalog {
     }
 
     /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image; changes nothing.
-    private func prepare(_ record: ImageRecord, taken: String) throws(ControlError) -> (Image, FingerprintMode) {
+    /// A configured or saved image with `check` is checked here, at start.
+    private func prepare(
+        _ record: ImageRecord, taken: String, checking: Bool = false
+    ) throws(ControlError) -> (Image, FingerprintMode) {
         try record.validate()
         guard self.entries[ByteKey(record.id)] == nil else { throw ControlError(.imageExists, taken) }
-        return try Self.open(record)
+        let (image, mode) = try Self.open(record)
+        if checking && record.check, let problems = Self.problems(of: image, record) { throw problems }
+        return (image, mode)
+    }
+
+    /// What `pageshare check` finds in `image` (at most five problems), as the error refusing it; nil
+    /// when it is sound.
+    private static func problems(of image: Image, _ record: ImageRecord) -> ControlError? {
+        let report = image.checkAll(maximumProblems: 5) { try ContentDigest.verifyFingerprint(image, $0) }
+        guard !report.problems.isEmpty else { return nil }
+        let listed = report.problems.map(\.description).joined(separator: "; ")
+        return ControlError(
+            .imageUnusable, "\(record.path): check found \(report.problems.count) problem(s): \(listed)")
     }
 
     /// Opens the image of `record` and picks its fingerprint mode.
@@ -196,7 +223,8 @@ public actor ImageCatalog {
             let image = try Image(path: record.path, devicePaths: record.devices)
             return (image, record.fingerprint.mode(for: image))
         } catch let error as EROFSError {
-            throw ControlError(.imageUnusable, "\(record.path): \(error.message)")
+            // The reader's errors name the image file already.
+            throw ControlError(.imageUnusable, "\(error)")
         } catch {
             throw ControlError(.imageUnusable, "\(record.path): \(error)")
         }

@@ -29,10 +29,13 @@ public struct ImageRecord: Codable, Sendable, Hashable {
     public var verify: Bool
     /// Extra devices (blobs) of chunk-based images, in device-table order.
     public var devices: [String]
+    /// Read the whole image before attaching it (`pageshare check`: every inode, directory and extent, the
+    /// sha256: fingerprints against the content) and refuse it with the problems found.
+    public var check: Bool
 
     public init(
         id: String, path: String, domain: String = "default", fingerprint: Fingerprint = .auto, verify: Bool = false,
-        devices: [String] = []
+        devices: [String] = [], check: Bool = false
     ) {
         self.id = id
         self.path = path
@@ -40,11 +43,12 @@ public struct ImageRecord: Codable, Sendable, Hashable {
         self.fingerprint = fingerprint
         self.verify = verify
         self.devices = devices
+        self.check = check
     }
 
-    private enum CodingKeys: String, CodingKey { case id, path, domain, fingerprint, verify, devices }
+    private enum CodingKeys: String, CodingKey { case id, path, domain, fingerprint, verify, devices, check }
 
-    /// Decodes with the defaults of ``init(id:path:domain:fingerprint:verify:devices:)`` for absent keys.
+    /// Decodes with the defaults of ``init(id:path:domain:fingerprint:verify:devices:check:)`` for absent keys.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.id = try container.decode(String.self, forKey: .id)
@@ -53,6 +57,7 @@ public struct ImageRecord: Codable, Sendable, Hashable {
         self.fingerprint = try container.decodeIfPresent(Fingerprint.self, forKey: .fingerprint) ?? .auto
         self.verify = try container.decodeIfPresent(Bool.self, forKey: .verify) ?? false
         self.devices = try container.decodeIfPresent([String].self, forKey: .devices) ?? []
+        self.check = try container.decodeIfPresent(Bool.self, forKey: .check) ?? false
     }
 
     /// Checks the fields a request or file can get wrong: the id (1–255 printable characters, no `/`), the

@@ -69,6 +69,7 @@ struct AdminAttachCommand: AsyncParsableCommand {
     @Option(help: "Fingerprint domain.") var domain = "default"
     @Option(help: "auto, xattr, digest or none.") var fingerprint = ImageRecord.Fingerprint.auto.rawValue
     @Flag(help: "Verify shared files against their fingerprints.") var verify = false
+    @Flag(help: "Read the whole image first, as pageshare check does, and refuse it on a problem.") var check = false
     @Option(name: .customLong("device"), help: "Extra device, in device-table order (repeatable).")
     var devices: [String] = []
 
@@ -78,7 +79,7 @@ struct AdminAttachCommand: AsyncParsableCommand {
         }
         let record = ImageRecord(
             id: self.id, path: absolutePath(self.path), domain: self.domain, fingerprint: fingerprint,
-            verify: self.verify, devices: self.devices.map(absolutePath))
+            verify: self.verify, devices: self.devices.map(absolutePath), check: self.check)
         printJSON(try await self.connection.call(.POST, "/v1/admin/images", json: Array(JSONEncoder().encode(record))))
     }
 }

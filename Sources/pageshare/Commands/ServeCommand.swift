@@ -22,7 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
 
             """
                 + ServeSettings.keys.map { "  \($0.name) (\($0.environmentName)): \($0.help)" }.joined(separator: "\n")
-                + "\n  images: [{id, path, domain, fingerprint, verify, devices}] (config file only; flags: --image)")
+                + "\n  images: [{id, path, domain, fingerprint, verify, devices, check}] (config file only; flags: --image)"
+    )
 
     @Option(help: "YAML configuration file (keys as printed by --print-config).") var config: String?
     @Flag(help: "Print the effective configuration as YAML and exit.") var printConfig = false
