@@ -20,12 +20,21 @@ enum CacheFixtures {
     static func fingerprint(_ bytes: [UInt8]) -> [UInt8] { Array("sha256:".utf8) + Self.digest(bytes) }
 
     /// An image holding `files` (name → content), each with a fingerprint xattr (or a forged one).
-    static func image(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> Image {
-        try Image(source: MemoryImageSource(try Self.imageBytes(files, forging: forging)))
+    /// The long prefix mkfs.erofs 1.9 uses without `--xattr-inode-digest=NAME`: no namespace (base index 0).
+    static let defaultPrefix: (base: UInt8, infix: String) = (0, "erofs.fingerprint.v1")
+
+    static func image(
+        _ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:],
+        prefix: (base: UInt8, infix: String) = defaultPrefix
+    ) throws -> Image {
+        try Image(source: MemoryImageSource(try Self.imageBytes(files, forging: forging, prefix: prefix)))
     }
 
     /// The bytes of ``image(_:forging:)``.
-    static func imageBytes(_ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:]) throws -> [UInt8] {
+    static func imageBytes(
+        _ files: [(String, [UInt8])], forging: [String: [UInt8]] = [:],
+        prefix: (base: UInt8, infix: String) = defaultPrefix
+    ) throws -> [UInt8] {
         let root = Node("", .directory)
         for (name, bytes) in files {
             let node = Node(name, .regular(bytes))
@@ -33,8 +42,7 @@ enum CacheFixtures {
             root.children.append(node)
         }
         var image = SyntheticImage(root: root)
-        // As mkfs.erofs 1.9 names it: a long prefix with no namespace (base index 0).
-        image.longPrefixes = [(0, "erofs.fingerprint.v1")]
+        image.longPrefixes = [prefix]
         image.ishareXattrPrefixID = 0
         return image.build()
     }

@@ -37,6 +37,25 @@ struct SharingTests {
         #expect(statistics.logicalReadBytes == images.flatMap(\.2).reduce(0) { $0 + $1.1.count })
     }
 
+    /// `mkfs.erofs --xattr-inode-digest=trusted.some.name`: the superblock names that prefix, so files share
+    /// the same way, and the xattr is an ordinary, listed one.
+    @Test func aCustomFingerprintXattrNameSharesTheSame() async throws {
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 64 << 20))
+        let domain = try TrustDomain("tenant-x")
+        for id in ["one", "two"] {
+            let image = try CacheFixtures.image(self.files, prefix: (4, "some.name"))
+            try cache.attach(image, id: id, domain: domain, mode: .xattr, verify: true)
+            let inode = try image.resolve("f1")
+            #expect(try image.xattrs(of: inode).map(\.nameString) == ["trusted.some.name"])
+            #expect(inode.fingerprint == CacheFixtures.fingerprint(self.files[0].1))
+        }
+        for id in ["one", "two"] {
+            for (name, bytes) in self.files { #expect(try await CacheFixtures.readAll(cache, id, name) == bytes) }
+        }
+        let statistics = cache.statistics(for: domain)
+        #expect(statistics.residentBytes == 5 * 4 * self.pageSize && statistics.verifyFailures == 0)
+    }
+
     @Test func nothingIsSharedAcrossDomains() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 64 << 20))
         let x = try TrustDomain("x")
