@@ -22,10 +22,16 @@ extension Image {
         return (directory.size + blockSize - 1) / blockSize
     }
 
-    /// Reads directory block `index` of `directory`.
-    func directoryBlock(_ directory: Inode, index: UInt64) throws -> DirectoryBlock {
+    /// Reads directory block `index` of `directory`; pass one `context` to reads of several blocks of a
+    /// compressed directory, so that a pcluster holding several of them is decoded once.
+    func directoryBlock(_ directory: Inode, index: UInt64, context: ReadContext? = nil) throws -> DirectoryBlock {
         let blockSize = UInt64(self.superBlock.blockSize)
-        let bytes = try self.readBytes(directory, at: index * blockSize, count: Int(blockSize))
+        let offset = index * blockSize
+        let count = offset < directory.size ? Int(min(blockSize, directory.size - offset)) : 0
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = try self.read(
+                directory, at: offset, into: UnsafeMutableRawBufferPointer(buffer), context: context)
+        }
         return try DirectoryBlock(bytes: bytes, index: index, nid: directory.nid)
     }
 
@@ -45,8 +51,9 @@ extension Image {
             throw EROFSError(.notADirectory, "not a directory", nid: directory.nid)
         }
         var dots = (dot: 0, dotDot: 0)
+        let context = directory.layout.isCompressed ? ReadContext() : nil
         for index in 0..<self.directoryBlockCount(directory) {
-            let block = try self.directoryBlock(directory, index: index)
+            let block = try self.directoryBlock(directory, index: index, context: context)
             for position in 0..<block.count {
                 let entry = try block.entry(position)
                 if entry.name == [0x2E] { dots.dot += 1 }
@@ -72,9 +79,10 @@ extension Image {
         var low: UInt64 = 0
         var high = self.directoryBlockCount(directory)
         var candidate: DirectoryBlock? = nil
+        let context = directory.layout.isCompressed && high > 1 ? ReadContext() : nil
         while low < high {
             let middle = low + (high - low) / 2
-            let block = try self.directoryBlock(directory, index: middle)
+            let block = try self.directoryBlock(directory, index: middle, context: context)
             if try block.compare(name, withNameAt: 0) < 0 {
                 high = middle
             } else {

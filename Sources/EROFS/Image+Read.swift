@@ -9,6 +9,21 @@ extension Image {
     public func read(
         _ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, context: ReadContext? = nil
     ) throws -> Int {
+        try self.read(inode, at: offset, into: buffer, context: context, cached: true)
+    }
+
+    /// ``read(_:at:into:context:)``; with `cached`, reads of the metabox and packed inodes go through their
+    /// decoded blocks (``DecodedBlocks``), which read with `cached: false`.
+    func read(
+        _ inode: Inode, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, context: ReadContext?,
+        cached: Bool
+    ) throws -> Int {
+        if cached, inode.nid == self.metabox?.nid {
+            return try self.metaboxBlocks.read(inode, of: self, at: offset, into: buffer)
+        }
+        if cached, inode.nid == self.packedInode?.nid {
+            return try self.packedBlocks.read(inode, of: self, at: offset, into: buffer)
+        }
         guard offset < inode.size, buffer.count > 0 else { return 0 }
         let total = Int(min(UInt64(buffer.count), inode.size - offset))
         if inode.layout.isCompressed {

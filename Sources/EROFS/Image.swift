@@ -13,6 +13,10 @@ public struct Image: Sendable {
     public let compression: CompressionConfiguration
     /// Distinguishes this opened image in caches keyed by nid (a ``ReadContext`` may serve several images).
     let identity: ImageIdentity
+    /// Decoded blocks of the metabox and packed inodes, which inode, xattr, directory and fragment reads
+    /// keep coming back to.
+    let metaboxBlocks: DecodedBlocks
+    let packedBlocks: DecodedBlocks
     private(set) var xattrPrefixes: [XattrPrefix] = []
     private(set) var metabox: Inode?
     private(set) var packedInode: Inode?
@@ -23,9 +27,12 @@ public struct Image: Sendable {
     ///   - source: the primary device.
     ///   - devices: the extra devices (blobs) in device-table order; chunk-based files pointing into a
     ///     device that is not given fail with ``EROFSError/Code/missingDevice`` when read.
+    ///   - decodedBlockLimit: how many decoded blocks of the metabox and of the packed inode to keep (each).
     /// - Throws: `EROFSError` when the superblock is not EROFS, sets unknown incompatible features, fails
     ///   its checksum, or a structure read at open is corrupt.
-    public init(source: any ImageSource, devices: [any ImageSource] = []) throws {
+    public init(
+        source: any ImageSource, devices: [any ImageSource] = [], decodedBlockLimit: Int = Self.defaultDecodedBlockLimit
+    ) throws {
         let minimumSize = SuperBlockRecord.offset + UInt64(SuperBlockRecord.baseSize)
         guard source.size >= minimumSize else {
             throw EROFSError(.notEROFS, "not an EROFS image (\(source.size) bytes, too small for a superblock)")
@@ -40,6 +47,8 @@ public struct Image: Sendable {
         self.superBlock = superBlock
         self.source = source
         self.identity = ImageIdentity()
+        self.metaboxBlocks = DecodedBlocks(capacity: decodedBlockLimit)
+        self.packedBlocks = DecodedBlocks(capacity: decodedBlockLimit)
         self.devices = try Self.loadDeviceTable(source: source, superBlock: superBlock, given: devices)
         self.compression = try Self.loadCompressionConfiguration(
             source: source, superBlock: superBlock, superBlockSize: superBlock.recordSize)
@@ -62,6 +71,12 @@ public struct Image: Sendable {
             throw error
         }
     }
+
+    /// Decoded metabox and packed-inode blocks kept per inode by default (1 MiB each with 4 KiB blocks).
+    public static let defaultDecodedBlockLimit = 256
+
+    /// Bytes of decoded metabox and packed-inode blocks this image holds.
+    public var decodedMetadataBytes: Int { self.metaboxBlocks.byteCount + self.packedBlocks.byteCount }
 
     /// The root directory.
     public func root() throws -> Inode {

@@ -729,8 +729,12 @@ public final class SharedPageCache: Sendable {
     /// The usable page budget: whole pages in every shard.
     private var budgetBytes: Int { self.shards.count * self.shards[0].capacity * self.configuration.pageSize }
 
-    /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index).
-    public var metadataBytes: Int { self.shards.reduce(0) { $0 + $1.metadataBytes } }
+    /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index) and of the decoded
+    /// metabox and packed-inode blocks the attached images keep (bounded per image).
+    public var metadataBytes: Int {
+        let decoded = self.registry.withLock { $0.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes } }
+        return self.shards.reduce(0) { $0 + $1.metadataBytes } + decoded
+    }
 
     /// Bytes of page data resident across all domains (never more than the budget).
     public var residentBytes: Int {
