@@ -95,13 +95,13 @@ public final class PageShareServer: Sendable {
             let tls = self.sslContext
             return
                 try await bootstrap
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in self.initializeTCP(channel, tls: tls) }
                 .bind(host: host, port: port).get()
         case .inherited(let descriptor):
             let tls = self.sslContext
             let isTCP = Self.isTCPSocket(descriptor)
-            let configured = isTCP ? bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1) : bootstrap
+            let configured = isTCP ? bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1) : bootstrap
             return
                 try await configured
                 .childChannelInitializer { channel in
