@@ -30,17 +30,23 @@ extension Image {
                 cursor += (logicalStart / clusterSize) * recordSize
             }
             // One record per lcluster up to the position's (a linear scan from 0 for 4-byte records, as the
-            // kernel does; their addresses are cumulative).
+            // kernel does; their addresses are cumulative), read in one piece rather than one read each.
+            let wanted = (position - logicalStart) / clusterSize + 1
+            let (span, overflow) = wanted.multipliedReportingOverflow(by: recordSize)
+            guard !overflow, span <= UInt64(Int32.max) else {
+                throw EROFSError.corrupted("encoded extent records for offset \(position) overflow", nid: inode.nid)
+            }
+            let records = try record(at: cursor, Int(span))
+            var offset = 0
             while logicalStart <= position {
-                let bytes = try record(at: cursor, Int(recordSize))
-                encodedLength = bytes.le32(0)
+                encodedLength = records.le32(offset)
                 if let current = base {
                     physical = current
                     base = current &+ UInt64(encodedLength & EncodedExtentRecord.lengthMask)
                 } else {
-                    physical = UInt64(bytes.le32(4))
+                    physical = UInt64(records.le32(offset + 4))
                 }
-                cursor += recordSize
+                offset += Int(recordSize)
                 logicalStart += clusterSize
             }
             isLast = logicalStart >= (inode.size + clusterSize - 1) / clusterSize * clusterSize
