@@ -36,10 +36,13 @@ final class Extractor {
     /// Decoding scratch reused across files; keeps a pcluster decoded across buffer-sized reads.
     private let context = ReadContext()
     private(set) var skippedDevices = 0
+    /// The process's umask, restored when done (it is 0 meanwhile: files are made with their own modes).
+    private let savedUmask: mode_t
 
     init(image: Image, destination: String) throws {
         self.image = image
         self.destinationName = destination
+        self.savedUmask = umask(0)
         if mkdir(destination, 0o755) != 0 && errno != EEXIST {
             throw HostError(path: destination, operation: "mkdir", errno: errno)
         }
@@ -49,6 +52,7 @@ final class Extractor {
     }
 
     deinit {
+        umask(self.savedUmask)
         self.buffer.deallocate()
         self.zeros.deallocate()
         for (_, descriptor) in self.openChain { close(descriptor) }
@@ -116,29 +120,39 @@ final class Extractor {
     }
 
     private func writeRegular(_ components: [[UInt8]], in parent: Int32, _ inode: Inode) throws {
-        let raw = openat(parent, components.last!.cString, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        // Created with its final permission bits (the umask is 0 while extracting), so that only set-id and
+        // sticky bits, which chown clears, need a chmod afterwards.
+        let raw = openat(
+            parent, components.last!.cString, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+            mode_t(inode.permissions & 0o777))
         guard raw >= 0 else { throw self.error(components, "open") }
         let descriptor = FileDescriptor(rawValue: raw)
         defer { try? descriptor.close() }
         // Chunks of zeros are left as holes and the size set at the end, so that a sparse file (a 5 GiB
         // one in the fixtures) stays sparse on the host.
         var offset: Int64 = 0
+        var written: Int64 = 0
         try self.image.readSequentially(inode, using: self.buffer, context: self.context) { chunk in
             defer { offset += Int64(chunk.count) }
             if memcmp(chunk.baseAddress!, self.zeros.baseAddress!, chunk.count) == 0 { return }
             do {
                 _ = try descriptor.writeAll(toAbsoluteOffset: offset, chunk)
+                written = offset + Int64(chunk.count)
             } catch let error as Errno {
                 throw HostError(path: self.display(components), operation: "write", errno: error.rawValue)
             }
         }
-        try self.check(components, "ftruncate") { ftruncate(raw, off_t(inode.size)) }
-        try self.applyMetadata(to: raw, components, inode)
+        if written < Int64(inode.size) {
+            try self.check(components, "ftruncate") { ftruncate(raw, off_t(inode.size)) }
+        }
+        try self.applyMetadata(to: raw, components, inode, modeIsSet: inode.permissions & 0o7000 == 0)
     }
 
-    /// Owner (root only), xattrs (root only), mode and mtime of an open file or directory, in that order:
-    /// chown clears set-id bits, so the mode comes after it.
-    private func applyMetadata(to descriptor: Int32, _ components: [[UInt8]], _ inode: Inode) throws {
+    /// Owner (root only), xattrs (root only), mode (unless `modeIsSet`) and mtime of an open file or
+    /// directory, in that order: chown clears set-id bits, so the mode comes after it.
+    private func applyMetadata(
+        to descriptor: Int32, _ components: [[UInt8]], _ inode: Inode, modeIsSet: Bool = false
+    ) throws {
         if self.isRoot {
             try self.check(components, "fchown") { fchown(descriptor, inode.uid, inode.gid) }
             for xattr in try self.image.xattrs(of: inode) {
@@ -149,7 +163,9 @@ final class Extractor {
                 }
             }
         }
-        try self.check(components, "fchmod") { fchmod(descriptor, mode_t(inode.permissions)) }
+        if !modeIsSet {
+            try self.check(components, "fchmod") { fchmod(descriptor, mode_t(inode.permissions)) }
+        }
         var times = Self.times(inode)
         try self.check(components, "futimens") { futimens(descriptor, &times) }
     }
