@@ -41,6 +41,14 @@ public struct Image: Sendable {
             at: SuperBlockRecord.offset, count: Int(min(source.size - SuperBlockRecord.offset, 256)))
         let record = try SuperBlockRecord(superBlockBytes)
         let superBlock = try SuperBlock(record: record, imageSize: source.size)
+        // A file shorter than the blocks the superblock counts is truncated: refuse it whole rather than
+        // fail (or worse, misread) the files whose blocks are missing.
+        let (expected, overflow) = superBlock.blockCount.multipliedReportingOverflow(by: UInt64(superBlock.blockSize))
+        guard !overflow, expected <= source.size else {
+            throw EROFSError.corrupted(
+                "image is truncated: \(source.size) bytes, the superblock counts \(superBlock.blockCount) blocks "
+                    + "(\(expected) bytes)")
+        }
         if superBlock.compatFeatures.contains(.superBlockChecksum) {
             try Self.verifyChecksum(source: source, blockSize: superBlock.blockSize, expected: record.checksum)
         }
@@ -71,6 +79,15 @@ public struct Image: Sendable {
             throw error
         }
     }
+
+    /// Why the image's bytes may no longer be those it was opened with (its file or an extra device's was
+    /// written to since), or nil. Images are immutable; one that changes must not be served as a mix.
+    public func contentChange() -> String? {
+        self.source.contentChange() ?? self.devices.lazy.compactMap { $0.source?.contentChange() }.first
+    }
+
+    /// The image file, when the image was opened from one.
+    public var file: FileImageSource? { self.source as? FileImageSource }
 
     /// Decoded metabox and packed-inode blocks kept per inode by default (1 MiB each with 4 KiB blocks).
     public static let defaultDecodedBlockLimit = 256

@@ -117,6 +117,6 @@ extension SharedPageCache {
     /// Progress of ``precomputeDigests(imageID:parallelism:)`` for image `imageID`.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func digestProgress(imageID: String) throws -> DigestProgress {
-        try self.attachedImage(imageID).digestTable.snapshot
+        try self.attachedImage(imageID, reading: false).digestTable.snapshot
     }
 }

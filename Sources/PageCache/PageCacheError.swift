@@ -8,6 +8,8 @@ public struct PageCacheError: Error, Sendable, Hashable, CustomStringConvertible
         public static let imageExists = Code("imageExists")
         public static let notARegularFile = Code("notARegularFile")
         public static let fillFailed = Code("fillFailed")
+        /// The image's file was written to after it was attached: its reads fail until it is attached again.
+        public static let imageChanged = Code("imageChanged")
         public var description: String { self.name }
     }
 

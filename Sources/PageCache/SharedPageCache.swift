@@ -110,20 +110,52 @@ public final class SharedPageCache: Sendable {
             guard let attached = registry.images.removeValue(forKey: ByteKey(id)) else {
                 throw PageCacheError(.unknownImage, "no image \(id) is attached")
             }
-            var orphans: Set<UInt64> = []
-            for file in attached.touchedFiles() {
-                let remaining = file.sharers.withLock { sharers -> Int in
-                    sharers.removeAll { ByteKey($0.imageID) == ByteKey(id) }
-                    return sharers.count
-                }
-                if remaining == 0 {
-                    registry.files.removeValue(forKey: file.key)
-                    orphans.insert(file.id)
-                }
-            }
-            return orphans
+            return Self.withdraw(attached, from: &registry)
         }
         self.purgePages(of: orphans)
+    }
+
+    /// Marks image `id` as changed on disk (`reason`): it stops being a sharer of its files, content no other
+    /// image holds is dropped at once (as on detach), and its reads fail with `imageChanged` until it is
+    /// detached and attached again. Only the attachment of `image` is marked (not a later one of the same
+    /// id). Returns whether this call marked it.
+    @discardableResult
+    public func markChanged(id: String, image: Image? = nil, reason: String) -> Bool {
+        let orphans = self.registry.withLock { registry -> Set<UInt64>? in
+            guard let attached = registry.images[ByteKey(id)], image.map({ $0.file === attached.image.file }) ?? true,
+                attached.markChanged(reason)
+            else { return nil }
+            return Self.withdraw(attached, from: &registry)
+        }
+        guard let orphans else { return false }
+        self.purgePages(of: orphans)
+        self.logger.error(
+            "image changed on disk: its reads fail until it is attached again",
+            metadata: ["image": "\(id)", "reason": "\(reason)"])
+        return true
+    }
+
+    /// Why image `id` was marked changed, or nil.
+    public func changeReason(imageID id: String) -> String? {
+        self.registry.withLock { $0.images[ByteKey(id)] }?.changeReason
+    }
+
+    /// Removes `attached` from the sharers of the files it touched; returns the files left without one,
+    /// whose pages the caller purges.
+    private static func withdraw(_ attached: AttachedImage, from registry: inout Registry) -> Set<UInt64> {
+        let id = ByteKey(attached.id)
+        var orphans: Set<UInt64> = []
+        for file in attached.touchedFiles() {
+            let remaining = file.sharers.withLock { sharers -> Int in
+                sharers.removeAll { ByteKey($0.imageID) == id }
+                return sharers.count
+            }
+            if remaining == 0 {
+                registry.files.removeValue(forKey: file.key)
+                orphans.insert(file.id)
+            }
+        }
+        return orphans
     }
 
     /// Drops the resident pages of every file image `id` has read (shared ones too: other sharers refill
@@ -131,7 +163,7 @@ public final class SharedPageCache: Sendable {
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     @discardableResult
     public func dropPages(imageID id: String) throws -> Int {
-        let attached = try self.attachedImage(id)
+        let attached = try self.attachedImage(id, reading: false)
         return self.purgePages(of: Set(attached.touchedFiles().map(\.id)))
     }
 
@@ -516,6 +548,7 @@ public final class SharedPageCache: Sendable {
                 try Self.read(
                     source, page: sibling, pageSize: pageSize, size: file.size, into: shard.page(slot), context: context
                 )
+                try self.checkUnchanged(source)
             } catch {
                 self.release(reservation, file.counters)
                 shard.abandon(key, slot: slot)
@@ -525,6 +558,15 @@ public final class SharedPageCache: Sendable {
             shard.publish(
                 key, slot: slot, file: file, range: 0..<0, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
         }
+    }
+
+    /// Throws `imageChanged` (and marks the image) when `sharer`'s image file was written to since it was
+    /// attached: two `fstat`s per fill keep a changed image's bytes out of the cache even where inotify
+    /// cannot see the write (another host's write on a network filesystem, a full event queue).
+    private func checkUnchanged(_ sharer: Sharer) throws {
+        guard let reason = sharer.image.contentChange() else { return }
+        self.markChanged(id: sharer.imageID, image: sharer.image, reason: reason)
+        throw PageCacheError(.imageChanged, reason)
     }
 
     /// Reads page `page` of `sharer`'s inode into `memory` (a whole page; bytes past the end are zero).
@@ -554,15 +596,19 @@ public final class SharedPageCache: Sendable {
         var lastError: (any Error)? = nil
         for sharer in sharers {
             do {
+                try self.checkUnchanged(sharer)
                 try Self.read(
                     sharer, page: page, pageSize: UInt64(self.configuration.pageSize), size: file.size, into: memory,
                     context: context)
+                // Checked again after the read: a write that raced with it may have mixed old and new bytes.
+                try self.checkUnchanged(sharer)
                 return sharer
             } catch {
                 lastError = error
                 self.readErrors.wrappingAdd(1, ordering: .relaxed)
             }
         }
+        if let changed = lastError as? PageCacheError, changed.code == .imageChanged { throw changed }
         throw PageCacheError(
             .fillFailed, "no attached image could supply page \(page): \(lastError.map { "\($0)" } ?? "no sharer")",
             cause: lastError)
@@ -577,9 +623,15 @@ public final class SharedPageCache: Sendable {
 
     // MARK: Files
 
-    func attachedImage(_ id: String, visible: (TrustDomain) -> Bool = { _ in true }) throws -> AttachedImage {
+    /// Attached image `id`; for `reading`, one marked changed on disk is refused with `imageChanged`.
+    func attachedImage(
+        _ id: String, visible: (TrustDomain) -> Bool = { _ in true }, reading: Bool = true
+    ) throws -> AttachedImage {
         guard let attached = self.registry.withLock({ $0.images[ByteKey(id)] }), visible(attached.domain) else {
             throw PageCacheError(.unknownImage, "no image \(id) is attached")
+        }
+        if reading, attached.isChanged.load(ordering: .acquiring) {
+            throw PageCacheError(.imageChanged, attached.changeReason ?? "image \(id) changed on disk")
         }
         return attached
     }
@@ -666,7 +718,7 @@ public final class SharedPageCache: Sendable {
     /// Accounting of attached image `imageID`.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func statistics(forImage imageID: String) throws -> ImageStatistics {
-        let attached = try self.attachedImage(imageID)
+        let attached = try self.attachedImage(imageID, reading: false)
         let pages = attached.touchedFiles().reduce(0) { $0 + $1.residentPages.load(ordering: .relaxed) }
         let counters = attached.imageCounters
         return ImageStatistics(
@@ -753,6 +805,9 @@ final class AttachedImage: Sendable {
     /// Digests computed ahead of reads (`digest` mode).
     let digestTable = DigestTable()
     let imageCounters = ImageCounters()
+    /// Set once, when the image's file is found written to; reads check it without a lock.
+    let isChanged = Atomic<Bool>(false)
+    private let change = Mutex<String?>(nil)
     private let resolvedPaths = ResolvedPaths()
     private let files = Mutex<[UInt64: SharedFile]>([:])
 
@@ -765,6 +820,20 @@ final class AttachedImage: Sendable {
         self.mode = mode
         self.verify = verify
         self.counters = counters
+    }
+
+    /// Why the image was marked changed, or nil.
+    var changeReason: String? { self.change.withLock { $0 } }
+
+    /// Marks the image changed; false when it already was.
+    func markChanged(_ reason: String) -> Bool {
+        let first = self.change.withLock { change -> Bool in
+            guard change == nil else { return false }
+            change = reason
+            return true
+        }
+        if first { self.isChanged.store(true, ordering: .releasing) }
+        return first
     }
 
     func file(for nid: UInt64) -> SharedFile? { self.files.withLock { $0[nid] } }

@@ -9,6 +9,8 @@ public final class FileImageSource: ImageSource {
     public let size: UInt64
     /// The path the source was opened from (for messages).
     public let path: String
+    /// What `fstat` said at open: what ``contentChange()`` compares with.
+    public let openedStatus: FileStatus
 
     /// Opens `path` read-only. Throws `EROFSError` (``EROFSError/Code/ioFailure``) naming the path and errno.
     public init(path: String) throws {
@@ -23,12 +25,26 @@ public final class FileImageSource: ImageSource {
             }
             self.descriptor = descriptor
             self.path = path
+            self.openedStatus = try FileStatus(descriptor: descriptor.rawValue)
         } catch let errno as Errno {
             throw EROFSError(.ioFailure, "cannot open \(path): \(errno)")
         }
     }
 
     deinit { try? self.descriptor.close() }
+
+    /// `fstat` of the open descriptor now.
+    public func currentStatus() throws -> FileStatus { try FileStatus(descriptor: self.descriptor.rawValue) }
+
+    /// Size or modification time differ from those at open: the file was written to (a file renamed or
+    /// deleted while open still holds its bytes, and is not a change).
+    public func contentChange() -> String? {
+        guard let now = try? self.currentStatus() else { return "\(self.path): fstat failed" }
+        let then = self.openedStatus
+        if now.size != then.size { return "\(self.path) changed on disk: size \(then.size) -> \(now.size) bytes" }
+        if now.modification != then.modification { return "\(self.path) changed on disk: modified since attached" }
+        return nil
+    }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         try self.checkRange(offset, buffer.count)

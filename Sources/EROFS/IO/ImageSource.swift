@@ -9,9 +9,14 @@ public protocol ImageSource: Sendable {
     /// Fills `buffer` completely with the bytes starting at `offset`. Throws `EROFSError` when the range
     /// lies (partly) outside the source or the underlying read fails.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
+    /// Why the bytes may no longer be the ones the source was opened with (its file was written to since:
+    /// size or modification time differ), or nil. Sources in memory never change.
+    func contentChange() -> String?
 }
 
 extension ImageSource {
+    public func contentChange() -> String? { nil }
+
     /// Checks that `count` bytes at `offset` lie inside the source.
     @inline(__always)
     func checkRange(_ offset: UInt64, _ count: Int) throws {

@@ -20,6 +20,8 @@ public actor ImageCatalog {
     /// Records by image id, compared as bytes (`café` in NFC and in NFD are two images).
     private var entries: [ByteKey: Entry] = [:]
     private var digestTasks: [ByteKey: Task<Void, Never>] = [:]
+    /// Watches the files of attached images (made at the first attach).
+    private var watcher: ImageFileWatcher?
 
     private struct Entry {
         var record: ImageRecord
@@ -27,6 +29,10 @@ public actor ImageCatalog {
         /// The mode in effect; nil when the image is not attached (`failure` says why).
         var mode: FingerprintMode?
         var failure: String?
+        /// The opened image, while attached.
+        var image: Image? = nil
+        /// What happened to the file on disk that is not a change of its bytes (renamed, deleted).
+        var notice: String? = nil
     }
 
     /// - Parameter store: the state directory; nil keeps admin-API changes in memory only.
@@ -70,10 +76,40 @@ public actor ImageCatalog {
         return failures
     }
 
-    /// Stops the background digest computations (shutdown).
+    /// Stops the background digest computations and the file watcher (shutdown).
     public func stop() {
         for task in self.digestTasks.values { task.cancel() }
         self.digestTasks = [:]
+        self.watcher?.stop()
+        self.watcher = nil
+    }
+
+    /// Looks at image `id`'s file after inotify saw something happen to it: bytes written (size or mtime
+    /// differ from the open descriptor's at attach) mark the image changed in the cache, which drops its
+    /// pages and fails its reads; a rename or deletion is only reported, since the open descriptor still
+    /// holds the attached bytes.
+    public func fileEvent(id: String) {
+        guard var entry = self.entries[ByteKey(id)], entry.mode != nil, let image = entry.image else { return }
+        if let reason = image.contentChange() {
+            self.cache.markChanged(id: id, image: image, reason: reason)
+            return
+        }
+        guard let file = image.file else { return }
+        let path = entry.record.path
+        let notice: String?
+        if let now = try? file.currentStatus(), now.linkCount == 0 {
+            notice = "\(path) was deleted on disk; the attached file is still served (held open)"
+        } else if let atPath = FileStatus(path: path), atPath.isSameFile(as: file.openedStatus) {
+            notice = nil
+        } else {
+            notice = "\(path) was replaced or renamed on disk; the attached file is still served (held open)"
+        }
+        guard notice != entry.notice else { return }
+        entry.notice = notice
+        self.entries[ByteKey(id)] = entry
+        if let notice {
+            self.logger.warning("image file replaced on disk", metadata: ["image": "\(id)", "reason": "\(notice)"])
+        }
     }
 
     // MARK: Changes
@@ -113,6 +149,7 @@ public actor ImageCatalog {
         }
         self.entries[ByteKey(id)] = nil
         self.digestTasks.removeValue(forKey: ByteKey(id))?.cancel()
+        self.watcher?.unwatch(id: id)
         if entry.mode != nil { try? self.cache.detach(id: id) }
         self.logger.info("detached", metadata: ["image": "\(id)"])
     }
@@ -171,6 +208,7 @@ public actor ImageCatalog {
             state: .failed, reason: entry.failure)
         guard entry.mode != nil else { return status }
         status.state = .ready
+        status.reason = entry.notice
         status.statistics = (try? self.cache.statistics(forImage: id)).map(ImageStatus.Statistics.init)
         if entry.mode == .digest, let progress = try? self.cache.digestProgress(imageID: id) {
             status.progress = ImageStatus.Progress(progress)
@@ -179,6 +217,10 @@ public actor ImageCatalog {
             case .ready: break
             case .failed(let reason): status.reason = "digests are computed on first read: \(reason)"
             }
+        }
+        if let change = self.cache.changeReason(imageID: id) {
+            status.state = .changed
+            status.reason = change
         }
         return status
     }
@@ -240,7 +282,12 @@ public actor ImageCatalog {
         } catch {
             throw ControlError(.imageExists, "image \(record.id): \(error)")
         }
-        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, mode: mode, failure: nil)
+        self.entries[ByteKey(record.id)] = Entry(
+            record: record, origin: origin, mode: mode, failure: nil, image: image)
+        if self.watcher == nil {
+            self.watcher = ImageFileWatcher { [weak self] id in Task { await self?.fileEvent(id: id) } }
+        }
+        for path in [record.path] + record.devices { self.watcher?.watch(path, id: record.id) }
         self.logger.info(
             "attached",
             metadata: [

@@ -9,8 +9,9 @@ public enum ImageOrigin: String, Codable, Sendable {
 /// An image as the admin API shows it: what was asked for, whether it is usable, and its accounting.
 public struct ImageStatus: Codable, Sendable, Equatable {
     /// `attaching`: attached and readable while its digests are computed (`digest` mode); `ready`; `failed`:
-    /// not attached (the image could not be opened on restore), with the reason.
-    public enum State: String, Codable, Sendable { case attaching, ready, failed }
+    /// not attached (the image could not be opened on restore), with the reason; `changed`: its file was
+    /// written to after it was attached, so its reads answer 503 until it is detached and attached again.
+    public enum State: String, Codable, Sendable { case attaching, ready, failed, changed }
 
     /// How far the digests are computed, by files and bytes.
     public struct Progress: Codable, Sendable, Equatable {

@@ -18,6 +18,7 @@ extension Problem {
             switch error.code {
             case .unknownImage: self = .unknownImage(target?.image ?? "")
             case .notARegularFile: self.init("not-a-regular-file", .notFound, error.message)
+            case .imageChanged: self = .imageChanged(error.message)
             default:
                 if let cause = error.cause as? EROFSError {
                     self.init(for: cause, target: target)

@@ -49,6 +49,9 @@ struct Problem: Error, Encodable {
         problem.headers.add(name: "retry-after", value: String(seconds))
         return problem
     }
+    static func imageChanged(_ detail: String) -> Problem {
+        Problem("image-changed", .serviceUnavailable, detail + "; detach and attach it again to serve the new file")
+    }
     static func imageReadError(_ detail: String) -> Problem {
         Problem("image-read-error", .internalServerError, detail)
     }
