@@ -77,18 +77,19 @@ public final class AccessPolicy: Sendable {
         return nil
     }
 
-    /// The caller of a request, or the problem refusing it (401, 429). Failures count towards the client's
-    /// limit and in `pageshare_http_auth_failures_total`; a limited client is refused before its token is
-    /// even looked at.
+    /// The caller of a request, or the problem refusing it (401, 429). Credentials are checked first, so a
+    /// valid one always passes, even from an address others failed from (a NAT, a uid on the unix socket);
+    /// a failure counts towards the client's limit and in `pageshare_http_auth_failures_total`, and a
+    /// limited client's failures get 429 instead of 401.
     func authenticate(
         authorization: String?, peer: ConnectionPeer, metrics: ServerMetrics, logger: Logger
     ) -> Result<Caller, Problem> {
         if self.isOpen { return .success(.admin(name: "open")) }
+        if let caller = self.caller(authorization: authorization, peerUID: peer.uid) { return .success(caller) }
         if let seconds = self.limiter.retryAfter(client: peer.address) {
             metrics.authFailed(.rateLimited)
             return .failure(.tooManyFailures(retryAfter: seconds))
         }
-        if let caller = self.caller(authorization: authorization, peerUID: peer.uid) { return .success(caller) }
         let reason: ServerMetrics.AuthFailure = authorization == nil ? .missing : .invalid
         metrics.authFailed(reason)
         // One warning when a client reaches the limit, not one line per failure (a guesser would flood the log).

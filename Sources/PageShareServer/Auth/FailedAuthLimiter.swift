@@ -2,12 +2,15 @@ import NIOCore
 import Synchronization
 
 /// Slows down token guessing: a client address with `maximumFailures` failed authentications within
-/// `window` is refused (429) until that window ends, whatever it sends.
+/// `window` has its further failures answered 429 until that window ends (a valid credential still
+/// passes: the caller checks it first).
 final class FailedAuthLimiter: Sendable {
     private let maximumFailures: Int
     private let window: TimeAmount
-    /// Failures by client, with the start of each client's window. Bounded: at `maximumClients`, windows
-    /// that ended are dropped, and if none has, the oldest half.
+    /// Failures by client, with the start of each client's window. Bounded by `maximumClients`: when full,
+    /// windows that ended are dropped, then clients still below the limit, oldest first; a limited client
+    /// stays until its window ends, so a flood of new addresses cannot free it (while the table is full of
+    /// limited clients, a new client's failures go uncounted).
     private let failures = Mutex<[String: (count: Int, since: NIODeadline)]>([:])
     /// Until when (uptime nanoseconds) some client may be limited: past it, the check for a client is one
     /// atomic load and no lock.
@@ -42,9 +45,13 @@ final class FailedAuthLimiter: Sendable {
             if entry.count == 0 && failures.count >= self.maximumClients {
                 failures = failures.filter { $0.value.since + self.window > now }
                 if failures.count >= self.maximumClients {
-                    let keep = failures.sorted { $0.value.since > $1.value.since }.prefix(self.maximumClients / 2)
-                    failures = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                    let unlimited = failures.filter { $0.value.count < self.maximumFailures }
+                        .sorted { $0.value.since < $1.value.since }
+                    for (client, _) in unlimited.prefix(failures.count - self.maximumClients / 2) {
+                        failures[client] = nil
+                    }
                 }
+                guard failures.count < self.maximumClients else { return false }
             }
             entry.count += 1
             failures[client] = entry
@@ -53,6 +60,9 @@ final class FailedAuthLimiter: Sendable {
             return true
         }
     }
+
+    /// Clients with a failure window on record.
+    var trackedClients: Int { self.failures.withLock { $0.count } }
 
     private func noteLimited(until end: NIODeadline) {
         let value = Int64(clamping: end.uptimeNanoseconds)
