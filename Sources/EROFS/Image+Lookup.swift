@@ -13,11 +13,25 @@ extension Image {
         try self.resolve(Array(path.utf8), followingFinalSymlink: followingFinalSymlink)
     }
 
-    /// Resolves a path given as raw bytes; see ``resolve(_:followingFinalSymlink:)``.
+    /// Resolves a path given as raw bytes; see ``resolve(_:followingFinalSymlink:)``. A path ending in `/`
+    /// (or a last component `.` or `..`) names a directory: a file there is ``EROFSError/Code/notADirectory``,
+    /// as for the kernel's lookup.
     public func resolve(_ path: [UInt8], followingFinalSymlink: Bool = true) throws -> Inode {
         guard !path.contains(0) else {
             throw EROFSError(.invalidArgument, "path contains a NUL byte")
         }
+        let last = path.split(separator: 0x2F, omittingEmptySubsequences: false).last ?? []
+        if last.isEmpty || last == [0x2E] || last == [0x2E, 0x2E] {
+            let inode = try self.resolve(path, following: true)
+            guard inode.fileType == .directory else {
+                throw EROFSError(.notADirectory, "\(Self.display(path)): not a directory", nid: inode.nid)
+            }
+            return inode
+        }
+        return try self.resolve(path, following: followingFinalSymlink)
+    }
+
+    private func resolve(_ path: [UInt8], following followingFinalSymlink: Bool) throws -> Inode {
         var stack = [try self.root()]
         var pending = Self.components(path).reversed() as [[UInt8]]
         var follows = 0

@@ -156,6 +156,17 @@ struct AuthTests {
         await server.stop()
     }
 
+    @Test("two Authorization fields are 400, not the first one believed")
+    func repeatedAuthorization() async throws {
+        let (server, image, _) = try await Self.server()
+        defer { image.remove() }
+        let response = try await server.get(
+            "/v1/admin/cache",
+            arguments: ["-H", "Authorization: Bearer \(Self.adminToken)", "-H", "Authorization: Bearer x"])
+        #expect(response.status == 400 && response.bodyText.contains("more than one Authorization"))
+        await server.stop()
+    }
+
     @Test("a flood of new addresses does not free a limited client, and the table stays bounded")
     func limiterTableFlood() {
         let limiter = FailedAuthLimiter(maximumFailures: 3)

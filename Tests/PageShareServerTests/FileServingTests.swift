@@ -2,6 +2,7 @@ import EROFS
 import EROFSTestSupport
 import Foundation
 import PageCache
+import Synchronization
 import Testing
 
 @testable import PageShareServer
@@ -195,10 +196,13 @@ struct FileServingTests {
             return MultipartBody.offset(of: Array(bytes.prefix(4095)), in: imageBytes).map { $0 < bigStart } ?? false
         }
         try #require(!before.isEmpty, "some file's data precedes big.bin's")
-        let opened = try Image(path: copy)
+        // A device that fails, after attach, every read past 1 MB into big.bin's data (a bad disk region: the
+        // file is not changed, so the image stays attached; a file cut short on disk is an image change,
+        // see ChangedImageTests).
+        let source = BrokenTailSource(try FileImageSource(path: copy))
+        let opened = try Image(source: source)
         let server = try await ServerFixture.start([("img", opened, "default", .none)])
-        // Cut the image short after attach, 1 MB into big.bin's data: its start and what precedes it stay.
-        #expect(truncate(copy, off_t(bigStart + 1_000_000)) == 0)
+        source.failPast.store(UInt64(bigStart + 1_000_000), ordering: .relaxed)
         let head = try await server.get("/v1/images/img/files/big.bin", headers: ["Range": "bytes=0-4095"])
         #expect(head.status == 206 && head.body == Array(big[0...4095]))
         let tail = try await server.get("/v1/images/img/files/big.bin", headers: ["Range": "bytes=-4096"])
@@ -217,6 +221,20 @@ struct FileServingTests {
             #expect(other.status == 200 && same, "\(path)")
         }
         await server.stop()
+    }
+}
+
+/// An image file whose reads past `failPast` fail, as a bad region of a disk's would.
+final class BrokenTailSource: ImageSource {
+    let file: FileImageSource
+    let failPast = Atomic<UInt64>(.max)
+    init(_ file: FileImageSource) { self.file = file }
+    var size: UInt64 { self.file.size }
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        guard offset + UInt64(buffer.count) <= self.failPast.load(ordering: .relaxed) else {
+            throw EROFSError(.ioFailure, "read at \(offset): input/output error (injected)", byteOffset: offset)
+        }
+        try self.file.read(into: buffer, at: offset)
     }
 }
 

@@ -15,8 +15,10 @@ struct ParsingTests {
         #expect(try RequestTarget.parse("/v1/images/i/files/%2525").path == "/%25", "decoded once")
         // Paths that need no decoding take a shorter way; they must come out the same.
         let plain = [
-            "a/b.so": "/a/b.so", "...": "/...", ".hidden/..x": "/.hidden/..x", "a/.": "/a", "a/./b": "/a/b",
-            "a/b/": "/a/b", "a//b": "/a/b", "a/..": "/", ".": "/", "ü/ñ": "/ü/ñ",
+            "a/b.so": "/a/b.so", "...": "/...", ".hidden/..x": "/.hidden/..x", "a/./b": "/a/b",
+            "a//b": "/a/b", "a/..": "/", ".": "/", "ü/ñ": "/ü/ñ",
+            // A trailing `/`, `/.` or `/..` names a directory, and stays so that a file there is refused.
+            "a/.": "/a/", "a/b/": "/a/b/", "a/b/c/..": "/a/b/",
             String(repeating: "n", count: 255): "/" + String(repeating: "n", count: 255),
         ]
         for (raw, normal) in plain {
@@ -67,7 +69,11 @@ struct ParsingTests {
         #expect(resolve("bytes=0-1,2-3,4-5,6-7,8-9") == .whole, "more than the cap")
         #expect(resolve("bytes=0-10,5-20") == .whole, "overlapping")
         #expect(resolve("bytes=0-9999,0-0") == .whole, "more bytes than the file")
-        #expect(resolve("bytes=99999999999999999999-") == .whole, "a number too large is invalid")
+        // Positions past UInt64 lie past any file (RFC 9110 sets no bound on the digits).
+        #expect(resolve("bytes=99999999999999999999-") == .unsatisfiable, "a first position past the end")
+        #expect(resolve("bytes=99999999999999999999-100000000000000000000") == .unsatisfiable)
+        #expect(resolve("bytes=5-99999999999999999999999") == .partial([5...9999]), "a last position clamped")
+        #expect(resolve("bytes=-99999999999999999999") == .partial([0...9999]), "a suffix longer than the file")
     }
 
     @Test("header values written as bytes: decimal and hex numbers as String(_:radix:) writes them")

@@ -110,7 +110,7 @@ enum SlowClient {
     }
 
     /// A TCP socket connected to 127.0.0.1:`port`, with a small receive buffer when asked.
-    private static func connectLoopback(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+    static func connectLoopback(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: \(errno)") }
         if var size = receiveBuffer {

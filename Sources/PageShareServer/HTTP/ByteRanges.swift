@@ -70,15 +70,21 @@ enum ByteRangeRequest: Equatable {
         return .partial(ranges)
     }
 
-    /// The non-negative decimal in `bytes[start..<end]`, without sign or spaces, at most 19 digits.
+    /// The non-negative decimal in `bytes[start..<end]`, without sign or spaces. A number past UInt64 is
+    /// UInt64.max: RFC 9110 §14.1.1 sets no bound, and such a position lies past any representation (a
+    /// first position there is unsatisfiable, a last one clamped to the end, a suffix the whole body).
     private static func number(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> UInt64? {
-        guard start < end, end - start <= 19 else { return nil }
+        guard start < end else { return nil }
         var value: UInt64 = 0
+        var saturated = false
         for byte in bytes[start..<end] {
             guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))  // 19 digits cannot overflow
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            saturated = saturated || overflow || carry
+            value = sum
         }
-        return value
+        return saturated ? .max : value
     }
 
     private static func lowercased(_ byte: UInt8) -> UInt8 {

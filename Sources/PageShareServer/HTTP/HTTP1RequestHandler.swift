@@ -33,10 +33,49 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
-        case .head(let head): self.responder?.receiveHead(head)
+        case .head(var head):
+            head.uri = Self.originForm(head.uri)
+            var problem = Self.hostProblem(head)
+            if problem == nil, let expectation = head.headers.first(name: "expect") {
+                if expectation.lowercased() == "100-continue" {
+                    // The client waits for this before sending the body (curl for a second, on every POST).
+                    let interim = HTTPResponseHead(version: head.version, status: .continue)
+                    context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+                } else {
+                    problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
+                }
+            }
+            self.responder?.receiveHead(head, refusal: problem)
         case .body(let part): self.responder?.receiveBody(part)
         case .end: self.responder?.receiveEnd()
         }
+    }
+
+    /// The path and query of an absolute-form target (`http://host/v1/...`, RFC 9112 §3.2.2), which a
+    /// server must accept; other targets as they are.
+    static func originForm(_ uri: String) -> String {
+        guard uri.utf8.first != UInt8(ascii: "/") else { return uri }
+        let lowered = uri.prefix(8).lowercased()
+        let schemeEnd: String.Index
+        if lowered.hasPrefix("http://") {
+            schemeEnd = uri.index(uri.startIndex, offsetBy: 7)
+        } else if lowered.hasPrefix("https://") {
+            schemeEnd = uri.index(uri.startIndex, offsetBy: 8)
+        } else {
+            return uri
+        }
+        let rest = uri[schemeEnd...]
+        guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        return rest[start] == "/" ? String(rest[start...]) : "/" + rest[start...]
+    }
+
+    /// 400 for an HTTP/1.1 request without exactly one Host field (RFC 9112 §3.2).
+    static func hostProblem(_ head: HTTPRequestHead) -> Problem? {
+        guard head.version == .http1_1 else { return nil }
+        var hosts = 0
+        for (name, _) in head.headers where name.utf8.count == 4 && name.lowercased() == "host" { hosts += 1 }
+        guard hosts != 1 else { return nil }
+        return .badRequest(hosts == 0 ? "an HTTP/1.1 request needs a Host field" : "more than one Host field")
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -20,6 +20,8 @@ final class RequestResponder {
     /// Where responses go; nil once the connection or stream is gone.
     private(set) var writer: (any ResponseWriter)?
     var request: HTTPRequestHead?
+    /// The problem the request is answered with whatever it asks for, found with its head (HTTP/1.1).
+    var refusal: Problem?
     /// The body of the request being read (admin API JSON), up to the limit.
     var requestBody: [UInt8] = []
     var bodyTooLarge = false
@@ -71,8 +73,11 @@ final class RequestResponder {
     }
 
     /// A request's head arrived: a new request starts.
-    func receiveHead(_ head: HTTPRequestHead) {
+    /// - Parameter refusal: a protocol-level problem found with the head (no Host, an unknown expectation):
+    ///   the request is answered with it, whatever it asks for.
+    func receiveHead(_ head: HTTPRequestHead, refusal: Problem? = nil) {
         self.request = head
+        self.refusal = refusal
         self.started = .now()
         self.route = .other
         self.status = nil
@@ -114,6 +119,10 @@ final class RequestResponder {
     // MARK: Routing
 
     func respond(to head: HTTPRequestHead) {
+        if let refusal = self.refusal {
+            self.refusal = nil
+            return self.send(refusal, for: head)
+        }
         // By UTF-8 bytes: looking for "?" by Characters walks grapheme clusters, on every request.
         let path = Substring(head.uri.utf8.prefix(while: { $0 != UInt8(ascii: "?") }))
         let isOperations = path == "/healthz" || path == "/readyz" || path == "/metrics"
@@ -124,6 +133,9 @@ final class RequestResponder {
         let metrics = path == "/metrics" ? self.plane.exposition : nil
         if let metrics, self.plane.access.publicMetrics {
             return self.respondWithMetrics(metrics, for: head)
+        }
+        if !self.plane.access.isOpen, Self.hasRepeatedAuthorization(head.headers) {
+            return self.send(Problem.badRequest("more than one Authorization field"), for: head)
         }
         let caller: Caller
         switch self.plane.access.authenticate(
@@ -175,6 +187,16 @@ final class RequestResponder {
         } catch {
             self.send(Problem(for: error, target: target), for: head)
         }
+    }
+
+    /// Two Authorization fields are refused rather than the first one believed.
+    private static func hasRepeatedAuthorization(_ headers: HTTPHeaders) -> Bool {
+        var seen = false
+        for (name, _) in headers where name.utf8.count == 13 && name.lowercased() == "authorization" {
+            if seen { return true }
+            seen = true
+        }
+        return false
     }
 
     // MARK: Responses

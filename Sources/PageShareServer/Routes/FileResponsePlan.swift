@@ -38,6 +38,9 @@ struct FileResponsePlan {
         headers.add(name: "etag", value: validators.entityTag)
         headers.add(name: "last-modified", value: HTTPDate.format(inode.mtime))
         let fields = RangeAndConditions(request.headers)
+        guard !fields.rangeRepeated else {
+            return Self.refusal(.badRequest("more than one Range field"), headers: headers)
+        }
         let rangeHeader = fields.range
         let outcome = validators.evaluate(
             ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
@@ -127,6 +130,8 @@ struct FileResponsePlan {
 /// each counts, as `HTTPHeaders.first(name:)` would give.
 struct RangeAndConditions {
     var range: String?
+    /// More than one Range field: the request is ambiguous (400), not "the first one wins".
+    var rangeRepeated = false
     var ifMatch: String?
     var ifUnmodifiedSince: String?
     var ifNoneMatch: String?
@@ -136,7 +141,9 @@ struct RangeAndConditions {
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             switch name.utf8.count {
-            case 5 where Self.same(name, "range"): self.range = self.range ?? value
+            case 5 where Self.same(name, "range"):
+                self.rangeRepeated = self.range != nil
+                self.range = self.range ?? value
             case 8 where Self.same(name, "if-match"): self.ifMatch = self.ifMatch ?? value
             case 8 where Self.same(name, "if-range"): self.ifRange = self.ifRange ?? value
             case 13 where Self.same(name, "if-none-match"): self.ifNoneMatch = self.ifNoneMatch ?? value

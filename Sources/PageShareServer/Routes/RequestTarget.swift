@@ -135,6 +135,11 @@ struct RequestTarget: Equatable {
             if index > 0 { path.append(UInt8(ascii: "/")) }
             path.append(contentsOf: component)
         }
+        // A path ending in `/`, `/.` or `/..` names a directory: the trailing `/` is kept, so that the image
+        // lookup refuses a file there (`files/etc/motd/` is not `files/etc/motd`).
+        let last = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last
+        let namesDirectory = last.map { $0.isEmpty || $0.elementsEqual(".".utf8) || $0.elementsEqual("..".utf8) }
+        if namesDirectory == true && !components.isEmpty { path.append(UInt8(ascii: "/")) }
         guard let text = String(validating: path, as: UTF8.self) else {
             throw .badRequest("path is not valid UTF-8")
         }
