@@ -180,7 +180,8 @@ public final class PageShareServer: Sendable {
     private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
-        try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        // Parser errors are answered by HTTP1RequestHandler (a problem+json body, not NIO's empty 400).
+        try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         try operations.addHandler(HTTP1RequestHandler(plane: self.plane, peer: peer))
     }
 

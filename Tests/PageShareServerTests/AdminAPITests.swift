@@ -243,6 +243,32 @@ final class AdminAPITests {
         #expect(try store.load() == state)
         try TestTree.write(directory.path + "/nested/state/state.json", Array("{not json".utf8))
         #expect(throws: ControlError.self) { try store.load() }
+        // Hand edits: an id twice (named with its line; NFC and NFD spellings are two ids), a version this
+        // daemon does not write.
+        let twice = """
+            {
+              "version": 1,
+              "images": [
+                {"id": "caf\u{E9}", "path": "/a.img"},
+                {"id": "cafe\u{301}", "path": "/b.img"},
+                {"id": "caf\u{E9}", "path": "/c.img"}
+              ],
+              "quotas": {}
+            }
+            """
+        try TestTree.write(directory.path + "/nested/state/state.json", Array(twice.utf8))
+        #expect {
+            try store.load()
+        } throws: { error in
+            "\(error)".contains("state.json:6: image id caf\u{E9} appears twice")
+        }
+        try TestTree.write(
+            directory.path + "/nested/state/state.json", Array(#"{"version": 999, "images": [], "quotas": {}}"#.utf8))
+        #expect {
+            try store.load()
+        } throws: { error in
+            "\(error)".contains("has version 999; this pageshare reads version 1")
+        }
     }
 
     @Test(

@@ -103,4 +103,21 @@ struct RequestRulesTests {
                 Self.status(twice) == "HTTP/1.1 400 Bad Request" && twice.contains("more than one Range"), "\(twice)")
         }
     }
+
+    @Test("parser-level 400s and the CONNECT 405 carry a problem+json body, and the connection closes")
+    func protocolErrorsHaveBodies() async throws {
+        try await Self.withServer { server in
+            for request in [
+                "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "GET /\u{1} HTTP/1.1\r\nHost: x\r\n\r\n",
+            ] {
+                let response = try Self.exchange(request, port: server.port)
+                #expect(Self.status(response) == "HTTP/1.1 400 Bad Request", "\(response)")
+                #expect(
+                    response.contains("urn:pageshare:problem:bad-request") && response.contains("not valid HTTP/1.1"))
+            }
+            let connect = try Self.exchange("CONNECT localhost:80 HTTP/1.1\r\nHost: x\r\n\r\n", port: server.port)
+            #expect(Self.status(connect) == "HTTP/1.1 405 Method Not Allowed", "\(connect)")
+            #expect(connect.contains("content-length: ") && connect.hasSuffix("method-not-allowed\"}"), "\(connect)")
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PageCache
 import SystemPackage
 
 #if canImport(Glibc)
@@ -38,15 +39,55 @@ public struct StateStore: Sendable {
     }
 
     /// The saved state; an empty one when nothing was saved yet.
-    /// - Throws: ``ControlError`` (`invalidRequest`) when the file exists but cannot be read or parsed.
+    /// - Throws: ``ControlError`` (`invalidRequest`) when the file exists but cannot be read or parsed, is of
+    ///   another version than this daemon writes, or names one image id twice (hand edits).
     public func load() throws(ControlError) -> PersistentState {
         guard FileManager.default.fileExists(atPath: self.file) else { return PersistentState() }
+        let data: Data
+        let state: PersistentState
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: self.file))
-            return try JSONDecoder().decode(PersistentState.self, from: data)
+            data = try Data(contentsOf: URL(fileURLWithPath: self.file))
+            state = try JSONDecoder().decode(PersistentState.self, from: data)
         } catch {
             throw ControlError(.invalidRequest, "state file \(self.file) is unreadable: \(error)")
         }
+        guard state.version == PersistentState().version else {
+            throw ControlError(
+                .invalidRequest,
+                "state file \(self.file) has version \(state.version); this pageshare reads version "
+                    + "\(PersistentState().version)")
+        }
+        var seen: Set<ByteKey> = []
+        for record in state.images where !seen.insert(ByteKey(record.id)).inserted {
+            let line = Self.line(ofSecond: record.id, in: String(decoding: data, as: UTF8.self))
+            throw ControlError(
+                .invalidRequest,
+                "state file \(self.file)\(line.map { ":\($0)" } ?? ""): image id \(record.id) appears twice")
+        }
+        return state
+    }
+
+    /// The line (1-based) of the second `"id": ID` in `text`, for the error about a repeated id. Compared
+    /// as bytes: `String.contains` would take `café` in NFD for the NFC one.
+    private static func line(ofSecond id: String, in text: String) -> Int? {
+        guard let encoded = try? JSONEncoder().encode(id) else { return nil }
+        let needle = Array("\"id\":".utf8) + Array(encoded)
+        var found = 0
+        for (index, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .enumerated()
+        {
+            let compact = line.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+            let matches =
+                compact.count >= needle.count
+                && (0...(compact.count - needle.count)).contains {
+                    compact[$0..<$0 + needle.count].elementsEqual(needle)
+                }
+            if matches {
+                found += 1
+                if found == 2 { return index + 1 }
+            }
+        }
+        return nil
     }
 
     /// Replaces the saved state with `state`, durably.

@@ -13,6 +13,8 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     private var responder: RequestResponder?
     /// Set between `handlerAdded` and `handlerRemoved`: the responder writes through it.
     private var context: ChannelHandlerContext?
+    /// A response head was written and its end not yet.
+    private var responding = false
 
     init(plane: DataPlane, peer: ConnectionPeer) {
         self.plane = plane
@@ -34,6 +36,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(var head):
+            guard head.method != .CONNECT else { return self.refuseConnect(context: context) }
             head.uri = Self.originForm(head.uri)
             var problem = Self.hostProblem(head)
             if problem == nil, let expectation = head.headers.first(name: "expect") {
@@ -85,7 +88,46 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.plane.logger.debug("connection error", metadata: ["error": "\(error)"])
+        // A request the parser refused is answered 400 with a problem body, unless a response is being
+        // written (its end would be lost); either way the connection closes: the parser cannot go on.
+        if error is HTTPParserError, !self.responding {
+            let problem = Problem.badRequest("the request is not valid HTTP/1.1: \(error)")
+            let body = problem.encoded()
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/problem+json")
+            headers.add(name: "content-length", value: String(body.count))
+            headers.add(name: "date", value: HTTPDate.now())
+            headers.add(name: "connection", value: "close")
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                promise: nil)
+            context.write(
+                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            self.responding = true
+            return
+        }
         context.close(promise: nil)
+    }
+
+    /// Answers a CONNECT (405, problem+json) below NIO's response encoder and closes: the encoder drops the
+    /// body and framing of any response to CONNECT (a tunnel's), which left the client a head with a type
+    /// and no body.
+    private func refuseConnect(context: ChannelHandlerContext) {
+        let problem = Problem.methodNotAllowed(.CONNECT)
+        let body = problem.encoded()
+        var text = "HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/problem+json\r\n"
+        text += "content-length: \(body.count)\r\ndate: \(HTTPDate.now())\r\nconnection: close\r\n\r\n"
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + body.count)
+        buffer.writeString(text)
+        buffer.writeBytes(body)
+        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            return context.close(promise: nil)
+        }
+        encoder.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        self.responding = true
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -98,6 +140,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
     func writeHead(_ head: HTTPResponseHead) {
+        self.responding = true
         self.context?.write(self.wrapOutboundOut(.head(head)), promise: nil)
     }
 
@@ -110,6 +153,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func writeEnd(keepAlive: Bool) {
+        self.responding = false
         guard let context = self.context else { return }
         guard !keepAlive else { return context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
         let done = context.eventLoop.makePromise(of: Void.self)
