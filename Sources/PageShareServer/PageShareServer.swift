@@ -13,7 +13,7 @@ public final class PageShareServer: Sendable {
     private let plane: DataPlane
     private let group: MultiThreadedEventLoopGroup
     /// Open connections, to ask each to finish on shutdown.
-    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let connections: ConnectionTable
     private let sslContext: NIOSSLContext?
     private let bound = Mutex<[SocketAddress]>([])
     private let listening = Mutex<[any Channel]>([])
@@ -23,6 +23,8 @@ public final class PageShareServer: Sendable {
     public init(configuration: ServerConfiguration, plane: DataPlane) throws {
         self.configuration = configuration
         self.plane = plane
+        self.connections = ConnectionTable(
+            maximum: configuration.maximumConnections, maximumPerAddress: configuration.maximumConnectionsPerAddress)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         if let tls = configuration.tls {
             var settings = TLSConfiguration.makeServerConfiguration(
@@ -68,17 +70,16 @@ public final class PageShareServer: Sendable {
     /// in flight), waits up to the grace period, then closes what is left and stops the event loops.
     public func shutdown() async {
         for channel in self.listening.withLock({ $0 }) { try? await channel.close() }
-        let connections = self.open.withLock { Array($0.values) }
-        for channel in connections {
+        for channel in self.connections.channels {
             // HTTP/1.1 (NIO's pipeline handler) closes after the response in flight; HTTP/2
             // (HTTP2StreamsHandler) sends GOAWAY and closes when its streams are done.
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let deadline = ContinuousClock.now + .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds)
-        while !self.open.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+        while !self.connections.isEmpty && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for channel in self.open.withLock({ Array($0.values) }) { try? await channel.close() }
+        for channel in self.connections.channels { try? await channel.close() }
         try? await self.group.shutdownGracefully()
     }
 
@@ -138,54 +139,60 @@ public final class PageShareServer: Sendable {
     /// Sets up one accepted connection: the connection limit, then TLS + ALPN or cleartext sniffing.
     private func initialize(_ channel: any Channel, tls: NIOSSLContext?, peer: ConnectionPeer) -> EventLoopFuture<Void>
     {
-        let id = ObjectIdentifier(channel)
-        let count = self.open.withLock { open -> Int in
-            open[id] = channel
-            return open.count
-        }
-        channel.closeFuture.whenComplete { _ in _ = self.open.withLock { $0.removeValue(forKey: id) } }
-        guard count <= self.configuration.maximumConnections else {
-            self.plane.logger.warning("connection refused: at the connection limit", metadata: ["open": "\(count)"])
-            return channel.close()
+        let progress = ConnectionProgress()
+        switch self.connections.admit(channel, address: peer.address, progress: progress, logger: self.plane.logger) {
+        case .refused: return channel.close()
+        case .admittedShedding(let shed): shed.close(promise: nil)
+        case .admitted: break
         }
         // First in every pipeline, so that a connection that never sends a preface, a TLS hello or a request
-        // (or stops reading) is closed after the idle timeout too.
+        // (or stops reading) is closed after the idle timeout too, and one trickling a request head after
+        // the header timeout.
+        let deadline = RequestDeadline(
+            headerTimeout: self.configuration.headerTimeout, bodyTimeout: self.configuration.bodyTimeout,
+            progress: progress)
         do {
-            try channel.pipeline.syncOperations.addHandler(
-                IdleConnectionCloser(timeout: self.configuration.idleTimeout))
+            try channel.pipeline.syncOperations.addHandlers(
+                IdleConnectionCloser(timeout: self.configuration.idleTimeout), deadline)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
+        let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
         if let tls {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
             }.flatMap {
                 channel.configureHTTP2SecureUpgrade(
                     h2ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP2(channel, peer: peer) }
+                        channel.eventLoop.makeCompletedFuture {
+                            try self.configureHTTP2(channel, peer: peer, deadline: boundDeadline.value)
+                        }
                     },
                     http1ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture { try self.configureHTTP1(channel, peer: peer) }
+                        channel.eventLoop.makeCompletedFuture {
+                            try self.configureHTTP1(channel, peer: peer, deadline: boundDeadline.value)
+                        }
                     })
             }
         }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 HTTPVersionSniffer(
-                    configureHTTP1: { try self.configureHTTP1($0, peer: peer) },
-                    configureHTTP2: { try self.configureHTTP2($0, peer: peer) }))
+                    configureHTTP1: { try self.configureHTTP1($0, peer: peer, deadline: boundDeadline.value) },
+                    configureHTTP2: { try self.configureHTTP2($0, peer: peer, deadline: boundDeadline.value) }))
         }
     }
 
-    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer) throws {
+    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         // Parser errors are answered by HTTP1RequestHandler (a problem+json body, not NIO's empty 400).
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
-        try operations.addHandler(HTTP1RequestHandler(plane: self.plane, peer: peer))
+        try operations.addHandler(HTTP1RequestHandler(plane: self.plane, peer: peer, deadline: deadline))
     }
 
-    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer) throws {
+    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
+        deadline.stop()
         self.plane.metrics.connectionOpened("h2", closing: channel)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [

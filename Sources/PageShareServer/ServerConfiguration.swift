@@ -57,6 +57,13 @@ public struct ServerConfiguration: Sendable {
     public var maximumHeaderListSize: Int
     /// A connection with no open request or stream for this long is closed (HTTP/2: with GOAWAY).
     public var idleTimeout: TimeAmount
+    /// An HTTP/1.1 request head must be complete this long after its first byte (the first one: after the
+    /// connection opened), however slowly it trickles in (nginx's `client_header_timeout`).
+    public var headerTimeout: TimeAmount
+    /// An HTTP/1.1 request body must be complete this long after its head.
+    public var bodyTimeout: TimeAmount
+    /// Connections one client address may hold at once; 0: no limit beside ``maximumConnections``.
+    public var maximumConnectionsPerAddress: Int
     /// On shutdown, in-flight requests get this long to finish before connections are closed.
     public var shutdownGracePeriod: TimeAmount
     /// Event loop threads (default: one per core).
@@ -68,8 +75,13 @@ public struct ServerConfiguration: Sendable {
         listeners: [Listener] = [.tcp(host: "127.0.0.1", port: 8480)], tls: TLS? = nil,
         maximumConnections: Int = 10_000, maximumConcurrentStreams: Int = 128, maximumHeaderListSize: Int = 16_384,
         idleTimeout: TimeAmount = .seconds(60), shutdownGracePeriod: TimeAmount = .seconds(10),
-        threads: Int = System.coreCount, allowUnauthenticatedRemote: Bool = false
+        threads: Int = System.coreCount, allowUnauthenticatedRemote: Bool = false,
+        headerTimeout: TimeAmount = .seconds(30), bodyTimeout: TimeAmount = .seconds(60),
+        maximumConnectionsPerAddress: Int = 0
     ) {
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+        self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
         self.allowUnauthenticatedRemote = allowUnauthenticatedRemote
         self.listeners = listeners
         self.tls = tls

@@ -29,7 +29,8 @@ final class ServerFixture: Sendable {
         budgetBytes: Int = 64 << 20, pageSize: Int = 4096, shutdownGrace: TimeAmount = .seconds(10),
         maximumConnections: Int = 1000,
         idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil,
-        perImageMetrics: Bool = false
+        perImageMetrics: Bool = false, headerTimeout: TimeAmount = .seconds(30), bodyTimeout: TimeAmount = .seconds(60),
+        maximumConnectionsPerAddress: Int = 0
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
         let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes, pageSize: pageSize))
@@ -56,7 +57,8 @@ final class ServerFixture: Sendable {
         let configuration = ServerConfiguration(
             listeners: [.tcp(host: "127.0.0.1", port: 0), .unix(path: socketPath, mode: 0o600)], tls: tlsConfiguration,
             maximumConnections: maximumConnections, idleTimeout: idleTimeout, shutdownGracePeriod: shutdownGrace,
-            threads: 2)
+            threads: 2, headerTimeout: headerTimeout, bodyTimeout: bodyTimeout,
+            maximumConnectionsPerAddress: maximumConnectionsPerAddress)
         var logger = Logger(label: "pageshare-test")
         logger.logLevel = .critical
         let registry = PrometheusCollectorRegistry()

@@ -16,9 +16,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     /// A response head was written and its end not yet.
     private var responding = false
 
-    init(plane: DataPlane, peer: ConnectionPeer) {
+    /// Told when heads, bodies and responses end (the slowloris deadlines).
+    private let deadline: RequestDeadline
+
+    init(plane: DataPlane, peer: ConnectionPeer, deadline: RequestDeadline) {
         self.plane = plane
         self.peer = peer
+        self.deadline = deadline
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -48,9 +52,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
                     problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
                 }
             }
+            let length = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+            self.deadline.headReceived(hasBody: length > 0 || head.headers.contains(name: "transfer-encoding"))
             self.responder?.receiveHead(head, refusal: problem)
         case .body(let part): self.responder?.receiveBody(part)
-        case .end: self.responder?.receiveEnd()
+        case .end:
+            self.deadline.requestEnded()
+            self.responder?.receiveEnd()
         }
     }
 
@@ -154,6 +162,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func writeEnd(keepAlive: Bool) {
         self.responding = false
+        self.deadline.responseEnded()
         guard let context = self.context else { return }
         guard !keepAlive else { return context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
         let done = context.eventLoop.makePromise(of: Void.self)

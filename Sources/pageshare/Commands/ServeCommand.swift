@@ -51,6 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP/2 concurrent streams per connection (default 128).") var maxStreams: String?
     @Option(help: "Most ranges in one Range header; more is served whole (default 64).") var maxRanges: String?
     @Option(help: "Seconds a connection may be idle before it is closed (default 60).") var idleTimeout: String?
+    @Option(help: "Seconds an HTTP/1.1 request head may take from its first byte (default 30).")
+    var headerTimeout: String?
+    @Option(help: "Seconds an HTTP/1.1 request body may take after its head (default 60).") var bodyTimeout: String?
+    @Option(help: "Connections one client address may hold (default 0: no limit).")
+    var maxConnectionsPerAddress: String?
     @Option(help: "Seconds in-flight requests get to finish on shutdown (default 10).") var shutdownGrace: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -89,6 +94,8 @@ struct ServeCommand: AsyncParsableCommand {
             ("pageSize", self.pageSize.map { [$0] }), ("readaheadPages", self.readaheadPages.map { [$0] }),
             ("maxConnections", self.maxConnections.map { [$0] }), ("maxStreams", self.maxStreams.map { [$0] }),
             ("maxRanges", self.maxRanges.map { [$0] }), ("idleTimeout", self.idleTimeout.map { [$0] }),
+            ("headerTimeout", self.headerTimeout.map { [$0] }), ("bodyTimeout", self.bodyTimeout.map { [$0] }),
+            ("maxConnectionsPerAddress", self.maxConnectionsPerAddress.map { [$0] }),
             ("shutdownGrace", self.shutdownGrace.map { [$0] }), ("threads", self.threads.map { [$0] }),
             ("logLevel", self.logLevel.map { [$0] }), ("logFormat", self.logFormat.map { [$0] }),
             ("tokensFile", self.tokensFile.map { [$0] }), ("publicMetrics", self.publicMetrics.map { ["\($0)"] }),
@@ -201,7 +208,9 @@ extension ServeSettings {
             tls: self.tlsCert.map { ServerConfiguration.TLS(certificateChainPath: $0, privateKeyPath: self.tlsKey!) },
             maximumConnections: self.maxConnections, maximumConcurrentStreams: self.maxStreams,
             idleTimeout: .seconds(Int64(self.idleTimeout)), shutdownGracePeriod: .seconds(Int64(self.shutdownGrace)),
-            threads: self.threads, allowUnauthenticatedRemote: self.allowUnauthenticatedRemote)
+            threads: self.threads, allowUnauthenticatedRemote: self.allowUnauthenticatedRemote,
+            headerTimeout: .seconds(Int64(self.headerTimeout)), bodyTimeout: .seconds(Int64(self.bodyTimeout)),
+            maximumConnectionsPerAddress: self.maxConnectionsPerAddress)
     }
 }
 

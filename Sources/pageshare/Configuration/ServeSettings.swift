@@ -23,6 +23,9 @@ struct ServeSettings {
     var maxStreams = 128
     var maxRanges = 64
     var idleTimeout = 60
+    var headerTimeout = 30
+    var bodyTimeout = 60
+    var maxConnectionsPerAddress = 0
     var shutdownGrace = 10
     var threads = System.coreCount
     var logLevel = Logger.Level.info
@@ -102,6 +105,16 @@ struct ServeSettings {
         .scalar("idleTimeout", "seconds before an idle connection closes", value: { $0.idleTimeout }) {
             $0.idleTimeout = try Self.count($1)
         },
+        .scalar("headerTimeout", "seconds an HTTP/1.1 request head may take", value: { $0.headerTimeout }) {
+            $0.headerTimeout = try Self.count($1)
+        },
+        .scalar("bodyTimeout", "seconds an HTTP/1.1 request body may take", value: { $0.bodyTimeout }) {
+            $0.bodyTimeout = try Self.count($1)
+        },
+        .scalar(
+            "maxConnectionsPerAddress", "connections one client address may hold (0: no limit)",
+            value: { $0.maxConnectionsPerAddress }
+        ) { $0.maxConnectionsPerAddress = try Self.count($1, minimum: 0) },
         .scalar("shutdownGrace", "seconds in-flight requests get on shutdown", value: { $0.shutdownGrace }) {
             $0.shutdownGrace = try Self.count($1, minimum: 0)
         },

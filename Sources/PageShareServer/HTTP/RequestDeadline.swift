@@ -1,0 +1,101 @@
+import NIOCore
+import Synchronization
+
+/// What one connection's handlers share about its requests: whether one was ever completed (a connection
+/// that has not is shed first at the connection limit), and the head and body deadlines of HTTP/1.1.
+final class ConnectionProgress: Sendable {
+    /// A request was read to its end on this connection.
+    let completedRequest = Atomic<Bool>(false)
+}
+
+/// Deadlines a client cannot stretch by sending slowly (slowloris): a request head must be complete within
+/// `headerTimeout` of its first byte (of the connection's start, for the first one), and a request body
+/// within `bodyTimeout` of its head, however the bytes trickle in (each byte reset the idle timeout). First
+/// bytes to arrive after a request end start the next head's deadline; between requests the idle timeout
+/// applies. A connection past a deadline is closed. For HTTP/2 the sniffer stops it (the preface and frames
+/// have their own limits there).
+final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private enum State {
+        /// Waiting for a request head that has begun (or for the first one).
+        case head
+        /// Reading the body of a request whose head arrived.
+        case body
+        /// A request is being answered, or the connection is idle between requests.
+        case quiet
+    }
+
+    private let headerTimeout: TimeAmount
+    private let bodyTimeout: TimeAmount
+    private let progress: ConnectionProgress
+    private var state = State.head
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    /// A response is being written: bytes that arrive meanwhile (a pipelined request) start no deadline
+    /// until it ends.
+    private var answering = false
+
+    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount, progress: ConnectionProgress) {
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+        self.progress = progress
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.arm(.head, after: self.headerTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .quiet = self.state, !self.answering { self.arm(.head, after: self.headerTimeout) }
+        context.fireChannelRead(data)
+    }
+
+    // MARK: Told by the HTTP/1.1 request handler
+
+    /// A request head arrived; `hasBody`: its body is still to come.
+    func headReceived(hasBody: Bool) {
+        if hasBody {
+            self.arm(.body, after: self.bodyTimeout)
+        } else {
+            self.settle()
+        }
+    }
+
+    /// The request was read to its end.
+    func requestEnded() {
+        self.progress.completedRequest.store(true, ordering: .relaxed)
+        self.settle()
+        self.answering = true
+    }
+
+    /// The response to the last request was written to its end.
+    func responseEnded() {
+        self.answering = false
+    }
+
+    /// The connection speaks HTTP/2: no HTTP/1.1 deadlines.
+    func stop() { self.settle() }
+
+    private func settle() {
+        self.timer?.cancel()
+        self.timer = nil
+        self.state = .quiet
+    }
+
+    private func arm(_ state: State, after timeout: TimeAmount) {
+        self.timer?.cancel()
+        self.state = state
+        guard let context = self.context else { return }
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.timer = nil
+            context.close(promise: nil)
+        }
+    }
+}
