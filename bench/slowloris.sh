@@ -16,7 +16,7 @@ work=$(mktemp -d /tmp/pageshare-slowloris-XXXXXX)
 trap 'kill "${daemon:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 swift build -c release --product pageshare >/dev/null
-pageshare=$(swift build -c release --show-bin-path)/pageshare
+pageshare=${PAGESHARE_BINARY:-$(swift build -c release --show-bin-path)/pageshare}
 mkdir -p "$work/tree"
 head -c 65536 /dev/urandom >"$work/tree/file"
 mkfs.erofs --quiet "$work/image.img" "$work/tree" >/dev/null

@@ -19,13 +19,13 @@ public final class FileImageSource: ImageSource {
             do {
                 let end = try descriptor.seek(offset: 0, from: .end)
                 self.size = UInt64(end)
+                self.openedStatus = try FileStatus(descriptor: descriptor.rawValue)
             } catch {
                 try? descriptor.close()
                 throw error
             }
             self.descriptor = descriptor
             self.path = path
-            self.openedStatus = try FileStatus(descriptor: descriptor.rawValue)
         } catch let errno as Errno {
             throw EROFSError(.ioFailure, "cannot open \(path): \(errno)")
         }
