@@ -5,13 +5,14 @@
 # GETs a file every 0.25 s for SECONDS (default 40). Reports the normal client's success rate and latency
 # percentiles and the daemon's RSS over time. Loopback only; bounded in count and time.
 #
-#   bench/slowloris.sh [SECONDS] [ATTACKERS] [DRIBBLE]   (HEADER_TIMEOUT=10 by default)
+#   bench/slowloris.sh [SECONDS] [ATTACKERS] [DRIBBLE]   (HEADER_TIMEOUT=10 by default; empty: not passed,
+#   for a build without --header-timeout; PAGESHARE_BINARY: another build to measure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-40}
 attackers=${2:-320}
 dribble=${3:-5}
-header_timeout=${HEADER_TIMEOUT:-10}
+header_timeout=${HEADER_TIMEOUT-10}
 work=$(mktemp -d /tmp/pageshare-slowloris-XXXXXX)
 trap 'kill "${daemon:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -22,7 +23,8 @@ head -c 65536 /dev/urandom >"$work/tree/file"
 mkfs.erofs --quiet "$work/image.img" "$work/tree" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$pageshare" serve --listen "127.0.0.1:$port" --image "img=$work/image.img" --cache-size 64MiB \
-    --max-connections 300 --header-timeout "$header_timeout" --log-level warning >"$work/daemon.log" 2>&1 &
+    --max-connections 300 ${header_timeout:+--header-timeout "$header_timeout"} --log-level warning \
+    >"$work/daemon.log" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.05; done
 
