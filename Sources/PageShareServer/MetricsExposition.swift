@@ -39,7 +39,7 @@ public enum MetricsExposition {
         "pageshare_image_read_errors_total": "Image reads that failed while filling pages.",
     ]
 
-    /// Renders `registry` with help lines.
+    /// Renders `registry` with help lines, and the `process_*` series read from `/proc`.
     public static func render(_ registry: PrometheusCollectorRegistry) -> [UInt8] {
         var out = ""
         for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: false) {
@@ -51,6 +51,7 @@ public enum MetricsExposition {
             out += "\n"
         }
         if out.hasSuffix("\n\n") { out.removeLast() }
+        out += ProcessMetrics.exposition()
         return Array(out.utf8)
     }
 }

@@ -107,6 +107,27 @@ struct MetricsEndpointTests {
         await server.stop()
     }
 
+    @Test("process_* series as Prometheus clients name them, read from /proc at scrape time")
+    func processSeries() async throws {
+        let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
+        defer { image.remove() }
+        let server = try await ServerFixture.start([("a", try image.open(), "default", .none)])
+        let text = try await server.get("/metrics").bodyText
+        // The server runs in this process: its /proc figures are this process's.
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let rssKiB =
+            status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        let rss = try #require(Self.value(text, "process_resident_memory_bytes"))
+        #expect(abs(rss - rssKiB * 1024) < rssKiB * 1024 * 0.5, "\(rss) vs VmRSS \(rssKiB) KiB")
+        #expect((Self.value(text, "process_cpu_seconds_total") ?? 0) > 0)
+        #expect((Self.value(text, "process_open_fds") ?? 0) > 3)
+        #expect((Self.value(text, "process_max_fds") ?? 0) >= Self.value(text, "process_open_fds") ?? .infinity)
+        let start = try #require(Self.value(text, "process_start_time_seconds"))
+        #expect(start > 1.7e9 && start <= Date().timeIntervalSince1970)
+        await server.stop()
+    }
+
     @Test("/healthz and /readyz answer over both protocols")
     func health() async throws {
         let image = try TestImage(options: []) { try ServedTree.write(at: $0) }
