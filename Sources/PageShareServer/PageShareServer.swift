@@ -53,7 +53,12 @@ public final class PageShareServer: Sendable {
         }
         var addresses: [SocketAddress] = []
         for listener in self.configuration.listeners {
-            let channel = try await self.bind(listener)
+            let channel: any Channel
+            do {
+                channel = try await self.bind(listener)
+            } catch {
+                throw ServerStartError(Self.bindFailure(listener, error))
+            }
             self.listening.withLock { $0.append(channel) }
             if let address = channel.localAddress { addresses.append(address) }
         }
@@ -239,6 +244,33 @@ private struct PeerCredentials: Sendable {
 }
 
 /// The server cannot start with this configuration.
+extension PageShareServer {
+    /// What an operator needs to read about a listener that could not be bound: which, why, and for a unix
+    /// socket whose directory refused it, that directory's owner and mode.
+    static func bindFailure(_ listener: ServerConfiguration.Listener, _ error: any Error) -> String {
+        let reason: String
+        if let error = error as? IOError {
+            reason = String(cString: strerror(error.errnoCode)).lowercased()
+        } else {
+            reason = "\(error)"
+        }
+        switch listener {
+        case .tcp: return "cannot listen on \(listener): \(reason)"
+        case .inherited: return "cannot use the inherited socket \(listener): \(reason)"
+        case .unix(let path, _):
+            let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+                .joined(separator: "/")
+            var info = stat()
+            guard let error = error as? IOError, error.errnoCode == EACCES || error.errnoCode == EPERM,
+                stat(directory.isEmpty ? "." : directory, &info) == 0
+            else { return "cannot bind unix socket \(path): \(reason)" }
+            return
+                "cannot bind unix socket \(path): \(reason) (directory \(directory.isEmpty ? "." : directory): owner "
+                + "uid \(info.st_uid), mode 0\(String(info.st_mode & 0o7777, radix: 8)); running as uid \(geteuid()))"
+        }
+    }
+}
+
 public struct ServerStartError: Error, Sendable, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }

@@ -121,4 +121,12 @@ struct CommandLineTests {
             #expect(!result.error.contains("SECRET") && !result.error.contains("0x"), "\(result.error)")
         }
     }
+
+    @Test func shareReportInXattrModeSaysWhenImagesHaveNoFingerprints() throws {
+        defer { self.image.remove() }
+        let result = try PageShareBinary.run(["share-report", self.image.path, self.image.path, "--mode", "xattr"])
+        #expect(result.status == 1)
+        #expect(result.error.contains("have no ishare fingerprint xattrs") && result.error.contains("--mode digest"))
+        #expect(!result.error.contains("Usage"), "\(result.error)")
+    }
 }

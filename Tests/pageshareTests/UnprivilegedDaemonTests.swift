@@ -127,4 +127,60 @@ struct UnprivilegedDaemonTests {
         #expect(body == Self.content, "\(log)")
         #expect(log.contains("listeners=fd:3"), "\(log)")
     }
+
+    /// Start-up failures name what failed and why; as uid 65534 the places root made refuse it.
+    @Test("start-up failures name their cause: a port in use, a socket or state directory the user cannot write")
+    func startupFailuresNameTheirCause() throws {
+        let setup = try Setup()
+        defer { setup.directory.remove() }
+        let closed = setup.directory.path + "/root-only"
+        try TestTree.make(closed)
+        chmod(closed, 0o755)
+        func serve(_ arguments: [String]) throws -> (Int32, String) {
+            let result = try EROFSTestSupport.run(
+                which("setpriv")!,
+                Setup.dropping + [setup.binary, "serve", "--cache-size", "64MiB", "--image", "img=\(setup.image)"]
+                    + arguments)
+            return (result.status, result.error)
+        }
+        let (socketStatus, socketError) = try serve(["--unix-socket", closed + "/pageshare.sock"])
+        #expect(socketStatus == 1)
+        #expect(
+            socketError.contains(
+                "cannot bind unix socket \(closed)/pageshare.sock: permission denied (directory \(closed): owner uid 0, mode 0755; running as uid 65534)"
+            ),
+            "\(socketError)")
+        let (stateStatus, stateError) = try serve([
+            "--unix-socket", setup.run + "/s.sock", "--state-dir", closed + "/state",
+        ])
+        #expect(stateStatus == 1)
+        #expect(
+            stateError.contains("cannot create state directory \(closed)/state: permission denied"), "\(stateError)")
+        try TestTree.make(closed + "/existing")
+        chmod(closed + "/existing", 0o755)
+        let (existingStatus, existingError) = try serve([
+            "--unix-socket", setup.run + "/s.sock", "--state-dir", closed + "/existing",
+        ])
+        #expect(
+            existingStatus == 1 && existingError.contains("state directory \(closed)/existing is not writable"),
+            "\(existingError)")
+        // A port already taken (by a socket of this test).
+        let port = try #require(freeLoopbackPort())
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(bound == 0 && listen(holder, 1) == 0)
+        let (portStatus, portError) = try serve(["--listen", "127.0.0.1:\(port)"])
+        #expect(
+            portStatus == 1 && portError.contains("cannot listen on 127.0.0.1:\(port): address already in use"),
+            "\(portError)")
+    }
 }

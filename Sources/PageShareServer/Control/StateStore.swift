@@ -28,14 +28,42 @@ public struct StateStore: Sendable {
 
     /// Uses `directory`, creating it (mode 0700) if it is missing.
     /// - Throws: ``ControlError`` (`stateWriteFailed`) when it cannot be created.
+    /// The directory must be writable now: a daemon that could not save the first admin attach should not
+    /// start.
     public init(directory: String) throws(ControlError) {
         self.directory = directory
-        do {
-            try FileManager.default.createDirectory(
-                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw ControlError(.stateWriteFailed, "state directory \(directory): \(error.localizedDescription)")
+        // Created one component at a time, so that a refusal names the component and the reason.
+        var prefix = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            prefix += "/" + component
+            guard mkdir(prefix, 0o700) == 0 || errno == EEXIST else {
+                let reason = String(cString: strerror(errno)).lowercased()
+                throw ControlError(
+                    .stateWriteFailed,
+                    "cannot create state directory \(directory): \(reason) (\(Self.describe(prefix)))")
+            }
         }
+        let probe = directory + "/.pageshare-write-test"
+        let descriptor = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno)).lowercased()
+            throw ControlError(
+                .stateWriteFailed,
+                "state directory \(directory) is not writable: \(reason) (\(Self.describe(directory)))")
+        }
+        close(descriptor)
+        unlink(probe)
+    }
+
+    /// Owner and mode of `path` (or of its nearest existing parent), and who the daemon runs as.
+    private static func describe(_ path: String) -> String {
+        var current = path
+        var info = stat()
+        while stat(current, &info) != 0, let slash = current.lastIndex(of: "/"), slash != current.startIndex {
+            current = String(current[..<slash])
+        }
+        return "\(current): owner uid \(info.st_uid), mode 0\(String(info.st_mode & 0o7777, radix: 8)); "
+            + "running as uid \(geteuid())"
     }
 
     /// The saved state; an empty one when nothing was saved yet.

@@ -120,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             settings = try self.settings()
         } catch {
-            throw ServeFailure(description: "configuration: \(error)")
+            throw CommandFailure(description: "configuration: \(error)")
         }
         if self.printConfig {
             print(try settings.yaml(), terminator: "")
@@ -181,7 +181,7 @@ struct ServeCommand: AsyncParsableCommand {
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
-            throw ServeFailure(description: "\(error)")
+            throw CommandFailure(description: "\(error)")
         }
         logger.notice("stopped")
     }
@@ -212,11 +212,6 @@ extension ServeSettings {
             headerTimeout: .seconds(Int64(self.headerTimeout)), bodyTimeout: .seconds(Int64(self.bodyTimeout)),
             maximumConnectionsPerAddress: self.maxConnectionsPerAddress)
     }
-}
-
-/// A failure to start or run the daemon: printed as one line, exit status 1 (no usage text).
-struct ServeFailure: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// The data plane as a service: listens (then `/readyz` answers 200) until the group shuts down gracefully,

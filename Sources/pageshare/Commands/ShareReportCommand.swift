@@ -30,6 +30,16 @@ struct ShareReportCommand: AsyncParsableCommand {
             throw ValidationError("--mode must be digest or xattr")
         }
         let opened = try self.images.map { try Image(path: $0) }
+        if fingerprintMode == .xattr {
+            let without = zip(self.images, opened).filter { $0.1.superBlock.ishareXattrPrefixID == nil }.map(\.0)
+            guard without.isEmpty else {
+                // A report of 0 bytes saved would say the images share nothing; the truth is that xattr mode
+                // has nothing to compare them by.
+                throw CommandFailure(
+                    description: "--mode xattr: \(without.joined(separator: ", ")) \(without.count == 1 ? "has" : "have") no ishare "
+                        + "fingerprint xattrs (mkfs.erofs --xattr-inode-digest); use --mode digest")
+            }
+        }
         var pages = 0
         for image in opened {
             try image.walk { _, inode in
