@@ -36,7 +36,8 @@ struct ShareReportCommand: AsyncParsableCommand {
                 // A report of 0 bytes saved would say the images share nothing; the truth is that xattr mode
                 // has nothing to compare them by.
                 throw CommandFailure(
-                    description: "--mode xattr: \(without.joined(separator: ", ")) \(without.count == 1 ? "has" : "have") no ishare "
+                    description:
+                        "--mode xattr: \(without.joined(separator: ", ")) \(without.count == 1 ? "has" : "have") no ishare "
                         + "fingerprint xattrs (mkfs.erofs --xattr-inode-digest); use --mode digest")
             }
         }
