@@ -201,7 +201,12 @@ public final class PageShareServer: Sendable {
         self.plane.metrics.connectionOpened("h2", closing: channel)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: self.configuration.maximumConcurrentStreams),
+            // Advertised with headroom: swift-nio-http2 treats a stream over the advertised limit as a connection
+            // error (GOAWAY, every stream in flight lost), where RFC 9113 §5.1.2 wants a stream error. It passes
+            // the first excess streams on, and HTTP2StreamsHandler refuses them with REFUSED_STREAM.
+            HTTP2Setting(
+                parameter: .maxConcurrentStreams,
+                value: HTTP2StreamsHandler.advertisedStreams(serving: self.configuration.maximumConcurrentStreams)),
             HTTP2Setting(parameter: .maxHeaderListSize, value: self.configuration.maximumHeaderListSize),
             HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
         ]
@@ -213,7 +218,8 @@ public final class PageShareServer: Sendable {
         // per-stream write backpressure the child channels' watermarks gave, and the GOAWAY on shutdown).
         try channel.pipeline.syncOperations.addHandlers([
             NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
-            HTTP2StreamsHandler(plane: self.plane, peer: peer),
+            HTTP2StreamsHandler(
+                plane: self.plane, peer: peer, maximumStreams: self.configuration.maximumConcurrentStreams),
         ])
     }
 

@@ -124,6 +124,21 @@ extension HTTP2StreamTests {
         }
     }
 
+    @Test("a stream past MAX_CONCURRENT_STREAMS is refused on its own (REFUSED_STREAM); the others go on")
+    func streamsOverTheLimitAreRefused() async throws {
+        try await Self.withServer { server in
+            // The server answers 128 at once (the default); the client opens 130 that cannot finish.
+            let result = try await H2Client.run(
+                port: server.port, ["overlimit", "/v1/images/img/files/big.bin", "130"])
+            let resets = result["resets"] as? [Any] ?? []
+            #expect(resets.count == 130)
+            #expect(resets.prefix(128).allSatisfy { $0 is NSNull }, "the 128 streams in flight are kept")
+            #expect(resets.suffix(2).allSatisfy { $0 as? Int == 7 }, "REFUSED_STREAM for the two over the limit")
+            #expect(result["answered"] as? Int == 128)
+            #expect(result["goaway_last_stream"] is NSNull && result["closed"] as? Bool == false, "no GOAWAY")
+        }
+    }
+
     @Test("rapid reset (CVE-2023-44487): streams opened and reset at once get the connection closed")
     func rapidResetClosesTheConnection() async throws {
         try await Self.withServer { server in

@@ -247,6 +247,34 @@ def rapidreset(port, path):
     return {"sent": sent, "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed}
 
 
+def overlimit(port, path, count):
+    """Opens `count` streams at once with a zero window (none can finish): those past the server's limit must
+    be refused one by one, the others kept, the connection open."""
+    client = Client(port, window=0)
+    # Wait for the server's SETTINGS and its ACK of ours: before that the server counts its own limit as
+    # the protocol's default.
+    deadline = time.monotonic() + 2
+    acknowledged = False
+    while not acknowledged and time.monotonic() < deadline:
+        client.sock.settimeout(0.2)
+        try:
+            data = client.sock.recv(65536)
+        except socket.timeout:
+            continue
+        for event in client.conn.receive_data(data):
+            acknowledged = acknowledged or isinstance(event, h2.events.SettingsAcknowledged)
+        client.flush()
+    advertised = client.conn.remote_settings.max_concurrent_streams
+    ids = [client.request(path) for _ in range(count)]
+    client.pump(acknowledge=False, timeout=1.5)
+    return {
+        "advertised": advertised,
+        "resets": [client.streams[i]["reset"] for i in ids],
+        "answered": sum(1 for i in ids if client.streams[i]["status"] == 200),
+        "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed,
+    }
+
+
 def main():
     port, scenario, *args = sys.argv[1:]
     port = int(port)
@@ -260,6 +288,8 @@ def main():
         result = malformed(port, args[0])
     elif scenario == "goaway":
         result = goaway(port, args[0])
+    elif scenario == "overlimit":
+        result = overlimit(port, args[0], int(args[1]))
     elif scenario == "post":
         result = post(port, args[0], int(args[1]))
     else:

@@ -38,10 +38,20 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
     private var quiescing = false
     private var closing = false
 
-    init(plane: DataPlane, peer: ConnectionPeer) {
+    /// Streams answered at once; further ones are refused with RST_STREAM(REFUSED_STREAM).
+    private let maximumStreams: Int
+
+    init(plane: DataPlane, peer: ConnectionPeer, maximumStreams: Int) {
         self.plane = plane
         self.peer = peer
+        self.maximumStreams = maximumStreams
     }
+
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` for `limit` served streams: the limit plus an eighth (at least 16),
+    /// so that the streams a client opens past the limit reach this handler, which refuses each on its own
+    /// (REFUSED_STREAM: safe to retry), instead of swift-nio-http2 closing the connection; a client that
+    /// goes past the advertised value too still gets the GOAWAY.
+    static func advertisedStreams(serving limit: Int) -> Int { limit + max(16, limit / 8) }
 
     var eventLoop: any EventLoop { self.context!.eventLoop }
     var isChannelWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -177,10 +187,12 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
 
     private func open(_ id: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers) {
         // After a GOAWAY no new stream is answered (NIOHTTP2Handler should not pass one on; this makes sure).
-        guard !self.quiescing, let head = HTTP2Messages.request(from: headers.headers) else {
+        guard !self.quiescing, self.streams.count < self.maximumStreams,
+            let head = HTTP2Messages.request(from: headers.headers)
+        else {
+            let refused = self.quiescing || self.streams.count >= self.maximumStreams
             self.write(
-                HTTP2Frame(streamID: id, payload: .rstStream(self.quiescing ? .refusedStream : .protocolError)),
-                promise: nil)
+                HTTP2Frame(streamID: id, payload: .rstStream(refused ? .refusedStream : .protocolError)), promise: nil)
             return self.flush()
         }
         let stream = HTTP2StreamWriter(id: id, connection: self)
