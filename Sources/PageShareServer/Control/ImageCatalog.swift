@@ -121,14 +121,17 @@ public actor ImageCatalog {
     /// With `check`, the whole image is read first, on the cache's fill threads (the catalog stays free
     /// meanwhile), and refused with the problems found.
     public func attach(_ record: ImageRecord) async throws(ControlError) -> ImageStatus {
+        var checked: (Image, FingerprintMode)? = nil
         if record.check {
             try record.validate()
-            let (image, _) = try Self.open(record)
+            let opened = try Self.open(record)
             let executor = self.cache.fillExecutor
-            let problems = await Task(executorPreference: executor) { Self.problems(of: image, record) }.value
+            let problems = await Task(executorPreference: executor) { Self.problems(of: opened.0, record) }.value
             if let problems { throw problems }
+            checked = opened
         }
-        let (image, mode) = try self.prepare(record, taken: "image \(record.id) is already attached")
+        // The image checked is the one attached (its file stays open), not the path opened again.
+        let (image, mode) = try self.prepare(record, taken: "image \(record.id) is already attached", opened: checked)
         var state = self.persistentState
         state.images.append(record)
         try self.store?.save(state)
@@ -225,13 +228,14 @@ public actor ImageCatalog {
         return status
     }
 
-    /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image; changes nothing.
-    /// A configured or saved image with `check` is checked here, at start.
+    /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image (or takes the one
+    /// `opened` already); changes nothing. A configured or saved image with `check` is checked here, at start.
     private func prepare(
-        _ record: ImageRecord, taken: String, checking: Bool = false
+        _ record: ImageRecord, taken: String, checking: Bool = false, opened: (Image, FingerprintMode)? = nil
     ) throws(ControlError) -> (Image, FingerprintMode) {
         try record.validate()
         guard self.entries[ByteKey(record.id)] == nil else { throw ControlError(.imageExists, taken) }
+        if let opened { return opened }
         let (image, mode) = try Self.open(record)
         if checking && record.check, let problems = Self.problems(of: image, record) { throw problems }
         return (image, mode)
