@@ -37,6 +37,21 @@ struct ChangedImageTests {
         try #require(written == 4096)
     }
 
+    /// Image `img`'s status field `key` once `done` holds for it (polled for up to 2 s), or the last value.
+    static func awaitStatus(
+        _ server: ServerFixture, _ key: String, until done: (String) -> Bool
+    ) async throws -> String {
+        var value = ""
+        for _ in 0..<100 {
+            let response = try await server.get("/v1/admin/images/img")
+            let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+            value = object?[key] as? String ?? ""
+            if done(value) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return value
+    }
+
     @Test("the cache refuses reads and fills of an image whose file was written to, without inotify")
     func cacheChecksBeforeFills() async throws {
         let image = try Self.makeImage()
@@ -75,15 +90,7 @@ struct ChangedImageTests {
         let before = try await server.get("/v1/images/img/files/a")
         #expect(before.status == 200 && before.body == Self.first)
         try Self.overwriteInPlace(image.path)
-        var state = ""
-        for _ in 0..<100 {
-            let status = try await server.get("/v1/admin/images/img")
-            state =
-                ((try? JSONSerialization.jsonObject(with: Data(status.body))) as? [String: Any])?["state"] as? String
-                ?? ""
-            if state == "changed" { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let state = try await Self.awaitStatus(server, "state") { $0 == "changed" }
         #expect(state == "changed", "inotify's modify event marks the image")
         for path in ["a", "b"] {
             let after = try await server.get("/v1/images/img/files/\(path)", over: .http2)
@@ -103,28 +110,15 @@ struct ChangedImageTests {
         let server = try await ServerFixture.start([])
         let attach = #"{"id":"img","path":"\#(image.path)","fingerprint":"none"}"#
         #expect(try await server.send("POST", "/v1/admin/images", json: attach).status == 201)
-        func status() async throws -> [String: Any] {
-            let response = try await server.get("/v1/admin/images/img")
-            return try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
-        }
         let moved = image.path + ".moved"
         #expect(rename(image.path, moved) == 0)
-        var reason = ""
-        for _ in 0..<100 {
-            reason = try await status()["reason"] as? String ?? ""
-            if reason.contains("replaced or renamed") { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(reason.contains("replaced or renamed"), "\(reason)")
-        #expect(try await status()["state"] as? String == "ready")
+        let renamed = try await Self.awaitStatus(server, "reason") { $0.contains("replaced or renamed") }
+        #expect(renamed.contains("replaced or renamed"), "\(renamed)")
+        #expect(try await Self.awaitStatus(server, "state") { _ in true } == "ready")
         #expect(try await server.get("/v1/images/img/files/a").body == Self.first)
         #expect(unlink(moved) == 0)
-        for _ in 0..<100 {
-            reason = try await status()["reason"] as? String ?? ""
-            if reason.contains("deleted") { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(reason.contains("deleted on disk"), "\(reason)")
+        let deleted = try await Self.awaitStatus(server, "reason") { $0.contains("deleted") }
+        #expect(deleted.contains("deleted on disk"), "\(deleted)")
         let served = try await server.get("/v1/images/img/files/b")
         #expect(served.status == 200 && served.body == TestTree.pattern(20_000, seed: 3))
         await server.stop()
