@@ -10,10 +10,9 @@ public struct FileStatus: Sendable, Hashable {
     public var inode: UInt64
     public var size: Int64
     public var linkCount: UInt64
-    /// `st_mtim` as (seconds, nanoseconds).
+    /// `st_mtim` as (seconds, nanoseconds). (Not `st_ctim`: a rename or chmod changes it, and neither
+    /// changes the bytes.)
     public var modification: Timestamp
-    /// `st_ctim` as (seconds, nanoseconds).
-    public var change: Timestamp
 
     public struct Timestamp: Sendable, Hashable {
         public var seconds: Int
@@ -40,7 +39,6 @@ public struct FileStatus: Sendable, Hashable {
         self.size = Int64(info.st_size)
         self.linkCount = UInt64(info.st_nlink)
         self.modification = Timestamp(seconds: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec)
-        self.change = Timestamp(seconds: info.st_ctim.tv_sec, nanoseconds: info.st_ctim.tv_nsec)
     }
 
     /// Whether `other` is the same file (device and inode).
