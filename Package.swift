@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "pageshareTests",
-            dependencies: ["EROFS", "EROFSTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["EROFS", "EROFSTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

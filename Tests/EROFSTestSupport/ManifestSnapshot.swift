@@ -17,7 +17,7 @@ public func manifestOfImage(_ image: Image) throws -> [ManifestEntry] {
         if inode.fileType == .regular {
             var hasher = SHA256()
             try image.readSequentially(inode, using: buffer, context: context) { hasher.update(bufferPointer: $0) }
-            digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            digest = hasher.finalize().lowercaseHex
         }
         var xattrs: [String: String] = [:]
         for xattr in try image.xattrs(of: inode) {
@@ -87,7 +87,7 @@ func hostFileDigest(_ path: String, buffer: UnsafeMutableRawBufferPointer) throw
         if count == 0 { break }
         hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
     }
-    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    return hasher.finalize().lowercaseHex
 }
 
 /// `st_rdev` in the kernel's `new_encode_dev` form, which the manifests and EROFS inodes use.
@@ -118,3 +118,11 @@ private func hostManifestType(_ format: mode_t) -> String {
     default: "socket"
     }
 }
+
+extension Sequence<UInt8> {
+    /// The bytes as lowercase hex (how the manifests and `sha256sum` write a digest).
+    public var lowercaseHex: String { self.map { String(format: "%02x", $0) }.joined() }
+}
+
+/// The SHA-256 of `bytes` as lowercase hex.
+public func sha256Hex(_ bytes: some Sequence<UInt8>) -> String { SHA256.hash(data: Array(bytes)).lowercaseHex }

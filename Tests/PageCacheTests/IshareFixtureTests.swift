@@ -1,7 +1,5 @@
-import Crypto
 import EROFS
 import EROFSTestSupport
-import Foundation
 import PageCache
 import Testing
 
@@ -26,7 +24,7 @@ struct IshareFixtureTests {
             try cache.attach(image, id: version, domain: domain, mode: mode, verify: verify)
             for entry in manifest.files where entry.type == "file" {
                 let bytes = try await CacheFixtures.readAll(cache, version, entry.path)
-                let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+                let digest = sha256Hex(bytes)
                 #expect(digest == entry.sha256, "\(triple)-\(version)/\(entry.path)")
             }
         }

@@ -1,4 +1,3 @@
-import Crypto
 import EROFS
 import EROFSTestSupport
 import Foundation
@@ -44,7 +43,7 @@ struct FixtureServingTests {
             if entry.type == "file" {
                 let file = try await server.get("/v1/images/img/files/\(path)")
                 #expect(file.status == 200, "\(name) files \(entry.path): \(file.bodyText)")
-                let digest = SHA256.hash(data: file.body).map { String(format: "%02x", $0) }.joined()
+                let digest = sha256Hex(file.body)
                 #expect(digest == entry.sha256, "\(name) \(entry.path): \(file.body.count) bytes")
             }
         }
@@ -72,7 +71,7 @@ struct FixtureServingTests {
         for (version, manifest) in manifests.sorted(by: { $0.key < $1.key }) {
             for entry in manifest.files where entry.type == "file" {
                 let response = try await server.get("/v1/images/\(version)/files/\(Self.encode(entry.path))")
-                let digest = SHA256.hash(data: response.body).map { String(format: "%02x", $0) }.joined()
+                let digest = sha256Hex(response.body)
                 #expect(response.status == 200 && digest == entry.sha256, "\(version)/\(entry.path)")
                 let sha = try #require(entry.sha256)
                 // mkfs.erofs writes no fingerprint for an empty file.

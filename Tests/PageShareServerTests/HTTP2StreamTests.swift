@@ -1,4 +1,3 @@
-import Crypto
 import EROFSTestSupport
 import Foundation
 import PageCache
@@ -25,7 +24,7 @@ struct HTTP2StreamTests {
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        sha256Hex(bytes)
     }
 
     @Test("a client that stops reading holds the server at its windows; every body completes when it reads again")

@@ -1,4 +1,3 @@
-import Crypto
 import EROFS
 import EROFSTestSupport
 import Foundation
@@ -53,7 +52,7 @@ struct FixtureCommandTests {
         let files = manifest.files.filter { $0.type == "file" && $0.size < 4 << 20 }
         for entry in files.enumerated().filter({ $0.offset % 40 == 0 }).map(\.element) {
             let cat = try PageShareBinary.run(["cat", manifest.imagePath] + devices + [entry.path])
-            let digest = SHA256.hash(data: cat.output).map { String(format: "%02x", $0) }.joined()
+            let digest = sha256Hex(cat.output)
             #expect(cat.status == 0 && digest == entry.sha256, "\(name) cat \(entry.path): \(cat.error)")
             let stat = try PageShareBinary.run(["stat", manifest.imagePath] + devices + [entry.path, "--json"])
             let json = try #require(try JSONSerialization.jsonObject(with: Data(stat.output)) as? [String: Any])
