@@ -62,8 +62,10 @@ def h2_stalled():
             conn.ping(b"pingping")
             sock.sendall(conn.data_to_send())
             time.sleep(2)
-    except Exception:
-        pass
+    except Exception as error:
+        h2_errors.append(f"{time.monotonic() - stop + seconds:.0f} s: {error!r}")
+
+h2_errors = []
 
 def h1_stalled():
     try:
@@ -87,7 +89,7 @@ def rss():
                 return int(line.split()[1]) // 1024
     return 0
 
-samples, latencies, failures, next_sample = [], [], 0, 0
+samples, latencies, failures, next_sample, metrics = [], [], 0, 0, []
 while time.monotonic() < stop:
     started = time.monotonic()
     try:
@@ -99,6 +101,10 @@ while time.monotonic() < stop:
         failures += 1
     if time.monotonic() >= next_sample:
         samples.append(rss())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = [line for line in r.read().decode().splitlines()
+                       if line.startswith(("pageshare_http_unsent", "pageshare_http_send_timeouts",
+                                           "pageshare_http_open"))]
         next_sample = time.monotonic() + 5
     time.sleep(0.5)
 latencies.sort()
@@ -106,4 +112,7 @@ pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 10
 print(f"stalled: {connections} h2 connections x {streams} zero-window streams (PINGs), {h1} HTTP/1.1 readers, {seconds} s")
 print(f"daemon RSS MiB every 5 s: {' '.join(map(str, samples))}; peak {max(samples)} (limit: cache 256 + 256 = 512)")
 print(f"normal client: {len(latencies)}/{len(latencies) + failures} served, p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms")
+print("at the last sample: " + "; ".join(metrics))
+if h2_errors:
+    print(f"{len(h2_errors)} HTTP/2 clients failed, first: {h2_errors[0]}")
 PY

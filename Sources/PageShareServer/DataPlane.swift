@@ -1,6 +1,7 @@
 import EROFS
 import Logging
 import Metrics
+import NIOCore
 import PageCache
 import Synchronization
 
@@ -46,6 +47,8 @@ public final class DataPlane: Sendable {
     let perImageMetrics: Bool
     /// Whether resident pages are lent to NIO or copied, by the cache's page size.
     let pageWrites: PageWrites
+    /// The bound on response bytes produced and not yet sent, shared by every connection.
+    public let sendBudget: SendBudget
 
     /// - Parameters:
     ///   - metricsFactory: where the data plane's and the cache's series go.
@@ -53,11 +56,18 @@ public final class DataPlane: Sendable {
     ///   - catalog: serves the admin API when given; its cache must be `cache`.
     ///   - perImageMetrics: also export series labelled by image.
     ///   - ready: whether `/readyz` answers 200 from the start (else after ``markReady()``).
+    ///   - sendBudget: the bound on unsent response bytes (default: 64 MiB for 10,000 connections, 60 s send
+    ///     timeout).
     public init(
         cache: SharedPageCache, limits: Limits = Limits(), access: AccessPolicy = .open(), catalog: ImageCatalog? = nil,
         logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
-        exposition: (@Sendable () -> [UInt8])? = nil, perImageMetrics: Bool = false, ready: Bool = true
+        exposition: (@Sendable () -> [UInt8])? = nil, perImageMetrics: Bool = false, ready: Bool = true,
+        sendBudget: SendBudget? = nil
     ) {
+        self.sendBudget =
+            sendBudget
+            ?? SendBudget(
+                poolBytes: 64 << 20, connections: 10_000, chunkBytes: limits.chunkBytes, sendTimeout: .seconds(60))
         self.perImageMetrics = perImageMetrics
         self.cache = cache
         self.access = access

@@ -22,6 +22,12 @@ public enum MetricsExposition {
         "pageshare_http_request_duration_seconds": "Time from request head to the end of the response.",
         "pageshare_http_open_connections": "Connections open, by protocol.",
         "pageshare_http_open_streams": "HTTP/2 streams open.",
+        "pageshare_http_unsent_bytes":
+            "Response bytes produced and not yet sent, all connections (the send budget's use).",
+        "pageshare_http_unsent_borrowed_bytes":
+            "The part of the unsent bytes borrowed from the shared pool beyond floors.",
+        "pageshare_http_send_timeouts_total":
+            "Connections closed and HTTP/2 streams reset because writes made no progress.",
         "pageshare_http_auth_failures_total":
             "Requests refused before routing, by reason: missing or invalid token, forbidden role, rate limited.",
         "pageshare_decompression_pclusters_total": "Compressed pclusters decoded, by algorithm.",

@@ -193,7 +193,8 @@ public final class PageShareServer: Sendable {
         let operations = channel.pipeline.syncOperations
         // Parser errors are answered by HTTP1RequestHandler (a problem+json body, not NIO's empty 400).
         try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
-        try operations.addHandler(HTTP1RequestHandler(plane: self.plane, peer: peer, deadline: deadline))
+        try operations.addHandler(
+            HTTP1RequestHandler(plane: self.plane, peer: peer, deadline: deadline, budget: self.plane.sendBudget))
     }
 
     private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
@@ -219,7 +220,8 @@ public final class PageShareServer: Sendable {
         try channel.pipeline.syncOperations.addHandlers([
             NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
             HTTP2StreamsHandler(
-                plane: self.plane, peer: peer, maximumStreams: self.configuration.maximumConcurrentStreams),
+                plane: self.plane, peer: peer, maximumStreams: self.configuration.maximumConcurrentStreams,
+                budget: self.plane.sendBudget),
         ])
     }
 

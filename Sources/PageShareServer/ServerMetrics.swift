@@ -36,6 +36,10 @@ public final class ServerMetrics: Sendable {
     private let streams: Gauge
     private let authFailures: [AuthFailure: Counter]
     private let openStreams = Atomic<Int>(0)
+    private let unsentBytes: Gauge
+    private let borrowedBytes: Gauge
+    private let sendTimeouts: Counter
+    private let sendTimeoutsPublished = Atomic<Int>(0)
 
     /// Why a request was refused before routing, as a metrics label.
     enum AuthFailure: String, CaseIterable {
@@ -79,6 +83,18 @@ public final class ServerMetrics: Sendable {
                 ($0, Gauge(label: "pageshare_http_open_connections", dimensions: [("protocol", $0)], factory: factory))
             })
         self.streams = Gauge(label: "pageshare_http_open_streams", dimensions: [("protocol", "h2")], factory: factory)
+        self.unsentBytes = Gauge(label: "pageshare_http_unsent_bytes", factory: factory)
+        self.borrowedBytes = Gauge(label: "pageshare_http_unsent_borrowed_bytes", factory: factory)
+        self.sendTimeouts = Counter(label: "pageshare_http_send_timeouts_total", factory: factory)
+    }
+
+    /// Publishes the send budget's figures (at scrape time: they change with every body chunk).
+    func publish(_ budget: SendBudget) {
+        self.unsentBytes.record(budget.heldBytes)
+        self.borrowedBytes.record(budget.borrowedBytes)
+        let timeouts = budget.sendTimeouts
+        let published = self.sendTimeoutsPublished.exchange(timeouts, ordering: .relaxed)
+        if timeouts > published { self.sendTimeouts.increment(by: timeouts - published) }
     }
 
     /// Buckets for `pageshare_http_request_duration_seconds`: from 50 µs (a cache hit) to 10 s.

@@ -60,7 +60,8 @@ struct HTTP2StreamTests {
             let received = try #require(result["received_before_reset"] as? Int)
             #expect(received >= 16384 && received <= 65_535)
             let afterReset = try #require(result["read_after_reset"] as? Double)
-            #expect(afterReset <= 256 * 1024, "\(Int(afterReset)) bytes of the 2.5 MB file read although it was reset")
+            // A few chunks (and the reads ahead of them) before the reset: not the 2.5 MB file.
+            #expect(afterReset <= 512 * 1024, "\(Int(afterReset)) bytes of the 2.5 MB file read although it was reset")
             #expect(result["read_later"] as? Double == afterReset, "the reset stream kept reading")
             #expect(result["open_streams_after_reset"] as? Double == 0)
             let second = try #require(result["second"] as? [String: Any])
@@ -142,7 +143,7 @@ extension HTTP2StreamTests {
     func rapidResetClosesTheConnection() async throws {
         try await Self.withServer { server in
             let result = try await H2Client.run(port: server.port, ["rapidreset", "/v1/images/img/files/big.bin"])
-            #expect(result["goaway_last_stream"] is Int, "a GOAWAY came")
+            #expect(result["goaway_last_stream"] is Int, "a GOAWAY came: \(result)")
             #expect(result["closed"] as? Bool == true)
             let after = try await server.get("/v1/images/img/files/one", over: .http2)
             #expect(after.status == 200, "the server goes on")

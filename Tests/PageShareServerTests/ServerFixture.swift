@@ -30,7 +30,7 @@ final class ServerFixture: Sendable {
         maximumConnections: Int = 1000,
         idleTimeout: TimeAmount = .seconds(60), access: AccessPolicy = .open(), stateDirectory: String? = nil,
         perImageMetrics: Bool = false, headerTimeout: TimeAmount = .seconds(30), bodyTimeout: TimeAmount = .seconds(60),
-        maximumConnectionsPerAddress: Int = 0
+        maximumConnectionsPerAddress: Int = 0, sendBudget: SendBudget? = nil
     ) async throws -> ServerFixture {
         let directory = try TemporaryDirectory("server")
         let cache = try SharedPageCache(configuration: .init(budgetBytes: budgetBytes, pageSize: pageSize))
@@ -70,7 +70,7 @@ final class ServerFixture: Sendable {
         let plane = DataPlane(
             cache: cache, limits: .init(maximumRanges: maximumRanges), access: access, catalog: catalog,
             logger: logger, metricsFactory: factory, exposition: { MetricsExposition.render(registry) },
-            perImageMetrics: perImageMetrics)
+            perImageMetrics: perImageMetrics, sendBudget: sendBudget)
         let server = try PageShareServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)

@@ -8,6 +8,10 @@ curl cannot do. Prints one JSON object.
   h2_client.py PORT goaway PATH           # a download held by its window while the server shuts down
   h2_client.py PORT malformed PATH        # a malformed request beside a download on one connection
   h2_client.py PORT rapidreset PATH       # streams opened and reset at once, 400 times (CVE-2023-44487)
+  h2_client.py PORT stalled PATH STREAMS  # zero windows: what the server holds, then every body once opened
+  h2_client.py PORT sendtimeout PATH      # a zero-window stream kept alive by PINGs: when the server cuts it
+  h2_client.py PORT stalledstream PATH    # one stream's window kept shut beside one read slowly
+  h2_client.py PORT longlived PATH SECS   # one connection, a request every half second
 """
 import hashlib
 import json
@@ -29,7 +33,8 @@ def metrics(port):
     """The /metrics counters this script reports, read over HTTP/1.1 on a connection of its own."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     out = {}
-    for name in ("pageshare_cache_logical_read_bytes", "pageshare_http_open_streams"):
+    for name in ("pageshare_cache_logical_read_bytes", "pageshare_http_open_streams", "pageshare_http_unsent_bytes",
+                 "pageshare_http_send_timeouts_total"):
         match = re.search(r"^" + name + r"(?:\{[^}]*\})? (\S+)$", text, re.M)
         out[name] = float(match.group(1)) if match else None
     return out
@@ -232,10 +237,12 @@ def rapidreset(port, path):
     except (OSError, h2.exceptions.ProtocolError):
         pass  # the server closed the connection
     deadline = time.monotonic() + 5
+    received = 0
     while not client.closed and time.monotonic() < deadline:
         try:
             client.sock.settimeout(0.2)
             data = client.sock.recv(65536)
+            received += len(data)
             if not data:
                 client.closed = True
             else:
@@ -244,15 +251,28 @@ def rapidreset(port, path):
             continue
         except (OSError, h2.exceptions.ProtocolError):
             client.closed = True
-    return {"sent": sent, "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed}
+    return {"sent": sent, "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed,
+            "received": received}
 
 
 def overlimit(port, path, count):
     """Opens `count` streams at once with a zero window (none can finish): those past the server's limit must
     be refused one by one, the others kept, the connection open."""
     client = Client(port, window=0)
-    # Wait for the server's SETTINGS and its ACK of ours: before that the server counts its own limit as
-    # the protocol's default.
+    settle(client)
+    advertised = client.conn.remote_settings.max_concurrent_streams
+    ids = [client.request(path) for _ in range(count)]
+    client.pump(acknowledge=False, timeout=1.5)
+    return {
+        "advertised": advertised,
+        "resets": [client.streams[i]["reset"] for i in ids],
+        "answered": sum(1 for i in ids if client.streams[i]["status"] == 200),
+        "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed,
+    }
+
+
+def settle(client):
+    """Waits for the server's SETTINGS and its ACK of ours (before that it counts the protocol's defaults)."""
     deadline = time.monotonic() + 2
     acknowledged = False
     while not acknowledged and time.monotonic() < deadline:
@@ -264,15 +284,100 @@ def overlimit(port, path, count):
         for event in client.conn.receive_data(data):
             acknowledged = acknowledged or isinstance(event, h2.events.SettingsAcknowledged)
         client.flush()
-    advertised = client.conn.remote_settings.max_concurrent_streams
+
+
+def stalled(port, path, count):
+    """`count` streams with zero windows: the heads arrive, the server holds at most its floor of body bytes;
+    then the windows open and every body must complete, whole and right."""
+    client = Client(port, window=0)
+    settle(client)
     ids = [client.request(path) for _ in range(count)]
     client.pump(acknowledge=False, timeout=1.5)
+    during = metrics(port)
+    heads = sum(1 for i in ids if client.streams[i]["status"] is not None)
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    client.conn.increment_flow_control_window(1 << 24)
+    client.flush()
+    client.pump(acknowledge=True, timeout=60)
     return {
-        "advertised": advertised,
-        "resets": [client.streams[i]["reset"] for i in ids],
-        "answered": sum(1 for i in ids if client.streams[i]["status"] == 200),
-        "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed,
+        "heads_while_stalled": heads,
+        "unsent_while_stalled": during["pageshare_http_unsent_bytes"],
+        "read_while_stalled": during["pageshare_cache_logical_read_bytes"],
+        "bodies": [
+            {"status": client.streams[i]["status"], "ended": client.streams[i]["ended"],
+             "length": len(client.streams[i]["body"]), "sha256": hashlib.sha256(client.streams[i]["body"]).hexdigest()}
+            for i in ids
+        ],
     }
+
+
+def sendtimeout(port, path):
+    """One stream that can never be sent (zero window), the connection kept busy with PINGs: the server must
+    close it after its send timeout all the same."""
+    client = Client(port, window=0)
+    settle(client)
+    started = time.monotonic()
+    sid = client.request(path)
+    closed_after = None
+    while time.monotonic() - started < 10 and closed_after is None:
+        client.conn.ping(b"pingping")
+        client.flush()
+        client.pump(acknowledge=False, timeout=0.3)
+        if client.closed or client.conn.goaway_last_stream is not None:
+            closed_after = time.monotonic() - started
+    return {"closed_after": closed_after, "status": client.streams[sid]["status"]}
+
+
+def stalledstream(port, path):
+    """Two streams with zero windows; only the second is given window, slowly: the first must be reset
+    (CANCEL) after the send timeout while the connection and the second stream go on."""
+    client = Client(port, window=0)
+    settle(client)
+    started = time.monotonic()
+    stuck = client.request(path)
+    moving = client.request(path)
+    client.conn.increment_flow_control_window(1 << 24)
+    client.conn.increment_flow_control_window(16384, stream_id=moving)
+    client.flush()
+    reset_after = None
+    while time.monotonic() - started < 8 and not client.closed and not client.streams[moving]["ended"]:
+        events = client.pump(acknowledge=False, timeout=0.1)
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == moving:
+                try:
+                    client.conn.increment_flow_control_window(event.flow_controlled_length, stream_id=moving)
+                except h2.exceptions.StreamClosedError:
+                    pass
+            if isinstance(event, h2.events.StreamReset) and event.stream_id == stuck and reset_after is None:
+                reset_after = time.monotonic() - started
+                try:  # no more pacing: the rest at full speed
+                    client.conn.increment_flow_control_window(1 << 22, stream_id=moving)
+                except h2.exceptions.StreamClosedError:
+                    pass
+        client.unacknowledged = {}
+        client.flush()
+        if reset_after is None:
+            time.sleep(0.1)  # read the moving stream slowly until the stuck one is reset
+    client.pump(acknowledge=True, timeout=30)
+    body = client.streams[moving]
+    return {
+        "reset_after": reset_after, "stuck_reset": client.streams[stuck]["reset"], "closed": client.closed,
+        "moving": {"status": body["status"], "ended": body["ended"], "length": len(body["body"]),
+                   "sha256": hashlib.sha256(body["body"]).hexdigest()},
+    }
+
+
+def longlived(port, path, seconds):
+    """One connection kept for `seconds`, a request every half second: every one must be answered on it."""
+    client = Client(port)
+    started = time.monotonic()
+    statuses = []
+    while time.monotonic() - started < seconds and not client.closed:
+        sid = client.request(path)
+        client.pump(acknowledge=True, timeout=2)
+        statuses.append(client.streams[sid]["status"])
+        time.sleep(0.5)
+    return {"statuses": statuses, "closed": client.closed, "goaway_last_stream": client.conn.goaway_last_stream}
 
 
 def main():
@@ -290,6 +395,14 @@ def main():
         result = goaway(port, args[0])
     elif scenario == "overlimit":
         result = overlimit(port, args[0], int(args[1]))
+    elif scenario == "stalled":
+        result = stalled(port, args[0], int(args[1]))
+    elif scenario == "sendtimeout":
+        result = sendtimeout(port, args[0])
+    elif scenario == "stalledstream":
+        result = stalledstream(port, args[0])
+    elif scenario == "longlived":
+        result = longlived(port, args[0], float(args[1]))
     elif scenario == "post":
         result = post(port, args[0], int(args[1]))
     else:

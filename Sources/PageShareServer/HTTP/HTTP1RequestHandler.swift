@@ -18,20 +18,30 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     /// Told when heads, bodies and responses end (the slowloris deadlines).
     private let deadline: RequestDeadline
+    private let budget: SendBudget
+    private(set) var allowance: SendAllowance?
 
-    init(plane: DataPlane, peer: ConnectionPeer, deadline: RequestDeadline) {
+    init(plane: DataPlane, peer: ConnectionPeer, deadline: RequestDeadline, budget: SendBudget) {
         self.plane = plane
         self.peer = peer
         self.deadline = deadline
+        self.budget = budget
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let allowance = SendAllowance(budget: self.budget, eventLoop: context.eventLoop)
+        allowance.onTimeout = { [weak self] in
+            self?.plane.logger.debug("send timeout: closing a connection whose writes made no progress")
+            self?.context?.close(promise: nil)
+        }
+        self.allowance = allowance
         self.responder = RequestResponder(
             plane: self.plane, peer: self.peer, eventLoop: context.eventLoop, writer: self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.allowance?.close()
         self.responder?.detach()
         self.responder = nil
         self.context = nil
@@ -139,6 +149,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.allowance?.close()
         self.responder?.detach()
         context.fireChannelInactive()
     }

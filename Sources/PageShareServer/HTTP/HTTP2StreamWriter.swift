@@ -28,7 +28,13 @@ final class HTTP2StreamWriter: ResponseWriter {
     private var unsentBytes = 0
     /// Body bytes written since the last marked write.
     private var unmarkedBytes = 0
+    /// When the unsent bytes last made progress (a marked write completed, or bytes written when none were
+    /// unsent): the send timeout resets a stream stalled since too long.
+    private var progressed = NIODeadline.distantPast
     private(set) var isClosed = false
+    /// A write failed: the stream was reset (its close not reported yet) or the connection is going; nothing
+    /// more is worth writing.
+    private var writeFailed = false
     /// Request body bytes received and not yet given back to the peer's window of this stream.
     var unacknowledgedInbound = 0
 
@@ -58,8 +64,16 @@ final class HTTP2StreamWriter: ResponseWriter {
 
     // MARK: ResponseWriter
 
+    var allowance: SendAllowance? { self.connection.allowance }
+
+    /// Whether the stream holds unsent bytes that have made no progress since `cutoff`.
+    func isStalled(since cutoff: NIODeadline) -> Bool {
+        !self.isClosed && self.unsentBytes > 0 && self.progressed < cutoff
+    }
+
     var isWritable: Bool {
-        !self.isClosed && self.unsentBytes < Self.highWatermark && self.connection.isChannelWritable
+        !self.isClosed && !self.writeFailed && self.unsentBytes < Self.highWatermark
+            && self.connection.isChannelWritable
     }
 
     func writeHead(_ head: HTTPResponseHead) {
@@ -73,14 +87,19 @@ final class HTTP2StreamWriter: ResponseWriter {
             return
         }
         let count = bytes.readableBytes
+        if self.unsentBytes == 0 { self.progressed = .now() }
         self.unsentBytes += count
         self.unmarkedBytes += count
         var promise = promise
-        if self.unmarkedBytes >= Self.markBytes {
+        // A write with a promise of its own is marked too (it costs nothing more).
+        if self.unmarkedBytes >= Self.markBytes || promise != nil {
             let marked = self.unmarkedBytes
             self.unmarkedBytes = 0
             let tracked = promise ?? self.connection.eventLoop.makePromise()
-            tracked.futureResult.assumeIsolated().whenComplete { _ in self.sent(marked) }
+            tracked.futureResult.assumeIsolated().whenComplete { result in
+                if case .failure = result { self.writeFailed = true }
+                self.sent(marked)
+            }
             promise = tracked
         }
         self.hold(.data(.init(data: .byteBuffer(bytes))), promise: promise)
@@ -108,12 +127,15 @@ final class HTTP2StreamWriter: ResponseWriter {
         self.connection.flush()
     }
 
-    func abort() {
+    func abort() { self.abort(.internalError) }
+
+    /// Resets the stream with `code` (a held frame is dropped, its promise failed).
+    func abort(_ code: HTTP2ErrorCode) {
         guard !self.isClosed else { return }
         self.held = nil
         self.heldPromise?.fail(ChannelError.ioOnClosedChannel)
         self.heldPromise = nil
-        self.connection.write(HTTP2Frame(streamID: self.id, payload: .rstStream(.internalError)), promise: nil)
+        self.connection.write(HTTP2Frame(streamID: self.id, payload: .rstStream(code)), promise: nil)
         self.connection.flush()
     }
 
@@ -138,7 +160,8 @@ final class HTTP2StreamWriter: ResponseWriter {
     private func sent(_ count: Int) {
         let wasWritable = self.unsentBytes < Self.highWatermark
         self.unsentBytes -= count
-        guard !self.isClosed, !wasWritable, self.unsentBytes < Self.highWatermark else { return }
+        self.progressed = .now()
+        guard !self.isClosed, !self.writeFailed, !wasWritable, self.unsentBytes < Self.highWatermark else { return }
         self.responder?.writabilityChanged()
     }
 }

@@ -41,10 +41,15 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
     /// Streams answered at once; further ones are refused with RST_STREAM(REFUSED_STREAM).
     private let maximumStreams: Int
 
-    init(plane: DataPlane, peer: ConnectionPeer, maximumStreams: Int) {
+    private let budget: SendBudget
+    /// The connection's room for unsent response bytes, shared by its streams.
+    private(set) var allowance: SendAllowance?
+
+    init(plane: DataPlane, peer: ConnectionPeer, maximumStreams: Int, budget: SendBudget) {
         self.plane = plane
         self.peer = peer
         self.maximumStreams = maximumStreams
+        self.budget = budget
     }
 
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` for `limit` served streams: the limit plus an eighth (at least 16),
@@ -76,14 +81,25 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
 
     // MARK: Channel events
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let allowance = SendAllowance(budget: self.budget, eventLoop: context.eventLoop)
+        allowance.onTimeout = { [weak self] in
+            self?.plane.logger.debug("send timeout: closing a connection whose writes made no progress")
+            self?.context?.close(promise: nil)
+        }
+        allowance.onTick = { [weak self] cutoff in self?.resetStalledStreams(before: cutoff) }
+        self.allowance = allowance
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.allowance?.close()
         self.closeAll()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.allowance?.close()
         self.closeAll()
         context.fireChannelInactive()
     }
@@ -227,6 +243,20 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
         }
         stream.responder?.receiveBody(bytes)
         if data.endStream { stream.responder?.receiveEnd() }
+    }
+
+    /// The send timeout for single streams: one holding unsent bytes without progress since `cutoff` (its
+    /// window kept shut while the connection's other streams move) is reset with CANCEL; its held bytes come
+    /// back as swift-nio-http2 fails their writes.
+    private func resetStalledStreams(before cutoff: NIODeadline) {
+        var reset = false
+        for stream in self.streams.values where stream.isStalled(since: cutoff) {
+            self.budget.countTimeout()
+            self.plane.logger.debug("send timeout: resetting a stream whose writes made no progress")
+            stream.abort(.cancel)
+            reset = true
+        }
+        if reset { self.flush() }
     }
 
     private func closeAll() {

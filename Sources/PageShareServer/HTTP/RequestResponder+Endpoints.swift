@@ -11,6 +11,7 @@ extension RequestResponder {
     func respondWithMetrics(_ exposition: @Sendable () -> [UInt8], for head: HTTPRequestHead) {
         self.route = .metrics
         self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
+        self.plane.metrics.publish(self.plane.sendBudget)
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
         self.sendWhole(exposition(), status: .ok, headers: headers, for: head)

@@ -42,7 +42,29 @@ extension RequestResponder {
                 }
             case .file(let offset, let count):
                 let position = offset + stream.segmentDone
-                let wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
+                var wanted = Int(min(UInt64(chunkBytes), count - stream.segmentDone))
+                if let allowance = self.allowance {
+                    if stream.granted == 0 {
+                        // No room: the head goes out now rather than with the first chunk (the client learns
+                        // the status while the body waits), and the body waits for this stream's own writes
+                        // to complete (it holds its part already) or for the connection's to make room.
+                        if allowance.isStreamPartHeld(self.bodyBytesHeld) {
+                            self.heldBackByOwnBytes = true
+                            self.sendHead(of: stream)
+                            self.writer?.flush()
+                            return
+                        }
+                        stream.granted = allowance.grant(upTo: wanted, streamHolds: self.bodyBytesHeld)
+                        guard stream.granted > 0 else {
+                            self.sendHead(of: stream)
+                            allowance.wait(self)
+                            self.writer?.flush()
+                            return
+                        }
+                        self.bodyBytesHeld += stream.granted
+                    }
+                    wanted = min(wanted, stream.granted)
+                }
                 let file = stream.file
                 let ready: Int
                 switch self.plane.pageWrites {
@@ -68,7 +90,7 @@ extension RequestResponder {
         }
         guard self.stream === stream else { return }
         if stream.segmentIndex == stream.body.segments.count {
-            self.stream = nil
+            self.dropStream()
             self.finish(keepAlive: self.keepAlive)
         } else {
             self.writer?.flush()
@@ -88,35 +110,71 @@ extension RequestResponder {
         }
     }
 
+    /// Writes the held head and literal bytes, if not yet sent.
+    func sendHead(of stream: BodyStream) {
+        guard !stream.headSent, let writer = self.writer else { return }
+        stream.headSent = true
+        writer.writeHead(stream.responseHead)
+        for bytes in stream.held { writer.writeBody(bytes, promise: nil) }
+        stream.held = []
+    }
+
     /// Writes file bytes (after the held head and literal bytes) and advances the stream. The state moves
     /// before the writes, which may re-enter the handler. Lent pages go out as views of the cache's memory;
     /// the loan is held until the last of them is written (its promise), so the pages cannot be reused
     /// while NIO still holds them.
     func emit(_ chunk: Chunk, stream: BodyStream) {
-        let sendHead = !stream.headSent
-        let held = stream.held
-        stream.headSent = true
-        stream.held = []
         stream.segmentDone += UInt64(chunk.byteCount)
+        stream.granted = max(0, stream.granted - chunk.byteCount)
         self.sentBytes += chunk.byteCount
         if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
             stream.segmentIndex += 1
             stream.segmentDone = 0
         }
+        self.sendHead(of: stream)
         guard let writer = self.writer else { return }
-        if sendHead {
-            writer.writeHead(stream.responseHead)
-            for bytes in held { writer.writeBody(bytes, promise: nil) }
-        }
         switch chunk {
         case .filled(let buffer):
-            writer.writeBody(buffer, promise: nil)
+            guard self.allowance != nil else { return writer.writeBody(buffer, promise: nil) }
+            let count = buffer.readableBytes
+            let written = self.eventLoop.makePromise(of: Void.self)
+            written.futureResult.assumeIsolated().whenComplete { result in self.bodyBytesWritten(count, result) }
+            writer.writeBody(buffer, promise: written)
         case .lent(let loan):
             for page in loan.dropLast() { writer.writeBody(page, promise: nil) }
             let written = self.eventLoop.makePromise(of: Void.self)
             writer.writeBody(loan[loan.endIndex - 1], promise: written)
-            written.futureResult.whenComplete { _ in withExtendedLifetime(loan) {} }
+            written.futureResult.assumeIsolated().whenComplete { result in
+                withExtendedLifetime(loan) {}
+                self.bodyBytesWritten(loan.byteCount, result)
+            }
         }
+    }
+
+    /// A body chunk's write completed: its room goes back, and a body held back by its own unsent bytes goes
+    /// on. A failed write means the stream or connection is gone (a reset's dropped frames fail before the
+    /// stream's close is reported): the body stops rather than produce chunks that are dropped in turn.
+    private func bodyBytesWritten(_ count: Int, _ result: Result<Void, any Error>) {
+        guard let allowance = self.allowance else { return }
+        self.bodyBytesHeld -= count
+        allowance.release(count, after: result)
+        if case .failure = result {
+            self.dropStream()
+        } else if self.heldBackByOwnBytes {
+            self.heldBackByOwnBytes = false
+            self.pump()
+        }
+    }
+
+    /// Writes a whole response's body, charged to the allowance until its write completes.
+    func writeCharged(_ bytes: ByteBuffer) {
+        guard let writer = self.writer else { return }
+        guard let allowance = self.allowance else { return writer.writeBody(bytes, promise: nil) }
+        let count = bytes.readableBytes
+        allowance.charge(count)
+        let written = self.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { result in allowance.release(count, after: result) }
+        writer.writeBody(bytes, promise: written)
     }
 
     /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
@@ -153,7 +211,7 @@ extension RequestResponder {
     /// A read failed: before the head went out the client gets the error status; after, the stream or
     /// connection is closed so that the client sees a truncated body, never wrong bytes.
     func abort(_ stream: BodyStream, _ problem: Problem) {
-        self.stream = nil
+        self.dropStream()
         self.plane.logger.warning(
             "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
         if stream.headSent {

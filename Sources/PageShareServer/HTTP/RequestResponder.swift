@@ -19,6 +19,16 @@ final class RequestResponder {
     let allocator = ByteBufferAllocator()
     /// Where responses go; nil once the connection or stream is gone.
     private(set) var writer: (any ResponseWriter)?
+    /// The connection's room for unsent bytes: bodies are produced only within it.
+    let allowance: SendAllowance?
+    /// Set while waiting in the allowance's queue (for a request to answer or a body chunk to produce).
+    var isWaitingForAllowance = false
+    /// A complete request waiting for room before it is answered.
+    var waitingHead: HTTPRequestHead?
+    /// Body bytes taken from the allowance and not yet given back (produced or not, written or not).
+    var bodyBytesHeld = 0
+    /// Set when the body waits for its own writes to complete (``SendAllowance/isStreamPartHeld(_:)``).
+    var heldBackByOwnBytes = false
     var request: HTTPRequestHead?
     /// The problem the request is answered with whatever it asks for, found with its head (HTTP/1.1).
     var refusal: Problem?
@@ -54,6 +64,8 @@ final class RequestResponder {
         /// failing first read still gets a proper error status.
         var held: [ByteBuffer] = []
         var fillInFlight = false
+        /// Bytes taken from the allowance and not yet produced.
+        var granted = 0
         /// The request answered (its version, keep-alive and method decide the error response, if any).
         let request: HTTPRequestHead
 
@@ -70,6 +82,7 @@ final class RequestResponder {
         self.peer = peer
         self.eventLoop = eventLoop
         self.writer = writer
+        self.allowance = writer.allowance
     }
 
     /// A request's head arrived: a new request starts.
@@ -102,17 +115,43 @@ final class RequestResponder {
     func receiveEnd() {
         guard let head = self.request else { return }
         self.request = nil
+        if let allowance = self.allowance, !allowance.mayStart {
+            // The connection holds its share of unsent bytes: the request waits its turn.
+            self.waitingHead = head
+            return allowance.wait(self)
+        }
         self.respond(to: head)
     }
 
     /// The writer may take more body bytes again.
     func writabilityChanged() {
-        if self.writer?.isWritable == true { self.pump() }
+        if self.writer?.isWritable == true, !self.isWaitingForAllowance { self.pump() }
+    }
+
+    /// The allowance has room again: answer the waiting request, or go on with the body.
+    func allowanceAvailable() {
+        guard let head = self.waitingHead else { return self.pump() }
+        if let allowance = self.allowance, !allowance.mayStart { return allowance.wait(self) }
+        self.waitingHead = nil
+        self.respond(to: head)
     }
 
     /// The connection or stream is gone: nothing more is written, and a fill in flight drops its chunk.
     func detach() {
         self.writer = nil
+        self.waitingHead = nil
+        self.allowance?.cancelWait(self)
+        self.dropStream()
+    }
+
+    /// The body stops: room taken for bytes it will not produce goes back.
+    func dropStream() {
+        if let stream = self.stream, stream.granted > 0 {
+            self.allowance?.release(stream.granted, written: false)
+            self.bodyBytesHeld -= stream.granted
+            stream.granted = 0
+        }
+        self.heldBackByOwnBytes = false
         self.stream = nil
     }
 
@@ -243,9 +282,9 @@ final class RequestResponder {
         if !self.keepAlive { headers.add(name: "connection", value: "close") }
         self.writer?.writeHead(HTTPResponseHead(version: head.version, status: status, headers: headers))
         self.status = status
-        if head.method != .HEAD {
+        if head.method != .HEAD, !body.isEmpty {
             self.sentBytes += body.count
-            self.writer?.writeBody(self.allocator.buffer(bytes: body), promise: nil)
+            self.writeCharged(self.allocator.buffer(bytes: body))
         }
         self.finish(keepAlive: self.keepAlive)
     }

@@ -8,6 +8,8 @@ protocol ResponseWriter: AnyObject {
     /// Whether another body chunk may be written now. When it turns true again the writer calls
     /// ``RequestResponder/writabilityChanged()``.
     var isWritable: Bool { get }
+    /// The connection's share of the daemon's unsent-bytes budget (nil: unbounded, for tests).
+    var allowance: SendAllowance? { get }
     func writeHead(_ head: HTTPResponseHead)
     /// Writes body bytes; `promise` completes when they have been written to the connection (or failed).
     func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?)

@@ -56,6 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds an HTTP/1.1 request body may take after its head (default 60).") var bodyTimeout: String?
     @Option(help: "Connections one client address may hold (default 0: no limit).")
     var maxConnectionsPerAddress: String?
+    @Option(help: "Response bytes produced and not yet sent, daemon-wide (default 64MiB).") var sendBudget: String?
+    @Option(help: "Seconds a response's writes may make no progress before it is cut (default 60).")
+    var sendTimeout: String?
     @Option(help: "Seconds in-flight requests get to finish on shutdown (default 10).") var shutdownGrace: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -96,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
             ("maxRanges", self.maxRanges.map { [$0] }), ("idleTimeout", self.idleTimeout.map { [$0] }),
             ("headerTimeout", self.headerTimeout.map { [$0] }), ("bodyTimeout", self.bodyTimeout.map { [$0] }),
             ("maxConnectionsPerAddress", self.maxConnectionsPerAddress.map { [$0] }),
+            ("sendBudget", self.sendBudget.map { [$0] }), ("sendTimeout", self.sendTimeout.map { [$0] }),
             ("shutdownGrace", self.shutdownGrace.map { [$0] }), ("threads", self.threads.map { [$0] }),
             ("logLevel", self.logLevel.map { [$0] }), ("logFormat", self.logFormat.map { [$0] }),
             ("tokensFile", self.tokensFile.map { [$0] }), ("publicMetrics", self.publicMetrics.map { ["\($0)"] }),
@@ -164,7 +168,10 @@ struct ServeCommand: AsyncParsableCommand {
             let plane = DataPlane(
                 cache: cache, limits: .init(maximumRanges: settings.maxRanges), access: access, catalog: catalog,
                 logger: logger, metricsFactory: metricsFactory, exposition: { MetricsExposition.render(registry) },
-                perImageMetrics: settings.metricsPerImage, ready: false)
+                perImageMetrics: settings.metricsPerImage, ready: false,
+                sendBudget: SendBudget(
+                    poolBytes: settings.sendBudget, connections: settings.maxConnections,
+                    chunkBytes: DataPlane.Limits().chunkBytes, sendTimeout: .seconds(Int64(settings.sendTimeout))))
             let server = try PageShareServer(configuration: settings.serverConfiguration, plane: plane)
             // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds and then reports
             // ready; on a signal it drains (GOAWAY, in-flight responses finish) and background hashing stops.

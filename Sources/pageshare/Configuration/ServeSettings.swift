@@ -26,6 +26,8 @@ struct ServeSettings {
     var headerTimeout = 30
     var bodyTimeout = 60
     var maxConnectionsPerAddress = 0
+    var sendBudget = 64 << 20
+    var sendTimeout = 60
     var shutdownGrace = 10
     var threads = System.coreCount
     var logLevel = Logger.Level.info
@@ -115,6 +117,14 @@ struct ServeSettings {
             "maxConnectionsPerAddress", "connections one client address may hold (0: no limit)",
             value: { $0.maxConnectionsPerAddress }
         ) { $0.maxConnectionsPerAddress = try Self.count($1, minimum: 0) },
+        .scalar(
+            "sendBudget", "response bytes produced and not yet sent, daemon-wide, e.g. 64MiB", value: { $0.sendBudget }
+        ) {
+            $0.sendBudget = try ByteCount(argument: $1).orThrow("not a byte count like 64MiB").bytes
+        },
+        .scalar("sendTimeout", "seconds a response's writes may make no progress", value: { $0.sendTimeout }) {
+            $0.sendTimeout = try Self.count($1)
+        },
         .scalar("shutdownGrace", "seconds in-flight requests get on shutdown", value: { $0.shutdownGrace }) {
             $0.shutdownGrace = try Self.count($1, minimum: 0)
         },
