@@ -62,6 +62,19 @@ struct SlowlorisTests {
         }
     }
 
+    @Test(
+        "an HTTP/2 connection in use outlives the header timeout (the HTTP/1.1 deadlines stop for it)",
+        .enabled(if: H2Client.isAvailable, "needs /usr/bin/python3 with python3-h2"))
+    func http2OutlivesHeaderTimeout() async throws {
+        try await Self.withServer { server in
+            // Header timeout 1 s: requests for 3.5 s on one connection.
+            let result = try await H2Client.run(port: server.port, ["longlived", "/v1/images/img/files/motd", "3.5"])
+            let statuses = try #require(result["statuses"] as? [Int])
+            #expect(statuses.count >= 5 && statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            #expect(result["closed"] as? Bool == false && result["goaway_last_stream"] is NSNull)
+        }
+    }
+
     @Test("a body that stops coming is cut at the body timeout; a connection idle between requests is not")
     func bodyDeadline() async throws {
         try await Self.withServer { server in

@@ -35,6 +35,8 @@ final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
     /// A response is being written: bytes that arrive meanwhile (a pipelined request) start no deadline
     /// until it ends.
     private var answering = false
+    /// Set for HTTP/2 connections.
+    private var stopped = false
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount, progress: ConnectionProgress) {
         self.headerTimeout = headerTimeout
@@ -53,7 +55,7 @@ final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .quiet = self.state, !self.answering { self.arm(.head, after: self.headerTimeout) }
+        if case .quiet = self.state, !self.answering, !self.stopped { self.arm(.head, after: self.headerTimeout) }
         context.fireChannelRead(data)
     }
 
@@ -80,8 +82,12 @@ final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
         self.answering = false
     }
 
-    /// The connection speaks HTTP/2: no HTTP/1.1 deadlines.
-    func stop() { self.settle() }
+    /// The connection speaks HTTP/2: no HTTP/1.1 deadlines, now or after later reads (which would otherwise
+    /// start a "head" deadline that cut a busy HTTP/2 connection after the header timeout).
+    func stop() {
+        self.stopped = true
+        self.settle()
+    }
 
     private func settle() {
         self.timer?.cancel()
