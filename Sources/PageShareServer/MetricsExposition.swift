@@ -28,6 +28,8 @@ public enum MetricsExposition {
             "The part of the unsent bytes borrowed from the shared pool beyond floors.",
         "pageshare_http_send_timeouts_total":
             "Connections closed and HTTP/2 streams reset because writes made no progress.",
+        "pageshare_images_failed":
+            "Images listed as failed: configured or saved, and not attached (see the admin API).",
         "pageshare_http_auth_failures_total":
             "Requests refused before routing, by reason: missing or invalid token, forbidden role, rate limited.",
         "pageshare_decompression_pclusters_total": "Compressed pclusters decoded, by algorithm.",

@@ -40,6 +40,7 @@ public final class ServerMetrics: Sendable {
     private let borrowedBytes: Gauge
     private let sendTimeouts: Counter
     private let sendTimeoutsPublished = Atomic<Int>(0)
+    private let failedImages: Gauge
 
     /// Why a request was refused before routing, as a metrics label.
     enum AuthFailure: String, CaseIterable {
@@ -86,7 +87,11 @@ public final class ServerMetrics: Sendable {
         self.unsentBytes = Gauge(label: "pageshare_http_unsent_bytes", factory: factory)
         self.borrowedBytes = Gauge(label: "pageshare_http_unsent_borrowed_bytes", factory: factory)
         self.sendTimeouts = Counter(label: "pageshare_http_send_timeouts_total", factory: factory)
+        self.failedImages = Gauge(label: "pageshare_images_failed", factory: factory)
     }
+
+    /// Publishes the number of images listed as `failed` (configured or saved, not attached).
+    func publishFailedImages(_ count: Int) { self.failedImages.record(count) }
 
     /// Publishes the send budget's figures (at scrape time: they change with every body chunk).
     func publish(_ budget: SendBudget) {

@@ -203,6 +203,42 @@ struct ServeCommandTests {
         return Set((object?["images"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? [])
     }
 
+    @Test(
+        "a configured image not there yet: the daemon starts, lists it failed and counts it, attaches it once it is there; required: true refuses to start"
+    )
+    func missingConfiguredImage() throws {
+        let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("arrived\n".utf8)) }
+        defer { image.remove() }
+        let directory = image.directory.path
+        let later = directory + "/later.img"
+        let config = directory + "/pageshare.yaml"
+        try TestTree.write(
+            config, Array("images:\n  - {id: later, path: \(later)}\n  - {id: now, path: \(image.path)}\n".utf8))
+        let daemon = try Daemon(directory: directory, arguments: ["--config", config])
+        defer { daemon.stop() }
+        #expect(
+            daemon.request("GET", "/v1/images/now/files/file").body.hasPrefix("arrived\n"), "the other one is served")
+        let failed = daemon.request("GET", "/v1/admin/images/later").body
+        #expect(failed.contains("\"state\":\"failed\"") && failed.contains("No such file"), "\(failed)")
+        #expect(daemon.request("GET", "/metrics").body.contains("pageshare_images_failed 1"))
+        try FileManager.default.copyItem(atPath: image.path, toPath: later)
+        daemon.kill(SIGHUP)
+        var body = ""
+        for _ in 0..<250 where !body.hasPrefix("arrived\n") {
+            Thread.sleep(forTimeInterval: 0.02)
+            body = daemon.request("GET", "/v1/images/later/files/file").body
+        }
+        #expect(body.hasPrefix("arrived\n"), "attached once the file is there")
+        #expect(daemon.request("GET", "/metrics").body.contains("pageshare_images_failed 0"))
+        let log = try String(contentsOfFile: daemon.log, encoding: .utf8)
+        #expect(log.contains("configured image not attached") && log.contains("image=later"), "\(log)")
+
+        try FileManager.default.removeItem(atPath: later)
+        try TestTree.write(config, Array("images:\n  - {id: later, path: \(later), required: true}\n".utf8))
+        let refused = try run(PageShareBinary.path, ["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        #expect(refused.status != 0 && refused.error.contains("later.img"), "\(refused.error)")
+    }
+
     @Test("SIGHUP reloads the tokens file and the log level, names what needs a restart; broken files change nothing")
     func sighupReload() throws {
         let directory = try TemporaryDirectory("tokens")

@@ -1,6 +1,7 @@
 import EROFS
 import Logging
 import PageCache
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,9 @@ public actor ImageCatalog {
     private var digestTasks: [ByteKey: Task<Void, Never>] = [:]
     /// Watches the files of attached images (made at the first attach).
     private var watcher: ImageFileWatcher?
+    private nonisolated let failedImages = Atomic<Int>(0)
+    /// Images listed as `failed` (configured or saved, not attached), for `/metrics`.
+    public nonisolated var failedImageCount: Int { self.failedImages.load(ordering: .relaxed) }
 
     private struct Entry {
         var record: ImageRecord
@@ -45,17 +49,27 @@ public actor ImageCatalog {
     // MARK: Start
 
     /// Attaches the configured images, then the ones saved in the state directory, and applies the saved
-    /// quotas. A configured image that cannot be attached fails the start (it is a configuration error); a
-    /// saved one is reported (returned, logged, listed as `failed`) and the others still attach.
-    /// - Throws: ``ControlError`` for a configured image, or a state file that cannot be read.
+    /// quotas. An image that cannot be attached is reported (returned, logged, listed as `failed`, counted in
+    /// ``failedImages``) and the others still attach: a configured image not on the node yet must not keep
+    /// the daemon down (``retryConfigured()`` attaches it once it is there), unless its id is in `required`.
+    /// - Throws: ``ControlError`` for a required configured image that cannot be attached, or a state file
+    ///   that cannot be read.
     @discardableResult
-    public func start(configured: [ImageRecord]) throws(ControlError) -> [(id: String, reason: String)] {
-        for record in configured {
-            let (image, mode) = try self.prepare(
-                record, taken: "image \(record.id) is configured twice", checking: true)
-            try self.apply(record, image: image, mode: mode, origin: .configuration)
-        }
+    public func start(
+        configured: [ImageRecord], required: Set<String> = []
+    ) throws(ControlError) -> [(id: String, reason: String)] {
         var failures: [(id: String, reason: String)] = []
+        for record in configured {
+            do throws(ControlError) {
+                let (image, mode) = try self.prepare(
+                    record, taken: "image \(record.id) is configured twice", checking: true)
+                try self.apply(record, image: image, mode: mode, origin: .configuration)
+            } catch {
+                if required.contains(record.id) || error.code == .imageExists { throw error }
+                failures.append((record.id, error.message))
+                self.recordFailure(record, origin: .configuration, error)
+            }
+        }
         let saved = try self.store?.load() ?? PersistentState()
         for record in saved.images {
             do throws(ControlError) {
@@ -64,9 +78,7 @@ public actor ImageCatalog {
                 try self.apply(record, image: image, mode: mode, origin: .api)
             } catch {
                 failures.append((record.id, error.message))
-                self.entries[ByteKey(record.id)] = Entry(
-                    record: record, origin: .api, mode: nil, failure: error.message)
-                self.logger.error("saved image not attached", metadata: ["image": "\(record.id)", "error": "\(error)"])
+                self.recordFailure(record, origin: .api, error)
             }
         }
         for (name, bytes) in saved.quotas {
@@ -74,6 +86,42 @@ public actor ImageCatalog {
             self.cache.setQuota(bytes, for: domain)
         }
         return failures
+    }
+
+    /// An image that could not be attached: listed as `failed` with the reason, and logged.
+    private func recordFailure(_ record: ImageRecord, origin: ImageOrigin, _ error: ControlError) {
+        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, mode: nil, failure: error.message)
+        self.failedImages.add(1, ordering: .relaxed)
+        self.logger.error(
+            origin == .configuration ? "configured image not attached" : "saved image not attached",
+            metadata: ["image": "\(record.id)", "error": "\(error.message)"])
+    }
+
+    /// Tries again to attach the configured images that failed (their file was not there yet, or not
+    /// readable): called periodically and on SIGHUP. Returns the ids attached now.
+    @discardableResult
+    public func retryConfigured() -> [String] {
+        var attached: [String] = []
+        for (key, entry) in self.entries where entry.origin == .configuration && entry.mode == nil {
+            self.entries[key] = nil
+            do throws(ControlError) {
+                let (image, mode) = try self.prepare(entry.record, taken: "", checking: true)
+                try self.apply(entry.record, image: image, mode: mode, origin: .configuration)
+                self.failedImages.subtract(1, ordering: .relaxed)
+                attached.append(entry.record.id)
+            } catch {
+                // Still failing: kept as it was, logged only if the reason changed.
+                var kept = entry
+                kept.failure = error.message
+                self.entries[key] = kept
+                if error.message != entry.failure {
+                    self.logger.error(
+                        "configured image not attached",
+                        metadata: ["image": "\(entry.record.id)", "error": "\(error.message)"])
+                }
+            }
+        }
+        return attached
     }
 
     /// Stops the background digest computations and the file watcher (shutdown).
@@ -151,6 +199,7 @@ public actor ImageCatalog {
             try self.store?.save(state)
         }
         self.entries[ByteKey(id)] = nil
+        if entry.mode == nil { self.failedImages.subtract(1, ordering: .relaxed) }
         self.digestTasks.removeValue(forKey: ByteKey(id))?.cancel()
         self.watcher?.unwatch(id: id)
         if entry.mode != nil { try? self.cache.detach(id: id) }

@@ -12,6 +12,9 @@ extension RequestResponder {
         self.route = .metrics
         self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
         self.plane.metrics.publish(self.plane.sendBudget)
+        if let catalog = self.plane.admin?.catalog {
+            self.plane.metrics.publishFailedImages(catalog.failedImageCount)
+        }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
         self.sendWhole(exposition(), status: .ok, headers: headers, for: head)

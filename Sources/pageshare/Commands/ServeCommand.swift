@@ -159,10 +159,10 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let catalog = ImageCatalog(
                 cache: cache, store: try settings.stateDir.map { try StateStore(directory: $0) }, logger: logger)
-            let failures = try await catalog.start(configured: settings.images)
+            let failures = try await catalog.start(configured: settings.images, required: settings.requiredImages)
             if !failures.isEmpty {
                 logger.error(
-                    "started without some saved images",
+                    "started without some images (listed as failed)",
                     metadata: ["images": "\(failures.map { "\($0.id): \($0.reason)" }.joined(separator: "; "))"])
             }
             let plane = DataPlane(
@@ -258,8 +258,18 @@ struct ControlPlaneService: Service {
     let reload: @Sendable () throws -> ServeSettings
 
     func run() async throws {
+        // Configured images that were not there at start are attached once they are.
+        let catalog = self.catalog
+        let retrying = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                await catalog.retryConfigured()
+            }
+        }
+        defer { retrying.cancel() }
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             self.reloadConfiguration()
+            await catalog.retryConfigured()
         }
         await self.catalog.stop()
     }

@@ -43,6 +43,8 @@ struct ServeSettings {
     var verify = false
     /// Images attached at every start (config file `images:` and `--image`).
     var images: [ImageRecord] = []
+    /// Ids of the images the daemon does not start without (`required: true`).
+    var requiredImages: Set<String> = []
 
     /// A setting, by the name the config file uses; its environment variable and flag are derived from it.
     struct Key: Sendable {
@@ -184,7 +186,9 @@ struct ServeSettings {
             let name = keyNode.string ?? ""
             if name == "images" {
                 do {
-                    self.images += try YAMLDecoder().decode([ImageRecord].self, from: value)
+                    let configured = try YAMLDecoder().decode([ConfiguredImage].self, from: value)
+                    self.images += configured.map(\.record)
+                    self.requiredImages.formUnion(configured.filter(\.required).map(\.record.id))
                 } catch {
                     throw SettingError(
                         "\(source): images\(DecodingFailure.describe(error).drop { $0 != "[" && $0 != ":" })")
@@ -304,7 +308,10 @@ extension ServeSettings {
             guard let value = key.value(self) else { continue }
             pairs.append((Node(key.name), try value.represented()))
         }
-        let images = try Yams.compose(yaml: YAMLEncoder().encode(self.images)) ?? Node([Node]())
+        let configured = self.images.map {
+            ConfiguredImage(record: $0, required: self.requiredImages.contains($0.id))
+        }
+        let images = try Yams.compose(yaml: YAMLEncoder().encode(configured)) ?? Node([Node]())
         pairs.append((Node("images"), images))
         return try Yams.serialize(node: Node.mapping(Node.Mapping(pairs)))
     }
