@@ -88,6 +88,12 @@ public final class PageShareServer: Sendable {
         try? await self.group.shutdownGracefully()
     }
 
+    /// Returns once every event loop has run a task: a loop stuck in a handler never returns (the service
+    /// manager's watchdog then restarts the daemon).
+    public func eventLoopsAnswer() async {
+        for loop in self.group.makeIterator() { try? await loop.submit {}.get() }
+    }
+
     // MARK: Listeners
 
     private func bind(_ listener: ServerConfiguration.Listener) async throws -> any Channel {

@@ -9,7 +9,7 @@ final class Daemon: @unchecked Sendable {
     let log: String
 
     /// Starts `pageshare serve` with `arguments` plus a unix socket under `directory`; waits for `/readyz`.
-    init(directory: String, arguments: [String], name: String = "daemon") throws {
+    init(directory: String, arguments: [String], name: String = "daemon", environment: [String: String] = [:]) throws {
         self.socket = directory + "/\(name).sock"
         self.log = directory + "/\(name).log"
         _ = FileManager.default.createFile(atPath: self.log, contents: nil)
@@ -17,6 +17,9 @@ final class Daemon: @unchecked Sendable {
         self.process.arguments =
             ["serve", "--listen", "127.0.0.1:0", "--unix-socket", self.socket, "--cache-size", "64MiB"] + arguments
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: self.log))
+        if !environment.isEmpty {
+            self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         self.process.standardOutput = output
         self.process.standardError = output
         try self.process.run()

@@ -175,14 +175,17 @@ struct ServeCommand: AsyncParsableCommand {
             let server = try PageShareServer(configuration: settings.serverConfiguration, plane: plane)
             // Ordered start and graceful shutdown on SIGTERM/SIGINT: the data plane binds and then reports
             // ready; on a signal it drains (GOAWAY, in-flight responses finish) and background hashing stops.
+            let notifier = ServiceManagerNotifier()
             let group = ServiceGroup(
                 configuration: .init(
                     services: [
-                        .init(service: DataPlaneService(server: server, plane: plane, logger: logger)),
+                        .init(
+                            service: DataPlaneService(server: server, plane: plane, logger: logger, notifier: notifier)
+                        ),
                         .init(
                             service: ControlPlaneService(
                                 catalog: catalog, access: access, logger: logger, logLevel: logLevel,
-                                settings: settings, reload: { try self.settings() }),
+                                settings: settings, reload: { try self.settings() }, notifier: notifier),
                             successTerminationBehavior: .ignore),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -218,83 +221,5 @@ extension ServeSettings {
             threads: self.threads, allowUnauthenticatedRemote: self.allowUnauthenticatedRemote,
             headerTimeout: .seconds(Int64(self.headerTimeout)), bodyTimeout: .seconds(Int64(self.bodyTimeout)),
             maximumConnectionsPerAddress: self.maxConnectionsPerAddress)
-    }
-}
-
-/// The data plane as a service: listens (then `/readyz` answers 200) until the group shuts down gracefully,
-/// then drains.
-struct DataPlaneService: Service {
-    let server: PageShareServer
-    let plane: DataPlane
-    let logger: Logger
-
-    func run() async throws {
-        do {
-            try await self.server.start()
-        } catch {
-            await self.server.shutdown()
-            throw error
-        }
-        for address in self.server.boundAddresses {
-            self.logger.notice("serving", metadata: ["address": "\(address)"])
-        }
-        self.plane.markReady()
-        try? await gracefulShutdown()
-        self.logger.notice("shutting down: draining connections")
-        await self.server.shutdown()
-    }
-}
-
-/// The control plane beside the data plane: on SIGHUP reads the configuration again (file, environment and
-/// flags) and applies what can change in place — the log level and the tokens file's contents — and names the
-/// settings that need a restart; on shutdown stops the background digest computations.
-struct ControlPlaneService: Service {
-    let catalog: ImageCatalog
-    let access: AccessPolicy
-    let logger: Logger
-    let logLevel: LogLevelControl
-    /// The settings the daemon started with, and how to read them again.
-    let settings: ServeSettings
-    let reload: @Sendable () throws -> ServeSettings
-
-    func run() async throws {
-        // Configured images that were not there at start are attached once they are.
-        let catalog = self.catalog
-        let retrying = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(10))
-                await catalog.retryConfigured()
-            }
-        }
-        defer { retrying.cancel() }
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            self.reloadConfiguration()
-            await catalog.retryConfigured()
-        }
-        await self.catalog.stop()
-    }
-
-    private func reloadConfiguration() {
-        do {
-            let fresh = try self.reload()
-            if fresh.logLevel != self.logLevel.current {
-                self.logLevel.current = fresh.logLevel
-                self.logger.notice("log level changed", metadata: ["level": "\(fresh.logLevel)"])
-            }
-            var same = fresh
-            same.logLevel = self.settings.logLevel
-            if (try? same.yaml()) != (try? self.settings.yaml()) {
-                self.logger.warning("configuration changed beyond logLevel and the tokens: restart to apply it")
-            }
-        } catch {
-            self.logger.error("configuration not reloaded, the running one stays", metadata: ["error": "\(error)"])
-        }
-        guard let path = self.access.tokensPath else { return }
-        do {
-            try self.access.reload()
-            self.logger.notice("tokens reloaded", metadata: ["file": "\(path)"])
-        } catch {
-            self.logger.error("tokens not reloaded, the previous ones stay", metadata: ["error": "\(error)"])
-        }
     }
 }
