@@ -26,7 +26,7 @@ build: deps
 	$(SWIFT) build
 
 lint:
-	$(SWIFT) format lint --strict -r Sources Tests Package.swift
+	$(SWIFT) format lint --strict -r Sources Tests Plugins Package.swift
 
 test: deps lint
 	$(SWIFT) build --build-tests

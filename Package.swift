@@ -96,7 +96,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            plugins: ["BuildInfo"]
         ),
         .target(
             name: "EROFSTestSupport",
@@ -138,6 +139,8 @@ let package = Package(
             dependencies: ["EROFS", "EROFSTestSupport"],
             swiftSettings: strictSettings
         ),
+        // The git commit of the build, for `pageshare --version`.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
     ],
     swiftLanguageModes: [.v6]
 )

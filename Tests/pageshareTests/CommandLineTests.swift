@@ -14,6 +14,25 @@ struct CommandLineTests {
         return try JSONSerialization.jsonObject(with: Data(result.output))
     }
 
+    @Test("--version names the release and the git commit the binary was built from")
+    func version() throws {
+        let result = try PageShareBinary.run(["--version"])
+        let text = String(decoding: result.output, as: UTF8.self)
+        #expect(result.status == 0)
+        #expect(
+            text.range(
+                of: #"^pageshare \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n$"#,
+                options: .regularExpression) != nil, "\(text)")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        if let git = which("git"), let head = try? run(git, ["-C", root, "rev-parse", "--short=12", "HEAD"]),
+            head.status == 0
+        {
+            let commit = String(decoding: head.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(text.contains("(commit \(commit)"), "built from \(commit): \(text)")
+        }
+    }
+
     @Test func inspectReportsFeaturesAndCounts() throws {
         defer { self.image.remove() }
         let report = try #require(try self.json(["inspect", self.image.path, "--json"]) as? [String: Any])

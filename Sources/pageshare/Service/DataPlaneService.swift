@@ -19,7 +19,11 @@ struct DataPlaneService: Service {
             throw error
         }
         for address in self.server.boundAddresses {
-            self.logger.notice("serving", metadata: ["address": "\(address)"])
+            self.logger.notice(
+                "serving",
+                metadata: [
+                    "address": "\(address)", "version": "\(PageShareCommand.version)", "commit": "\(BuildInfo.commit)",
+                ])
         }
         self.plane.markReady()
         self.notifier.notify("READY=1\nSTATUS=serving")
