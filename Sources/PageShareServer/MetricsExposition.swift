@@ -17,7 +17,7 @@ public enum MetricsExposition {
         "pageshare_cache_budget_bytes": "The hard budget for page data.",
         "pageshare_cache_attached_images": "Images attached.",
         "pageshare_cache_dedup_inodes": "Dedup inodes (distinct cached contents) known.",
-        "pageshare_http_requests_total": "Requests answered, by route and status class (aborted: body cut short).",
+        "pageshare_http_requests_total": "Requests answered, by route and status code (aborted: body cut short).",
         "pageshare_http_sent_bytes_total": "Response body bytes sent, by route.",
         "pageshare_http_request_duration_seconds": "Time from request head to the end of the response.",
         "pageshare_http_open_connections": "Connections open, by protocol.",

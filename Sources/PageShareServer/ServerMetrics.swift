@@ -4,9 +4,9 @@ import NIOHTTP1
 import Synchronization
 
 /// The data plane's swift-metrics series, created up front so that a request only indexes arrays: requests
-/// by route and status class, body bytes sent, request duration (a histogram whose buckets suit
+/// by route and exact status code, body bytes sent, request duration (a histogram whose buckets suit
 /// sub-millisecond hits), open connections by protocol, failed authentications by reason. Labels are bounded:
-/// seven routes, five classes, four reasons; never a token or a file.
+/// seven routes, 25 statuses, four reasons; never a token or a file.
 public final class ServerMetrics: Sendable {
     /// What a request asked for, as a metrics label.
     enum Route: Int, CaseIterable {
@@ -25,8 +25,17 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// The status class of a response, or `aborted` for a body cut short.
-    static let statusClasses = ["2xx", "3xx", "4xx", "5xx", "aborted"]
+    /// The statuses the server answers with, each its own `status` label value; `aborted` (a body cut short)
+    /// comes after them. A code outside the list (none is sent today) is counted under `other`.
+    static let statusCodes: [UInt] = [
+        200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 406, 409, 412, 413, 414, 416, 417, 422, 429, 431, 500,
+        501, 503,
+    ]
+    static let statusLabels = ServerMetrics.statusCodes.map(String.init) + ["other", "aborted"]
+    /// `statusLabels` index by code (100...599), so that recording a request is an array lookup.
+    private static let statusIndex: [Int] = (0..<600).map { code in
+        ServerMetrics.statusCodes.firstIndex(of: UInt(code)) ?? ServerMetrics.statusCodes.count
+    }
 
     private let requests: [[Counter]]
     private let sentBytes: [Counter]
@@ -65,7 +74,7 @@ public final class ServerMetrics: Sendable {
                 )
             })
         self.requests = Route.allCases.map { route in
-            Self.statusClasses.map { status in
+            Self.statusLabels.map { status in
                 Counter(
                     label: "pageshare_http_requests_total", dimensions: [("route", route.label), ("status", status)],
                     factory: factory)
@@ -112,7 +121,7 @@ public final class ServerMetrics: Sendable {
 
     /// Records one finished request.
     func record(route: Route, status: HTTPResponseStatus?, sentBytes: Int, started: NIODeadline) {
-        let statusIndex = status.map { min(3, max(0, Int($0.code) / 100 - 2)) } ?? 4
+        let statusIndex = status.map { Self.statusIndex[min(599, Int($0.code))] } ?? Self.statusLabels.count - 1
         self.requests[route.rawValue][statusIndex].increment()
         if sentBytes > 0 { self.sentBytes[route.rawValue].increment(by: sentBytes) }
         self.durations[route.rawValue].recordNanoseconds((NIODeadline.now() - started).nanoseconds)
