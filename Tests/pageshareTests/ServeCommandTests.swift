@@ -276,6 +276,7 @@ struct ServeCommandTests {
         #expect(log.contains("level=debug logger=pageshare msg=request"), "debug lines appear after the reload")
         #expect(log.contains("restart to apply it"), "maxRanges cannot change in place")
         #expect(!log.contains("second-token") && !log.contains("first-token"), "no secret in the log")
+        #expect(log.contains("msg=\"admin request\"") && log.contains("caller=ops"), "admin requests name the caller")
     }
 }
 
