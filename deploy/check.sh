@@ -14,7 +14,7 @@ systemd-analyze verify "$work/pageshare.service" "$work/pageshare.socket"
 echo "systemd-analyze verify: ok"
 
 python3 -c 'import sys; from kubernetes_validate.__main__ import main; sys.exit(main())' \
-    --strict deploy/kubernetes/pageshare.yaml
+    --strict deploy/kubernetes/pageshare.yaml deploy/kubernetes/client-example.yaml
 # The ServiceMonitor is a Prometheus Operator resource: its schema is not in kubernetes-validate.
 echo "kubernetes-validate: ok"
 
@@ -34,5 +34,5 @@ echo "pageshare serve --print-config on the example configurations: ok"
 python3 -m json.tool deploy/grafana/pageshare-dashboard.json > /dev/null
 echo "dashboard JSON: ok"
 
-shellcheck scripts/*.sh bench/*.sh deploy/check.sh .ci/run
+shellcheck scripts/*.sh bench/*.sh deploy/check.sh .ci/run Tests/Scripts/*.sh
 echo "shellcheck: ok"

@@ -183,4 +183,36 @@ struct UnprivilegedDaemonTests {
             portStatus == 1 && portError.contains("cannot listen on 127.0.0.1:\(port): address already in use"),
             "\(portError)")
     }
+
+    @Test(
+        "the DaemonSet as shipped: its init container's command, then the daemon with the pod's uid, no capabilities and a read-only root",
+        .enabled(if: which("unshare") != nil && which("nsenter") != nil, "needs unshare and nsenter"),
+        .enabled(
+            if: (try? EROFSTestSupport.run("/usr/bin/python3", ["-c", "import yaml"]))?.status == 0,
+            "needs /usr/bin/python3 with PyYAML"))
+    func kubernetesRehearsal() throws {
+        let directory = try TemporaryDirectory("kubernetes")
+        defer { directory.remove() }
+        let image = try TestImage(options: []) { try TestTree.write($0 + "/file", Array("served in the pod".utf8)) }
+        defer { image.remove() }
+        let port = try #require(freeLoopbackPort())
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Scripts/kubernetes-rehearsal.sh").path
+        let result = try EROFSTestSupport.run(
+            "/bin/sh", [script, PageShareBinary.path, image.path, directory.path, String(port)])
+        let text = String(decoding: result.output, as: UTF8.self)
+        var lines: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, lines[String(parts[0])] == nil {
+                lines[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        #expect(result.status == 0, "\(result.error)")
+        #expect(lines["init"] == "10001:10001 755 10001:10001 700", "the hostPath directories given to the pod's uid")
+        #expect(lines["unix"] == "served in the pod", "\(text)")
+        #expect(lines["tcp"] == "served in the pod", "\(text)")
+        #expect(lines["attach"] == "201" && lines["state"] == "10001:10001", "state written by the pod's uid: \(text)")
+        #expect(lines["root"]?.contains("Read-only file system") == true, "\(text)")
+    }
 }
