@@ -23,6 +23,7 @@ echo "yamllint: ok"
 
 # The example configuration and the one in the ConfigMap are read by the daemon's own parser.
 "$binary" serve --config deploy/config/pageshare.yaml --print-config > /dev/null
+"$binary" serve --config deploy/config/container.yaml --print-config > /dev/null
 python3 -c 'import sys, yaml
 for document in yaml.safe_load_all(open(sys.argv[1])):
     if document and document.get("kind") == "ConfigMap":

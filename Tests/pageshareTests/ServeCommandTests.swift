@@ -239,6 +239,41 @@ struct ServeCommandTests {
         #expect(refused.status != 0 && refused.error.contains("later.img"), "\(refused.error)")
     }
 
+    @Test(
+        "the container image's default configuration starts and answers its health check (paths moved under a temporary root)"
+    )
+    func containerDefaultConfiguration() throws {
+        let directory = try TemporaryDirectory("container")
+        defer { directory.remove() }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let port = try #require(freeLoopbackPort())
+        var text = try String(contentsOfFile: root + "/deploy/config/container.yaml", encoding: .utf8)
+        text = text.replacingOccurrences(of: "/run/pageshare", with: directory.path + "/run")
+            .replacingOccurrences(of: "/var/lib/pageshare", with: directory.path + "/state")
+            .replacingOccurrences(of: "127.0.0.1:8480", with: "127.0.0.1:\(port)")
+        try TestTree.make(directory.path + "/run")
+        let config = directory.path + "/pageshare.yaml"
+        try TestTree.write(config, Array(text.utf8))
+        let log = directory.path + "/daemon.log"
+        let script = """
+            '\(PageShareBinary.path)' serve --config '\(config)' >'\(log)' 2>&1 &
+            daemon=$!
+            status=000
+            for _ in $(seq 100); do
+                status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(port)/healthz) && [ "$status" = 200 ] && break
+                sleep 0.05
+            done
+            kill -TERM $daemon
+            for _ in $(seq 100); do grep -q 'msg=stopped' '\(log)' && break; sleep 0.05; done
+            printf '%s' "$status"
+            """
+        let result = try run("/bin/sh", ["-c", script])
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(String(decoding: result.output, as: UTF8.self) == "200", "\(output)")
+        #expect(output.contains("unix:\(directory.path)/run/pageshare.sock"), "the socket listener too: \(output)")
+    }
+
     @Test("SIGHUP reloads the tokens file and the log level, names what needs a restart; broken files change nothing")
     func sighupReload() throws {
         let directory = try TemporaryDirectory("tokens")
