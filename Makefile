@@ -2,15 +2,22 @@
 # Missing Debian packages are installed with apt-get (only those `dpkg -s` reports missing).
 
 SWIFT        ?= swift
-DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl openssl \
-                shellcheck yamllint systemd python3-pip python3-h2 prometheus
+# What building and serving need (mkfs.erofs makes the demo images); the test tools come with `make test`.
+DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl
+TEST_PACKAGES := openssl shellcheck yamllint systemd python3-pip python3-h2 prometheus util-linux man-db
 BENCH_PACKAGES := nginx nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO         := demo
 FUZZ_SECONDS ?= 600
 PAGESHARE    := .build/debug/pageshare
 
-.PHONY: deps build test lint check-deploy check-api serve demo fuzz bench clean
+# `make install`: the binary, man pages generated from the command definitions, shell completions, the
+# systemd units and the example configuration, under DESTDIR + PREFIX.
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+CONFIGURATION ?= release
+
+.PHONY: deps build test lint check-deploy check-api check-install install serve demo fuzz bench clean
 
 deps:
 	@missing=""; \
@@ -28,11 +35,23 @@ build: deps
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests Plugins Package.swift
 
+test: EXTRA_PACKAGES = $(TEST_PACKAGES)
 test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) check-deploy
 	$(MAKE) check-api
+	$(MAKE) check-install
+
+install: deps
+	$(SWIFT) build -c $(CONFIGURATION) --product pageshare
+	scripts/install.sh "$$($(SWIFT) build -c $(CONFIGURATION) --show-bin-path)/pageshare" "$(DESTDIR)" "$(PREFIX)" \
+		$(CONFIGURATION)
+
+# `make install` into a temporary DESTDIR (the debug build make test made): every file in place, the
+# binary's --version, `man` rendering each page, the completion scripts parsing, the units naming the binary.
+check-install:
+	scripts/check-install.sh
 
 # systemd-analyze, kubernetes-validate (PyPI), yamllint, shellcheck and JSON on deploy/ and the scripts.
 check-deploy: build
