@@ -44,6 +44,7 @@ let package = Package(
             dependencies: [
                 "CCodecs",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),

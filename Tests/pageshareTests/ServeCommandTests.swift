@@ -165,6 +165,41 @@ struct ServeCommandTests {
     }
 
     @Test(
+        "pageshare admin over TLS: https:// with --cacert (an IP address and a DNS name); untrusted or cleartext fails")
+    func adminOverTLS() throws {
+        let directory = try TemporaryDirectory("admin-tls")
+        defer { directory.remove() }
+        let (cert, key) = (directory.path + "/cert.pem", directory.path + "/key.pem")
+        let made = try run(
+            which("openssl")!,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key,
+                "-out", cert,
+            ])
+        try #require(made.status == 0, "openssl: \(made.error)")
+        let port = try #require(freeLoopbackPort())
+        let daemon = try Daemon(
+            directory: directory.path,
+            arguments: ["--listen", "127.0.0.1:\(port)", "--tls-cert", cert, "--tls-key", key])
+        defer { daemon.stop() }
+        func admin(_ arguments: [String]) throws -> (Int32, String, String) {
+            let result = try PageShareBinary.run(["admin", "stats"] + arguments)
+            return (result.status, String(decoding: result.output, as: UTF8.self), result.error)
+        }
+        for host in ["127.0.0.1", "localhost"] {
+            let (status, output, error) = try admin(["--server", "https://\(host):\(port)", "--cacert", cert])
+            #expect(status == 0 && output.contains("attachedImages"), "\(host): \(error)")
+        }
+        let (untrusted, _, untrustedError) = try admin(["--server", "https://127.0.0.1:\(port)"])
+        #expect(untrusted == 1 && untrustedError.lowercased().contains("certificate"), "\(untrustedError)")
+        let (cleartext, _, cleartextError) = try admin(["--server", "127.0.0.1:\(port)"])
+        #expect(cleartext == 1 && !cleartextError.isEmpty)
+        let (misused, _, misuseError) = try admin(["--server", "127.0.0.1:\(port)", "--cacert", cert])
+        #expect(misused != 0 && misuseError.contains("--cacert goes with an https:// server"), "\(misuseError)")
+    }
+
+    @Test(
         "systemd socket activation: the daemon serves on the socket it is handed, not on the default port",
         .enabled(if: which("systemd-socket-activate") != nil, "needs systemd-socket-activate"))
     func socketActivation() throws {

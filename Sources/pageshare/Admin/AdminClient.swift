@@ -2,17 +2,19 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
-/// A minimal HTTP/1.1 client for the admin API, over TCP or the daemon's unix socket (which Foundation's
-/// URLSession cannot reach): one request per connection, the whole response collected.
+/// A minimal HTTP/1.1 client for the admin API, over TCP (cleartext or TLS) or the daemon's unix socket
+/// (which Foundation's URLSession cannot reach): one request per connection, the whole response collected.
 struct AdminClient {
     enum Endpoint: CustomStringConvertible {
-        case tcp(host: String, port: Int)
+        /// TCP; with `tls`, a TLS connection verified against the system's trust store or `--cacert`.
+        case tcp(host: String, port: Int, tls: NIOSSLContext?)
         case unix(path: String)
 
         var description: String {
             switch self {
-            case .tcp(let host, let port): "\(host):\(port)"
+            case .tcp(let host, let port, let tls): "\(tls == nil ? "http" : "https")://\(host):\(port)"
             case .unix(let path): "unix:\(path)"
             }
         }
@@ -29,8 +31,18 @@ struct AdminClient {
     func send(_ method: HTTPMethod, _ path: String, json: [UInt8]? = nil) async throws -> Response {
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: Response.self)
+        let tls: (context: NIOSSLContext, hostname: String?)? = {
+            guard case .tcp(let host, _, let context?) = self.endpoint else { return nil }
+            // SNI and name checks take a DNS name; an IP address is checked against the certificate's IP SANs.
+            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+            return (context, isAddress ? nil : host)
+        }()
         let bootstrap = ClientBootstrap(group: group).connectTimeout(.seconds(10)).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let tls {
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
+                }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
             }
@@ -39,7 +51,7 @@ struct AdminClient {
         var host = "localhost"
         do {
             switch self.endpoint {
-            case .tcp(let name, let port):
+            case .tcp(let name, let port, _):
                 host = "\(name):\(port)"
                 channel = try await bootstrap.connect(host: name, port: port).get()
             case .unix(let path):

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOHTTP1
+import NIOSSL
 import PageShareServer
 
 /// `pageshare admin …`: the admin API from the command line (attach, detach, list, get, stats, quota).
@@ -16,9 +17,11 @@ struct AdminCommand: AsyncParsableCommand {
 
 /// Where the daemon is and who is asking.
 struct AdminConnectionOptions: ParsableArguments {
-    @Option(help: "The daemon's address, HOST:PORT.") var server: String = "127.0.0.1:8480"
+    @Option(help: "The daemon's address: HOST:PORT, http://HOST:PORT, or https://HOST:PORT for TLS.")
+    var server: String = "127.0.0.1:8480"
     @Option(help: "Talk to the daemon over this unix socket instead.") var unixSocket: String?
     @Option(help: "File holding the admin bearer token (default: $PAGESHARE_TOKEN).") var tokenFile: String?
+    @Option(help: "PEM certificates to trust for https:// (default: the system's trust store).") var cacert: String?
 
     var client: AdminClient {
         get throws {
@@ -28,10 +31,31 @@ struct AdminConnectionOptions: ParsableArguments {
                     in: .whitespacesAndNewlines)
             }
             if let path = self.unixSocket { return AdminClient(endpoint: .unix(path: path), token: token) }
-            guard let address = TCPAddress(argument: self.server) else {
-                throw ValidationError("--server must be HOST:PORT")
+            var server = Substring(self.server)
+            let secure = server.lowercased().hasPrefix("https://")
+            if secure {
+                server = server.dropFirst(8)
+            } else if server.lowercased().hasPrefix("http://") {
+                server = server.dropFirst(7)
             }
-            return AdminClient(endpoint: .tcp(host: address.host, port: address.port), token: token)
+            if server.hasSuffix("/") { server = server.dropLast() }
+            guard let address = TCPAddress(argument: String(server)) else {
+                throw ValidationError("--server must be HOST:PORT, http://HOST:PORT or https://HOST:PORT")
+            }
+            guard secure || self.cacert == nil else { throw ValidationError("--cacert goes with an https:// server") }
+            var context: NIOSSLContext?
+            if secure {
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.applicationProtocols = ["http/1.1"]
+                if let cacert = self.cacert {
+                    guard FileManager.default.isReadableFile(atPath: cacert) else {
+                        throw ValidationError("--cacert \(cacert): not a readable file")
+                    }
+                    configuration.trustRoots = .file(cacert)
+                }
+                context = try NIOSSLContext(configuration: configuration)
+            }
+            return AdminClient(endpoint: .tcp(host: address.host, port: address.port, tls: context), token: token)
         }
     }
 

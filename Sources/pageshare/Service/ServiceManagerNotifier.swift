@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -44,10 +45,8 @@ struct ServiceManagerNotifier: Sendable {
 
     /// `RELOADING=1` with the monotonic time systemd's `Type=notify-reload` asks for.
     func reloading() {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let micros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
-        self.notify("RELOADING=1\nMONOTONIC_USEC=\(micros)")
+        // NIODeadline reads CLOCK_MONOTONIC, the clock systemd compares with.
+        self.notify("RELOADING=1\nMONOTONIC_USEC=\(NIODeadline.now().uptimeNanoseconds / 1000)")
     }
 
     /// `sockaddr_un` for `name`: family, then the path bytes (a leading `@` becomes the NUL of an abstract
