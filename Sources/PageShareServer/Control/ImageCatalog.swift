@@ -17,17 +17,21 @@ import Glibc
 public actor ImageCatalog {
     public nonisolated let cache: SharedPageCache
     private let store: StateStore?
-    private let logger: Logger
+    let logger: Logger
     /// Records by image id, compared as bytes (`café` in NFC and in NFD are two images).
-    private var entries: [ByteKey: Entry] = [:]
+    var entries: [ByteKey: Entry] = [:]
     private var digestTasks: [ByteKey: Task<Void, Never>] = [:]
     /// Watches the files of attached images (made at the first attach).
     private var watcher: ImageFileWatcher?
+    /// The directory images are attached from (``watchImageDirectory(_:)``), and its watcher.
+    var imageDirectory: (path: String, watcher: ImageFileWatcher?)?
+    /// Set once the missing image directory was reported.
+    var imageDirectoryMissing = false
     private nonisolated let failedImages = Atomic<Int>(0)
     /// Images listed as `failed` (configured or saved, not attached), for `/metrics`.
     public nonisolated var failedImageCount: Int { self.failedImages.load(ordering: .relaxed) }
 
-    private struct Entry {
+    struct Entry {
         var record: ImageRecord
         var origin: ImageOrigin
         /// The mode in effect; nil when the image is not attached (`failure` says why).
@@ -89,13 +93,18 @@ public actor ImageCatalog {
     }
 
     /// An image that could not be attached: listed as `failed` with the reason, and logged.
-    private func recordFailure(_ record: ImageRecord, origin: ImageOrigin, _ error: ControlError) {
+    func recordFailure(_ record: ImageRecord, origin: ImageOrigin, _ error: ControlError, log: Bool = true) {
         self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, mode: nil, failure: error.message)
         self.failedImages.add(1, ordering: .relaxed)
+        guard log else { return }
         self.logger.error(
-            origin == .configuration ? "configured image not attached" : "saved image not attached",
+            origin == .configuration
+                ? "configured image not attached" : origin == .api ? "saved image not attached" : "image not attached",
             metadata: ["image": "\(record.id)", "error": "\(error.message)"])
     }
+
+    /// A failed entry was removed by its owner (to be tried again, or forgotten).
+    func forgetFailure() { self.failedImages.subtract(1, ordering: .relaxed) }
 
     /// Tries again to attach the configured images that failed (their file was not there yet, or not
     /// readable): called periodically and on SIGHUP. Returns the ids attached now.
@@ -126,6 +135,8 @@ public actor ImageCatalog {
 
     /// Stops the background digest computations and the file watcher (shutdown).
     public func stop() {
+        self.imageDirectory?.watcher?.stop()
+        self.imageDirectory = nil
         for task in self.digestTasks.values { task.cancel() }
         self.digestTasks = [:]
         self.watcher?.stop()
@@ -279,7 +290,7 @@ public actor ImageCatalog {
 
     /// Checks `record` (valid, its id free, else `taken` is the error) and opens its image (or takes the one
     /// `opened` already); changes nothing. A configured or saved image with `check` is checked here, at start.
-    private func prepare(
+    func prepare(
         _ record: ImageRecord, taken: String, checking: Bool = false, opened: (Image, FingerprintMode)? = nil
     ) throws(ControlError) -> (Image, FingerprintMode) {
         try record.validate()
@@ -326,7 +337,7 @@ public actor ImageCatalog {
     }
 
     /// Attaches an opened image to the cache and records it; starts computing digests in `digest` mode.
-    private func apply(
+    func apply(
         _ record: ImageRecord, image: Image, mode: FingerprintMode, origin: ImageOrigin
     ) throws(ControlError) {
         do {

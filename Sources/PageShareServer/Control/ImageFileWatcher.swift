@@ -40,9 +40,15 @@ final class ImageFileWatcher: Sendable {
     /// Stops the thread (it closes the inotify descriptor as it ends).
     func stop() { close(self.wakeup.write) }
 
-    /// Watches `path` for image `id` (several ids may watch one path).
-    func watch(_ path: String, id: String) {
-        let mask = UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+    /// What happens to an image file.
+    static let fileEvents = UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+    /// What happens in a directory of images: entries made, written, moved in or out, removed.
+    static let directoryEvents = UInt32(
+        IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+    /// Watches `path` for `events`, reported as `id` (several ids may watch one path).
+    func watch(_ path: String, id: String, events: UInt32 = ImageFileWatcher.fileEvents) {
+        let mask = events
         let watch = inotify_add_watch(self.descriptor, path, mask)
         guard watch >= 0 else { return }
         self.watches.withLock { _ = $0[watch, default: []].insert(ByteKey(id)) }

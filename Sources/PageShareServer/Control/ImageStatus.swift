@@ -1,9 +1,10 @@
 import PageCache
 
 /// Where an attached image came from: the configuration (command line or config file; attached again on
-/// every start) or the admin API (kept in the state directory).
+/// every start), the admin API (kept in the state directory), or the image directory (attached while its
+/// file is there).
 public enum ImageOrigin: String, Codable, Sendable {
-    case configuration, api
+    case configuration, api, directory
 }
 
 /// An image as the admin API shows it: what was asked for, whether it is usable, and its accounting.

@@ -75,6 +75,10 @@ struct ServeCommand: AsyncParsableCommand {
     var allowUnauthenticatedRemote: Bool?
     @Option(help: "State directory: images attached and quotas set through the admin API survive restarts.")
     var stateDir: String?
+    @Option(
+        name: .customLong("image-dir"),
+        help: "Attach every *.erofs or *.img file in this directory (subdirectories name domains) and watch it.")
+    var imageDirectory: String?
 
     /// Defaults < config file < environment < flags.
     func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServeSettings {
@@ -106,7 +110,8 @@ struct ServeCommand: AsyncParsableCommand {
             ("authFailureLimit", self.authFailureLimit.map { [$0] }),
             ("metricsPerImage", self.metricsPerImage.map { ["\($0)"] }),
             ("allowUnauthenticatedRemote", self.allowUnauthenticatedRemote.map { ["\($0)"] }),
-            ("stateDir", self.stateDir.map { [$0] }), ("fingerprint", self.fingerprint.map { [$0] }),
+            ("stateDir", self.stateDir.map { [$0] }), ("imageDirectory", self.imageDirectory.map { [$0] }),
+            ("fingerprint", self.fingerprint.map { [$0] }),
             ("verify", self.verify.map { ["\($0)"] }),
         ]
         for case (let name, let values?) in flags { try settings.applyFlag(name, values) }
@@ -159,7 +164,12 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let catalog = ImageCatalog(
                 cache: cache, store: try settings.stateDir.map { try StateStore(directory: $0) }, logger: logger)
-            let failures = try await catalog.start(configured: settings.images, required: settings.requiredImages)
+            var failures = try await catalog.start(configured: settings.images, required: settings.requiredImages)
+            if let directory = settings.imageDirectory {
+                await catalog.watchImageDirectory(directory)
+                failures += await catalog.list().filter { $0.origin == .directory && $0.state == .failed }
+                    .map { ($0.id, $0.reason ?? "") }
+            }
             if !failures.isEmpty {
                 logger.error(
                     "started without some images (listed as failed)",

@@ -38,6 +38,8 @@ struct ServeSettings {
     var authFailureLimit = 10
     var allowUnauthenticatedRemote = false
     var stateDir: String?
+    /// Attach every image file found here (subdirectories name domains), watching for more.
+    var imageDirectory: String?
     /// Fingerprint mode and verification of the images given as `--image ID=PATH[@DOMAIN]`.
     var fingerprint = ImageRecord.Fingerprint.auto
     var verify = false
@@ -58,7 +60,12 @@ struct ServeSettings {
         /// `cacheSize` → `PAGESHARE_CACHE_SIZE`.
         var environmentName: String { "PAGESHARE_" + Self.words(self.name).joined(separator: "_").uppercased() }
         /// `cacheSize` → `--cache-size`.
-        var flagName: String { "--" + Self.words(self.name).joined(separator: "-").lowercased() }
+        var flagName: String {
+            Self.shortFlags[self.name] ?? "--" + Self.words(self.name).joined(separator: "-").lowercased()
+        }
+
+        /// Flags not spelled like their key (one socket per flag; the directory's flag is short).
+        private static let shortFlags = ["unixSockets": "--unix-socket", "imageDirectory": "--image-dir"]
 
         private static func words(_ name: String) -> [String] {
             var words: [String] = [""]
@@ -160,6 +167,13 @@ struct ServeSettings {
         },
         .scalar("stateDir", "where admin-API changes are kept across restarts", value: { $0.stateDir }) {
             $0.stateDir = $1
+        },
+        .scalar(
+            "imageDirectory", "attach every *.erofs/*.img file here (subdirectories name domains) and watch it",
+            value: { $0.imageDirectory }
+        ) {
+            guard $1.utf8.first == UInt8(ascii: "/") else { throw SettingError("must be an absolute path") }
+            $0.imageDirectory = $1
         },
         .scalar("fingerprint", "auto, xattr, digest or none, for --image images", value: { $0.fingerprint.rawValue }) {
             $0.fingerprint = try ImageRecord.Fingerprint(rawValue: $1).orThrow("must be auto, xattr, digest or none")

@@ -18,12 +18,14 @@ struct ControlPlaneService: Service {
     let notifier: ServiceManagerNotifier
 
     func run() async throws {
-        // Configured images that were not there at start are attached once they are.
+        // Configured images that were not there at start are attached once they are; the image directory is
+        // scanned again in case inotify missed something (or the directory appeared).
         let catalog = self.catalog
         let retrying = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(10))
                 await catalog.retryConfigured()
+                await catalog.scanImageDirectory()
             }
         }
         defer { retrying.cancel() }
@@ -31,6 +33,7 @@ struct ControlPlaneService: Service {
             self.notifier.reloading()
             self.reloadConfiguration()
             await catalog.retryConfigured()
+            await catalog.scanImageDirectory()
             self.notifier.notify("READY=1\nSTATUS=serving")
         }
         await self.catalog.stop()
