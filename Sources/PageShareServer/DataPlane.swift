@@ -56,18 +56,14 @@ public final class DataPlane: Sendable {
     ///   - catalog: serves the admin API when given; its cache must be `cache`.
     ///   - perImageMetrics: also export series labelled by image.
     ///   - ready: whether `/readyz` answers 200 from the start (else after ``markReady()``).
-    ///   - sendBudget: the bound on unsent response bytes (default: 64 MiB for 10,000 connections, 60 s send
-    ///     timeout).
+    ///   - sendBudget: the bound on unsent response bytes (default: the daemon's, ``DaemonConfiguration``).
     public init(
         cache: SharedPageCache, limits: Limits = Limits(), access: AccessPolicy = .open(), catalog: ImageCatalog? = nil,
         logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
         exposition: (@Sendable () -> [UInt8])? = nil, perImageMetrics: Bool = false, ready: Bool = true,
         sendBudget: SendBudget? = nil
     ) {
-        self.sendBudget =
-            sendBudget
-            ?? SendBudget(
-                poolBytes: 64 << 20, connections: 10_000, chunkBytes: limits.chunkBytes, sendTimeout: .seconds(60))
+        self.sendBudget = sendBudget ?? DaemonConfiguration.defaultSendBudget(chunkBytes: limits.chunkBytes)
         self.perImageMetrics = perImageMetrics
         self.cache = cache
         self.access = access

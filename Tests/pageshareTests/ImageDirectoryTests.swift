@@ -30,7 +30,9 @@ struct ImageDirectoryTests {
         guard rename(hidden.path, path) == 0 else { throw POSIXError(.EIO) }
     }
 
-    @Test("attached at start and as files arrive, in their subdirectory's domain; detached as they go; replaced ones serve the new bytes; bad ones are listed failed")
+    @Test(
+        "attached at start and as files arrive, in their subdirectory's domain; detached as they go; replaced ones serve the new bytes; bad ones are listed failed"
+    )
     func directoryFollowsItsFiles() throws {
         let directory = try TemporaryDirectory("image-dir")
         defer { directory.remove() }

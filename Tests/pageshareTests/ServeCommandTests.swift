@@ -49,6 +49,40 @@ struct ServeCommandTests {
         #expect(viaEnvironment.contains("cacheSize: 2147483648"))
     }
 
+    @Test("every configuration key has its flag, and every integer flag reaches the setting it names")
+    func everyKeyHasItsFlag() throws {
+        let help = String(decoding: try PageShareBinary.run(["serve", "--help"]).output, as: UTF8.self)
+        let keys = help.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("  "), let open = line.firstIndex(of: "("), line.contains("(PAGESHARE_") else {
+                return nil
+            }
+            return line[line.index(line.startIndex, offsetBy: 2)..<open].trimmingCharacters(in: .whitespaces)
+        }
+        #expect(keys.count >= 30, "\(keys)")
+        let shortFlags = ["unixSockets": "--unix-socket", "imageDirectory": "--image-dir"]
+        func flag(_ key: String) -> String {
+            shortFlags[key] ?? "--" + key.replacing(/[A-Z]/) { "-" + $0.output.lowercased() }
+        }
+        for key in keys {
+            #expect(help.contains(flag(key) + " ") || help.contains(flag(key) + "/"), "no flag for \(key)")
+        }
+        // Each integer setting, given on the command line as its default plus one, comes back from
+        // --print-config: the flag reaches its key.
+        let defaults = String(decoding: try PageShareBinary.run(["serve", "--print-config"]).output, as: UTF8.self)
+        var arguments = ["serve", "--print-config"]
+        var expected: [String] = []
+        for line in defaults.split(separator: "\n") {
+            let parts = line.split(separator: ": ", maxSplits: 1)
+            guard parts.count == 2, let value = Int(parts[1]), keys.contains(String(parts[0])) else { continue }
+            arguments += [flag(String(parts[0])), String(value + 1)]
+            expected.append("\(parts[0]): \(value + 1)")
+        }
+        #expect(expected.count >= 14)
+        let changed = try PageShareBinary.run(arguments)
+        let text = String(decoding: changed.output, as: UTF8.self)
+        for line in expected { #expect(text.contains(line + "\n"), "\(line): \(changed.error)") }
+    }
+
     @Test("a bad configuration fails at start with the source, the key and the reason")
     func badConfiguration() throws {
         let directory = try TemporaryDirectory("config")

@@ -1,6 +1,8 @@
+import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import PageCache
 import PageShareServer
 import Yams
 
@@ -9,44 +11,24 @@ import Yams
 /// used for all three sources, so a bad value fails the start with the same message naming where it came
 /// from (`config.yaml: cacheSize: ...`, `PAGESHARE_CACHE_SIZE: ...`, `--cache-size: ...`).
 struct ServeSettings {
-    var listen: [TCPAddress] = [TCPAddress(host: "127.0.0.1", port: 8480)]
+    /// What the daemon is made of; its defaults are the library's (``DaemonConfiguration``).
+    var daemon = DaemonConfiguration()
+    /// TCP listeners (with ``unixSockets`` and socket activation they make `daemon.server.listeners`).
+    var listen: [TCPAddress] = DaemonConfiguration().server.listeners.compactMap {
+        guard case .tcp(let host, let port) = $0 else { return nil }
+        return TCPAddress(host: host, port: port)
+    }
     /// Whether `listen` was set (file, environment or flag): with socket activation the default is dropped.
     var listenConfigured = false
     var unixSockets: [String] = []
     var socketMode: UInt16 = 0o660
     var tlsCert: String?
     var tlsKey: String?
-    var cacheSize = 1 << 30
-    var pageSize = 4096
-    var readaheadPages = 16
-    var maxConnections = 10_000
-    var maxStreams = 128
-    var maxRanges = 64
-    var idleTimeout = 60
-    var headerTimeout = 30
-    var bodyTimeout = 60
-    var maxConnectionsPerAddress = 0
-    var sendBudget = 64 << 20
-    var sendTimeout = 60
-    var shutdownGrace = 10
-    var threads = System.coreCount
     var logLevel = Logger.Level.info
     var logFormat = StructuredLogHandler.Format.logfmt
-    var tokensFile: String?
-    var publicMetrics = false
-    var metricsPerImage = false
-    var authFailureLimit = 10
-    var allowUnauthenticatedRemote = false
-    var stateDir: String?
-    /// Attach every image file found here (subdirectories name domains), watching for more.
-    var imageDirectory: String?
     /// Fingerprint mode and verification of the images given as `--image ID=PATH[@DOMAIN]`.
     var fingerprint = ImageRecord.Fingerprint.auto
     var verify = false
-    /// Images attached at every start (config file `images:` and `--image`).
-    var images: [ImageRecord] = []
-    /// Ids of the images the daemon does not start without (`required: true`).
-    var requiredImages: Set<String> = []
 
     /// A setting, by the name the config file uses; its environment variable and flag are derived from it.
     struct Key: Sendable {
@@ -95,85 +77,78 @@ struct ServeSettings {
             $0.tlsCert = $1
         },
         .scalar("tlsKey", "PEM private key of tlsCert", value: { $0.tlsKey }) { $0.tlsKey = $1 },
-        .scalar("cacheSize", "page data budget, e.g. 512MiB", value: { $0.cacheSize }) {
-            $0.cacheSize = try ByteCount(argument: $1).orThrow("not a byte count like 1GiB").bytes
+        .scalar("cacheSize", "page data budget, e.g. 512MiB", value: { $0.daemon.cache.budgetBytes }) {
+            $0.daemon.cache.budgetBytes = try ByteCount(argument: $1).orThrow("not a byte count like 1GiB").bytes
         },
-        .scalar("pageSize", "cache page size, 4KiB to 64KiB", value: { $0.pageSize }) {
-            $0.pageSize = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes
+        .scalar("pageSize", "cache page size, 4KiB to 64KiB", value: { $0.daemon.cache.pageSize }) {
+            $0.daemon.cache.pageSize = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes
         },
-        .scalar("readaheadPages", "pages read ahead (0: off)", value: { $0.readaheadPages }) {
-            $0.readaheadPages = try Self.count($1, minimum: 0)
+        .scalar("readaheadPages", "pages read ahead (0: off)", value: { $0.daemon.cache.readaheadPages }) {
+            $0.daemon.cache.readaheadPages = try Self.count($1, minimum: 0)
         },
-        .scalar("maxConnections", "connections open at once", value: { $0.maxConnections }) {
-            $0.maxConnections = try Self.count($1)
+        .scalar("maxConnections", "connections open at once", value: { $0.daemon.server.maximumConnections }) {
+            $0.daemon.server.maximumConnections = try Self.count($1)
         },
-        .scalar("maxStreams", "HTTP/2 concurrent streams per connection", value: { $0.maxStreams }) {
-            $0.maxStreams = try Self.count($1)
+        .scalar(
+            "maxStreams", "HTTP/2 concurrent streams per connection",
+            value: { $0.daemon.server.maximumConcurrentStreams }
+        ) { $0.daemon.server.maximumConcurrentStreams = try Self.count($1) },
+        .scalar("maxRanges", "ranges per request; more is served whole", value: { $0.daemon.limits.maximumRanges }) {
+            $0.daemon.limits.maximumRanges = try Self.count($1)
         },
-        .scalar("maxRanges", "ranges per request; more is served whole", value: { $0.maxRanges }) {
-            $0.maxRanges = try Self.count($1)
-        },
-        .scalar("idleTimeout", "seconds before an idle connection closes", value: { $0.idleTimeout }) {
-            $0.idleTimeout = try Self.count($1)
-        },
-        .scalar("headerTimeout", "seconds an HTTP/1.1 request head may take", value: { $0.headerTimeout }) {
-            $0.headerTimeout = try Self.count($1)
-        },
-        .scalar("bodyTimeout", "seconds an HTTP/1.1 request body may take", value: { $0.bodyTimeout }) {
-            $0.bodyTimeout = try Self.count($1)
-        },
+        .seconds("idleTimeout", "seconds before an idle connection closes", \.daemon.server.idleTimeout),
+        .seconds("headerTimeout", "seconds an HTTP/1.1 request head may take", \.daemon.server.headerTimeout),
+        .seconds("bodyTimeout", "seconds an HTTP/1.1 request body may take", \.daemon.server.bodyTimeout),
         .scalar(
             "maxConnectionsPerAddress", "connections one client address may hold (0: no limit)",
-            value: { $0.maxConnectionsPerAddress }
-        ) { $0.maxConnectionsPerAddress = try Self.count($1, minimum: 0) },
+            value: { $0.daemon.server.maximumConnectionsPerAddress }
+        ) { $0.daemon.server.maximumConnectionsPerAddress = try Self.count($1, minimum: 0) },
         .scalar(
-            "sendBudget", "response bytes produced and not yet sent, daemon-wide, e.g. 64MiB", value: { $0.sendBudget }
+            "sendBudget", "response bytes produced and not yet sent, daemon-wide, e.g. 64MiB",
+            value: { $0.daemon.sendBudgetBytes }
         ) {
-            $0.sendBudget = try ByteCount(argument: $1).orThrow("not a byte count like 64MiB").bytes
+            $0.daemon.sendBudgetBytes = try ByteCount(argument: $1).orThrow("not a byte count like 64MiB").bytes
         },
-        .scalar("sendTimeout", "seconds a response's writes may make no progress", value: { $0.sendTimeout }) {
-            $0.sendTimeout = try Self.count($1)
+        .seconds("sendTimeout", "seconds a response's writes may make no progress", \.daemon.sendTimeout),
+        .seconds(
+            "shutdownGrace", "seconds in-flight requests get on shutdown", \.daemon.server.shutdownGracePeriod,
+            minimum: 0),
+        .scalar("threads", "event loop threads", value: { $0.daemon.server.threads }) {
+            $0.daemon.server.threads = try Self.count($1)
         },
-        .scalar("shutdownGrace", "seconds in-flight requests get on shutdown", value: { $0.shutdownGrace }) {
-            $0.shutdownGrace = try Self.count($1, minimum: 0)
-        },
-        .scalar("threads", "event loop threads", value: { $0.threads }) { $0.threads = try Self.count($1) },
         .scalar("logLevel", "trace, debug, info, notice, warning, error, critical", value: { $0.logLevel.rawValue }) {
             $0.logLevel = try Logger.Level(rawValue: $1).orThrow("not a log level")
         },
         .scalar("logFormat", "logfmt or json", value: { $0.logFormat.rawValue }) {
             $0.logFormat = try StructuredLogHandler.Format(rawValue: $1).orThrow("must be logfmt or json")
         },
-        .scalar("tokensFile", "bearer tokens (sha256) and roles; without it, loopback only", value: { $0.tokensFile }) {
-            $0.tokensFile = $1
+        .scalar(
+            "tokensFile", "bearer tokens (sha256) and roles; without it, loopback only",
+            value: { $0.daemon.tokensFile }
+        ) { $0.daemon.tokensFile = $1 },
+        .scalar("publicMetrics", "serve /metrics without a token", value: { $0.daemon.publicMetrics }) {
+            $0.daemon.publicMetrics = try Self.bool($1)
         },
-        .scalar("publicMetrics", "serve /metrics without a token", value: { $0.publicMetrics }) {
-            $0.publicMetrics = try Self.bool($1)
-        },
-        .scalar("metricsPerImage", "export pageshare_image_* series labelled by image", value: { $0.metricsPerImage }) {
-            $0.metricsPerImage = try Self.bool($1)
-        },
+        .scalar(
+            "metricsPerImage", "export pageshare_image_* series labelled by image", value: { $0.daemon.metricsPerImage }
+        ) { $0.daemon.metricsPerImage = try Self.bool($1) },
         .scalar(
             "authFailureLimit", "failed authentications per client per minute before 429",
-            value: { $0.authFailureLimit }
-        ) {
-            $0.authFailureLimit = try Self.count($1)
-        },
+            value: { $0.daemon.authFailureLimit }
+        ) { $0.daemon.authFailureLimit = try Self.count($1) },
         .scalar(
             "allowUnauthenticatedRemote", "listen beyond loopback without tokens",
-            value: { $0.allowUnauthenticatedRemote }
-        ) {
-            $0.allowUnauthenticatedRemote = try Self.bool($1)
-        },
-        .scalar("stateDir", "where admin-API changes are kept across restarts", value: { $0.stateDir }) {
-            $0.stateDir = $1
+            value: { $0.daemon.server.allowUnauthenticatedRemote }
+        ) { $0.daemon.server.allowUnauthenticatedRemote = try Self.bool($1) },
+        .scalar("stateDir", "where admin-API changes are kept across restarts", value: { $0.daemon.stateDirectory }) {
+            $0.daemon.stateDirectory = $1
         },
         .scalar(
             "imageDirectory", "attach every *.erofs/*.img file here (subdirectories name domains) and watch it",
-            value: { $0.imageDirectory }
+            value: { $0.daemon.imageDirectory }
         ) {
             guard $1.utf8.first == UInt8(ascii: "/") else { throw SettingError("must be an absolute path") }
-            $0.imageDirectory = $1
+            $0.daemon.imageDirectory = $1
         },
         .scalar("fingerprint", "auto, xattr, digest or none, for --image images", value: { $0.fingerprint.rawValue }) {
             $0.fingerprint = try ImageRecord.Fingerprint(rawValue: $1).orThrow("must be auto, xattr, digest or none")
@@ -201,8 +176,8 @@ struct ServeSettings {
             if name == "images" {
                 do {
                     let configured = try YAMLDecoder().decode([ConfiguredImage].self, from: value)
-                    self.images += configured.map(\.record)
-                    self.requiredImages.formUnion(configured.filter(\.required).map(\.record.id))
+                    self.daemon.images += configured.map(\.record)
+                    self.daemon.requiredImages.formUnion(configured.filter(\.required).map(\.record.id))
                 } catch {
                     throw SettingError(
                         "\(source): images\(DecodingFailure.describe(error).drop { $0 != "[" && $0 != ":" })")
@@ -235,10 +210,21 @@ struct ServeSettings {
         }
     }
 
-    /// Applies command-line values by key name.
-    mutating func applyFlag(_ name: String, _ values: [String]) throws {
-        let key = Self.keys.first { $0.name == name }!
+    /// Applies command-line values of `key`.
+    mutating func applyFlag(_ key: Key, _ values: [String]) throws {
         try self.apply(key, values, source: key.flagName)
+    }
+
+    /// The help of key `name` for its flag: the key's help, `note`, and the default.
+    static func help(_ name: String, _ note: String? = nil) -> ArgumentHelp {
+        guard let key = Self.keys.first(where: { $0.name == name }) else { return ArgumentHelp("") }
+        var text = key.help
+        if let note { text += "; " + note }
+        if let value = key.value(ServeSettings()), let node = try? value.represented() {
+            let shown = node.sequence.map { $0.compactMap(\.string).joined(separator: ",") } ?? node.string ?? ""
+            if !shown.isEmpty { text += " (default \(shown))" }
+        }
+        return ArgumentHelp(text)
     }
 
     private mutating func apply(_ key: Key, _ values: [String], source: String) throws {
@@ -255,7 +241,7 @@ struct ServeSettings {
             throw SettingError("tlsCert and tlsKey go together")
         }
         var seen: Set<String> = []
-        for image in self.images {
+        for image in self.daemon.images {
             do {
                 try image.validate()
             } catch {
@@ -267,7 +253,7 @@ struct ServeSettings {
 
     // MARK: Parsers
 
-    private static func count(_ text: String, minimum: Int = 1) throws -> Int {
+    fileprivate static func count(_ text: String, minimum: Int = 1) throws -> Int {
         guard let value = Int(text), value >= minimum else { throw SettingError("must be an integer ≥ \(minimum)") }
         return value
     }
@@ -289,6 +275,16 @@ extension ServeSettings.Key {
         Self(
             name: name, help: help, isList: false,
             apply: { settings, values in try apply(&settings, values.last ?? "") }, value: value)
+    }
+
+    /// A number of seconds kept as a `TimeAmount` at `path`.
+    static func seconds(
+        _ name: String, _ help: String, _ path: any WritableKeyPath<ServeSettings, TimeAmount> & Sendable,
+        minimum: Int = 1
+    ) -> Self {
+        .scalar(name, help, value: { Int($0[keyPath: path].nanoseconds / 1_000_000_000) }) {
+            $0[keyPath: path] = .seconds(Int64(try ServeSettings.count($1, minimum: minimum)))
+        }
     }
 
     static func list(
@@ -322,8 +318,8 @@ extension ServeSettings {
             guard let value = key.value(self) else { continue }
             pairs.append((Node(key.name), try value.represented()))
         }
-        let configured = self.images.map {
-            ConfiguredImage(record: $0, required: self.requiredImages.contains($0.id))
+        let configured = self.daemon.images.map {
+            ConfiguredImage(record: $0, required: self.daemon.requiredImages.contains($0.id))
         }
         let images = try Yams.compose(yaml: YAMLEncoder().encode(configured)) ?? Node([Node]())
         pairs.append((Node("images"), images))

@@ -5,30 +5,24 @@ import ServiceLifecycle
 /// The data plane as a service: listens (then `/readyz` answers 200) until the group shuts down gracefully,
 /// then drains.
 struct DataPlaneService: Service {
-    let server: PageShareServer
-    let plane: DataPlane
+    let daemon: PageShareDaemon
     let logger: Logger
     /// Told `READY=1` once listening, `STOPPING=1` on shutdown, and `WATCHDOG=1` while the event loops answer.
     let notifier: ServiceManagerNotifier
 
     func run() async throws {
-        do {
-            try await self.server.start()
-        } catch {
-            await self.server.shutdown()
-            throw error
-        }
-        for address in self.server.boundAddresses {
+        let server = self.daemon.server
+        try await self.daemon.start()
+        for address in server.boundAddresses {
             self.logger.notice(
                 "serving",
                 metadata: [
                     "address": "\(address)", "version": "\(PageShareCommand.version)", "commit": "\(BuildInfo.commit)",
                 ])
         }
-        self.plane.markReady()
         self.notifier.notify("READY=1\nSTATUS=serving")
         let watchdog = self.notifier.watchdogInterval.map { interval in
-            Task { [server, notifier] in
+            Task { [notifier] in
                 // Every half interval, once every event loop has run a task: a stuck loop stops the pings
                 // and the service manager restarts the daemon.
                 while !Task.isCancelled {
@@ -42,6 +36,6 @@ struct DataPlaneService: Service {
         try? await gracefulShutdown()
         self.notifier.notify("STOPPING=1\nSTATUS=draining connections")
         self.logger.notice("shutting down: draining connections")
-        await self.server.shutdown()
+        await server.shutdown()
     }
 }
