@@ -200,7 +200,11 @@ def goaway(port, path):
         late_status = client.streams[late]["status"]
     except Exception:
         late_status = None
-    client.pump(acknowledge=True, timeout=2)
+    # The server closes once its GOAWAY is written; wait for that, but less than its 10 s grace period (after
+    # which it would close anyway).
+    deadline = time.monotonic() + 7
+    while not client.closed and time.monotonic() < deadline:
+        client.pump(acknowledge=True, timeout=0.5)
     return {
         "goaway_last_stream": client.conn.goaway_last_stream, "status": stream["status"], "ended": stream["ended"],
         "sha256": hashlib.sha256(stream["body"]).hexdigest(), "late_status": late_status,
