@@ -35,7 +35,7 @@ let package = Package(
                 .linkedLibrary("lz4"), .linkedLibrary("zstd"), .linkedLibrary("lzma"), .linkedLibrary("z"),
             ]
         ),
-        // Debian's libxxhash, for the page cache's key hashing.
+        // Debian's libxxhash: XXH3-128, the identity of content-defined chunks (PageCache/Chunks).
         .target(name: "CXXHash", linkerSettings: [.linkedLibrary("xxhash")]),
         // xattr calls and makedev for extraction and the test oracle.
         .target(name: "CHostCalls"),

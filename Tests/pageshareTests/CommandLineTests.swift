@@ -33,6 +33,27 @@ struct CommandLineTests {
         }
     }
 
+    @Test("share-report sets whole files, aligned pages and content-defined chunks side by side")
+    func shareReportBySharingUnit() throws {
+        let library = ChunkingSamples.bytes(1 << 20, seed: 9)
+        let first = try TestImage(options: []) { try TestTree.write($0 + "/lib.so", library) }
+        defer { first.remove() }
+        // The second version: the same library shifted by an inserted header, as a rebuild does.
+        let second = try TestImage(options: []) {
+            try TestTree.write($0 + "/lib.so", ChunkingSamples.bytes(100, seed: 2) + library)
+        }
+        defer { second.remove() }
+        let report = try #require(try self.json(["share-report", "--json", first.path, second.path]) as? [String: Any])
+        let sharing = try #require(report["sharing"] as? [String: Any])
+        let total = try #require(sharing["fileBytes"] as? Int)
+        #expect(total == 2 * library.count + 100)
+        #expect(sharing["wholeFileUniqueBytes"] as? Int == total, "no whole file is shared")
+        #expect(sharing["alignedPageUniqueBytes"] as? Int == total, "no aligned page survives the shift")
+        let chunked = try #require(sharing["chunkUniqueBytes"] as? Int)
+        #expect(chunked < library.count + library.count / 20, "\(chunked) of \(total) bytes held as chunks")
+        #expect(sharing["chunkAverageBytes"] as? Int == 4096)
+    }
+
     @Test func inspectReportsFeaturesAndCounts() throws {
         defer { self.image.remove() }
         let report = try #require(try self.json(["inspect", self.image.path, "--json"]) as? [String: Any])
@@ -147,5 +168,18 @@ struct CommandLineTests {
         #expect(result.status == 1)
         #expect(result.error.contains("have no ishare fingerprint xattrs") && result.error.contains("--mode digest"))
         #expect(!result.error.contains("Usage"), "\(result.error)")
+    }
+}
+
+/// Deterministic pseudo-random bytes for the report tests.
+enum ChunkingSamples {
+    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed | 1
+        return (0..<count).map { _ in
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state)
+        }
     }
 }
