@@ -1,3 +1,4 @@
+import EROFSTestSupport
 import Foundation
 import Testing
 
@@ -6,16 +7,7 @@ import Testing
 /// Content-defined chunks and their identities: the units of sharing below a whole file.
 @Suite("Content-defined chunks")
 struct ChunkingTests {
-    /// Deterministic pseudo-random bytes (xorshift), so that failures reproduce.
-    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed | 1
-        return (0..<count).map { _ in
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            return UInt8(truncatingIfNeeded: state)
-        }
-    }
+    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] { PseudoRandomBytes.make(count, seed: seed) }
 
     static func chunks(_ bytes: [UInt8], _ chunker: ContentDefinedChunker) -> [ChunkIdentity] {
         var identities: [ChunkIdentity] = []

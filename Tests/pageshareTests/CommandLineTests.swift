@@ -35,12 +35,12 @@ struct CommandLineTests {
 
     @Test("share-report sets whole files, aligned pages and content-defined chunks side by side")
     func shareReportBySharingUnit() throws {
-        let library = ChunkingSamples.bytes(1 << 20, seed: 9)
+        let library = PseudoRandomBytes.make(1 << 20, seed: 9)
         let first = try TestImage(options: []) { try TestTree.write($0 + "/lib.so", library) }
         defer { first.remove() }
         // The second version: the same library shifted by an inserted header, as a rebuild does.
         let second = try TestImage(options: []) {
-            try TestTree.write($0 + "/lib.so", ChunkingSamples.bytes(100, seed: 2) + library)
+            try TestTree.write($0 + "/lib.so", PseudoRandomBytes.make(100, seed: 2) + library)
         }
         defer { second.remove() }
         let report = try #require(try self.json(["share-report", "--json", first.path, second.path]) as? [String: Any])
@@ -168,18 +168,5 @@ struct CommandLineTests {
         #expect(result.status == 1)
         #expect(result.error.contains("have no ishare fingerprint xattrs") && result.error.contains("--mode digest"))
         #expect(!result.error.contains("Usage"), "\(result.error)")
-    }
-}
-
-/// Deterministic pseudo-random bytes for the report tests.
-enum ChunkingSamples {
-    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed | 1
-        return (0..<count).map { _ in
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            return UInt8(truncatingIfNeeded: state)
-        }
     }
 }

@@ -30,11 +30,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let allowance = SendAllowance(budget: self.budget, eventLoop: context.eventLoop)
-        allowance.onTimeout = { [weak self] in
-            self?.plane.logger.debug("send timeout: closing a connection whose writes made no progress")
-            self?.context?.close(promise: nil)
-        }
+        let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         self.allowance = allowance
         self.responder = RequestResponder(
             plane: self.plane, peer: self.peer, eventLoop: context.eventLoop, writer: self)

@@ -83,11 +83,7 @@ final class HTTP2StreamsHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let allowance = SendAllowance(budget: self.budget, eventLoop: context.eventLoop)
-        allowance.onTimeout = { [weak self] in
-            self?.plane.logger.debug("send timeout: closing a connection whose writes made no progress")
-            self?.context?.close(promise: nil)
-        }
+        let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         allowance.onTick = { [weak self] cutoff in self?.resetStalledStreams(before: cutoff) }
         self.allowance = allowance
     }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// One connection's part of the ``SendBudget``: the response bytes it holds produced but unsent, the
@@ -36,6 +37,15 @@ final class SendAllowance {
     init(budget: SendBudget, eventLoop: any EventLoop) {
         self.budget = budget
         self.eventLoop = eventLoop
+    }
+
+    /// An allowance for the connection of `context`, which the send timeout closes (logged at debug).
+    convenience init(budget: SendBudget, closing context: ChannelHandlerContext, logger: Logger) {
+        self.init(budget: budget, eventLoop: context.eventLoop)
+        self.onTimeout = { [weak context] in
+            logger.debug("send timeout: closing a connection whose writes made no progress")
+            context?.close(promise: nil)
+        }
     }
 
     /// Whether a new request may be answered now: the connection holds less than its floor, or less than its
@@ -145,6 +155,8 @@ final class SendAllowance {
         self.waiters = []
         self.timer?.cancel()
         self.timer = nil
+        self.onTimeout = nil
+        self.onTick = nil
     }
 
     /// Calls waiters in order until one finds no room: it keeps its place at the front.
