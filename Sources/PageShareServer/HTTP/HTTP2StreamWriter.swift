@@ -6,10 +6,11 @@ import NIOHTTP2
 /// connection's ``HTTP2StreamsHandler``, with the stream's own backpressure.
 ///
 /// Backpressure: bytes written but not yet on the wire (held back by the peer's flow-control window or a
-/// full socket) are counted, and the stream is writable while they are under ``highWatermark``. Only every
-/// ``markBytes``-th byte carries a write promise that gives its count back, so a small response costs no
-/// promise at all; the count can then overstate by less than `markBytes`, and since
-/// `markBytes < highWatermark` a marked write is always outstanding while the stream is blocked.
+/// full socket) are counted, and the stream is writable while they are under ``highWatermark``. A write
+/// that carries a promise of its own (every body chunk: the send budget's) gives its count back when it
+/// completes, and so does every ``markBytes``-th byte of writes without one; the count can then overstate by
+/// less than `markBytes`, and since `markBytes < highWatermark` a marked write is always outstanding while
+/// the stream is blocked. The time of the last give-back is the stream's progress for the send timeout.
 ///
 /// The latest frame is held back until the next write, so that END_STREAM rides on the last HEADERS or DATA
 /// frame of a response instead of costing an empty DATA frame.
