@@ -55,9 +55,11 @@ struct TLSAndShutdownTests {
         let server = try await ServerFixture.start(
             [("img", try image.open(), "default", .none)], maximumConnections: 1)
         let (headArrived, continuation) = AsyncStream<Void>.makeStream()
-        async let slow = SlowClient.get(port: server.port, target: "/v1/images/img/files/big.bin") {
-            continuation.yield()
-        }
+        // About 4 s of download (32 KiB every 50 ms): time enough for the second connection even when the
+        // whole suite loads the machine (at 20 ms the download once ended first in a full run).
+        async let slow = SlowClient.get(
+            port: server.port, target: "/v1/images/img/files/big.bin", pause: .milliseconds(50)
+        ) { continuation.yield() }
         for await _ in headArrived { break }
         let refused = try await server.get("/v1/images/img/files/one")
         #expect(refused.status == 0 && refused.curlExit != 0, "the second connection is closed at once")
