@@ -54,33 +54,12 @@ for t in threads:
     t.start()
 time.sleep(1)
 
-def rss():
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
-
-latencies, failures, samples = [], 0, []
-next_sample = 0
-while time.monotonic() < stop:
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/images/img/files/file", timeout=5) as r:
-            if len(r.read()) != 65536:
-                raise OSError("short body")
-        latencies.append(time.monotonic() - started)
-    except Exception:
-        failures += 1
-    if time.monotonic() >= next_sample:
-        samples.append(rss())
-        next_sample = time.monotonic() + 5
-    time.sleep(0.25)
-
+sys.path.insert(0, "bench")
+from normal_client import observe, percentile_ms
+latencies, failures, samples = observe(
+    f"http://127.0.0.1:{port}/v1/images/img/files/file", 65536, pid, stop, 0.25)
 total = len(latencies) + failures
-latencies.sort()
-def pct(p):
-    return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+pct = lambda p: percentile_ms(latencies, p)
 print(f"attack: {attackers} connections dribbling one header byte every {dribble} s for {seconds:.0f} s")
 print(f"normal client: {len(latencies)}/{total} requests served ({100 * len(latencies) / max(total, 1):.1f} %), "
       f"latency p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {pct(1.0):.1f} ms")

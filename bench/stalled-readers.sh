@@ -82,33 +82,19 @@ threads += [threading.Thread(target=h1_stalled, daemon=True) for _ in range(h1)]
 for t in threads:
     t.start()
 
-def rss():
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
+sys.path.insert(0, "bench")
+from normal_client import observe, percentile_ms
+metrics = []
 
-samples, latencies, failures, next_sample, metrics = [], [], 0, 0, []
-while time.monotonic() < stop:
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/images/img/files/small", timeout=5) as r:
-            if len(r.read()) != 65536:
-                raise OSError("short")
-        latencies.append(time.monotonic() - started)
-    except Exception:
-        failures += 1
-    if time.monotonic() >= next_sample:
-        samples.append(rss())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            metrics = [line for line in r.read().decode().splitlines()
-                       if line.startswith(("pageshare_http_unsent", "pageshare_http_send_timeouts",
-                                           "pageshare_http_open"))]
-        next_sample = time.monotonic() + 5
-    time.sleep(0.5)
-latencies.sort()
-pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+def sample_metrics():
+    global metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        metrics = [line for line in r.read().decode().splitlines()
+                   if line.startswith(("pageshare_http_unsent", "pageshare_http_send_timeouts", "pageshare_http_open"))]
+
+latencies, failures, samples = observe(
+    f"http://127.0.0.1:{port}/v1/images/img/files/small", 65536, pid, stop, 0.5, sample_metrics)
+pct = lambda p: percentile_ms(latencies, p)
 print(f"stalled: {connections} h2 connections x {streams} zero-window streams (PINGs), {h1} HTTP/1.1 readers, {seconds} s")
 print(f"daemon RSS MiB every 5 s: {' '.join(map(str, samples))}; peak {max(samples)} (limit: cache 256 + 256 = 512)")
 print(f"normal client: {len(latencies)}/{len(latencies) + failures} served, p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms")
