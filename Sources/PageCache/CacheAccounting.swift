@@ -11,6 +11,10 @@ final class DomainCounters: Sendable {
     let verifyFailures = Atomic<Int>(0)
     /// Most resident bytes the domain may hold (`Int.max`: no quota); read and set through ``quota``.
     private let quotaBytes = Atomic<Int>(Int.max)
+    /// The domain's number in chunk keys: chunks of two domains never have the same key.
+    let chunkScope: UInt32
+
+    init(chunkScope: UInt32) { self.chunkScope = chunkScope }
 
     /// The quota in bytes, nil for none.
     var quota: Int? {
@@ -38,7 +42,7 @@ final class DomainCounters: Sendable {
 
 /// A snapshot of one domain's accounting.
 public struct DomainStatistics: Sendable, Hashable {
-    /// Bytes of page data held for the domain's files.
+    /// Bytes of page or chunk data held for the domain's files: its unique content in the cache.
     public var residentBytes: Int
     /// Bytes served to readers.
     public var logicalReadBytes: Int
@@ -47,8 +51,12 @@ public struct DomainStatistics: Sendable, Hashable {
     /// Pages read from an image and published.
     public var fills: Int
     public var evictions: Int
-    /// Σ over shared files of (sharers − 1) × resident bytes: what separate caches would have held more.
+    /// Saved by whole-file identity: Σ over shared files of (sharers − 1) × resident bytes, what caches
+    /// without sharing would have held more.
     public var savedBytes: Int
+    /// Saved by chunks, on top of that: Σ over resident chunks of (references − 1) × length, references
+    /// counted once per shared file (a chunk twice in one file counts twice). Zero when sharing by file.
+    public var chunkSavedBytes: Int
     /// Files of `verify` images whose bytes did not match their fingerprint (cached privately).
     public var verifyFailures: Int
 }

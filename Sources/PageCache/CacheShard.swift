@@ -15,7 +15,7 @@ struct PageKey: Hashable, Sendable {
 /// moves from the tail towards the head, clearing `visited` bits and evicting the first unvisited page.
 /// Chosen over S3-FIFO for the same scan resistance (a one-pass scan's pages are never revisited, so the
 /// hand evicts them while pages hit twice survive) with one queue and one bit per page.
-final class CacheShard: Sendable {
+final class CacheShard: Sendable, LoanPinning {
     let pageSize: Int
     let capacity: Int
     private let state: Mutex<State>
@@ -26,7 +26,7 @@ final class CacheShard: Sendable {
     /// `pins` counts the lent views of a slot (``PageLoan``): a pinned slot is never evicted or refilled, and
     /// one dropped while pinned (detach) is freed by its last unpin. `-1` ends a list.
     struct State: ~Copyable {
-        var index: SlotIndex
+        var index: SlotIndex<PageKey>
         var waiters: [PageKey: [CheckedContinuation<Void, Never>]] = [:]
         var keys: [PageKey]
         var files: [SharedFile?]

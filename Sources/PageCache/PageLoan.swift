@@ -5,11 +5,11 @@ import NIOCore
 /// evicted, dropped or refilled — until the loan is released, which happens when the last reference to it
 /// goes: keep it alive until the bytes have been written out (for NIO, until the write's promise completes).
 ///
-/// Made by ``CachedFile/borrowResident(at:maxBytes:)``.
+/// Made by ``CachedFile/borrowResident(at:maxBytes:)``, of pages or of chunks.
 public final class PageLoan: Sendable, RandomAccessCollection {
     struct LentPage: Sendable {
         var bytes: ByteBuffer
-        var shard: CacheShard
+        var shard: any LoanPinning
         var slot: Int32
     }
 
@@ -29,4 +29,9 @@ public final class PageLoan: Sendable, RandomAccessCollection {
     public var startIndex: Int { 0 }
     public var endIndex: Int { self.pages.count }
     public subscript(position: Int) -> ByteBuffer { self.pages[position].bytes }
+}
+
+/// A store whose lent bytes stay put until the loan gives its slot back.
+protocol LoanPinning: AnyObject, Sendable {
+    func unpin(_ slot: Int32)
 }

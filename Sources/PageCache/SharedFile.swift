@@ -30,9 +30,12 @@ final class SharedFile: Sendable {
     let lastReadEnd = Atomic<UInt64>(0)
     /// Page index up to which readahead has been scheduled.
     let readaheadEnd = Atomic<UInt64>(0)
+    /// The file's chunks, when content is shared by chunk; nil when by file (pages).
+    let chunkMap: ChunkMap?
 
-    init(id: UInt64, key: FileKey, size: UInt64, counters: DomainCounters, first: Sharer) {
+    init(id: UInt64, key: FileKey, size: UInt64, counters: DomainCounters, first: Sharer, chunkMap: ChunkMap? = nil) {
         self.id = id
+        self.chunkMap = chunkMap
         self.key = key
         self.size = size
         if case .shared(_, let fingerprint, _) = key {

@@ -24,16 +24,26 @@ public final class SharedPageCache: Sendable {
         public var readaheadPages: Int
         /// Threads of the ``fillExecutor``.
         public var fillThreads: Int
+        /// What content is shared by inside a domain: whole files (pages of equal files) or chunks.
+        public var sharing: SharingUnit
+        /// Average size of content-defined chunks (``SharingUnit/chunk``), a power of two from 1 KiB.
+        public var chunkAverageBytes: Int
+        /// Every chunk identity made equal, so that only the byte comparison keeps different chunks apart
+        /// (tests of that guard).
+        var collidingChunkIdentities = false
 
         public init(
             budgetBytes: Int, pageSize: Int = 4096, shardCount: Int = 64, readaheadPages: Int = 16,
-            fillThreads: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)
+            fillThreads: Int = max(2, ProcessInfo.processInfo.activeProcessorCount), sharing: SharingUnit = .file,
+            chunkAverageBytes: Int = 4096
         ) {
             self.budgetBytes = budgetBytes
             self.pageSize = pageSize
             self.shardCount = shardCount
             self.readaheadPages = readaheadPages
             self.fillThreads = fillThreads
+            self.sharing = sharing
+            self.chunkAverageBytes = chunkAverageBytes
         }
     }
 
@@ -42,6 +52,8 @@ public final class SharedPageCache: Sendable {
     /// Where fills should run (readahead does): `Task(executorPreference: cache.fillExecutor)`.
     public let fillExecutor: FillExecutor
     private let shards: [CacheShard]
+    /// Content shared by chunk; holds the budget when ``Configuration/sharing`` is `chunk`.
+    let chunkStore: ChunkStore
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
     private let decompressionMetrics = DecompressionMetrics()
@@ -57,6 +69,14 @@ public final class SharedPageCache: Sendable {
         var files: [FileKey: SharedFile] = [:]
         var domains: [TrustDomain: DomainCounters] = [:]
         var nextFileID: UInt64 = 1
+
+        /// The counters of `domain`, made on first use.
+        mutating func counters(for domain: TrustDomain) -> DomainCounters {
+            if let counters = self.domains[domain] { return counters }
+            let counters = DomainCounters(chunkScope: UInt32(self.domains.count + 1))
+            self.domains[domain] = counters
+            return counters
+        }
     }
 
     /// Creates an empty cache.
@@ -73,9 +93,27 @@ public final class SharedPageCache: Sendable {
         guard pages >= shardCount, pages > 0 else {
             throw PageCacheError(.invalidArgument, "budget of \(configuration.budgetBytes) bytes holds no page")
         }
+        let average = configuration.chunkAverageBytes
+        guard average >= 1024, average <= 65536, average & (average - 1) == 0 else {
+            throw PageCacheError(.invalidArgument, "chunk average size \(average) is not a power of two in 1 KiB...64 KiB")
+        }
         self.configuration = configuration
         self.logger = logger
-        self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
+        let chunker = ContentDefinedChunker(averageBytes: average)
+        switch configuration.sharing {
+        case .file:
+            self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
+            self.chunkStore = ChunkStore(budgetBytes: 0, shardCount: 1, chunker: chunker)
+        case .chunk:
+            guard configuration.budgetBytes >= chunker.maximumBytes else {
+                throw PageCacheError(
+                    .invalidArgument, "budget of \(configuration.budgetBytes) bytes holds no \(chunker.maximumBytes)-byte chunk")
+            }
+            self.shards = [CacheShard(capacity: 1, pageSize: pageSize)]
+            self.chunkStore = ChunkStore(
+                budgetBytes: configuration.budgetBytes, shardCount: configuration.shardCount, chunker: chunker,
+                collidingIdentities: configuration.collidingChunkIdentities)
+        }
         self.fillExecutor = FillExecutor(threads: configuration.fillThreads)
     }
 
@@ -96,8 +134,7 @@ public final class SharedPageCache: Sendable {
             guard registry.images[ByteKey(id)] == nil else {
                 throw PageCacheError(.imageExists, "image \(id) is already attached")
             }
-            let counters = registry.domains[domain] ?? DomainCounters()
-            registry.domains[domain] = counters
+            let counters = registry.counters(for: domain)
             registry.images[ByteKey(id)] = AttachedImage(
                 id: id, image: image, domain: domain, mode: mode, verify: verify, counters: counters)
         }
@@ -106,7 +143,7 @@ public final class SharedPageCache: Sendable {
     /// Detaches `id`: its files stop being sharers; content no other image holds is dropped at once, shared
     /// content stays for the other sharers. Reads already in flight finish.
     public func detach(id: String) throws {
-        let orphans = try self.registry.withLock { registry -> Set<UInt64> in
+        let orphans = try self.registry.withLock { registry -> [SharedFile] in
             guard let attached = registry.images.removeValue(forKey: ByteKey(id)) else {
                 throw PageCacheError(.unknownImage, "no image \(id) is attached")
             }
@@ -121,7 +158,7 @@ public final class SharedPageCache: Sendable {
     /// id). Returns whether this call marked it.
     @discardableResult
     public func markChanged(id: String, image: Image? = nil, reason: String) -> Bool {
-        let orphans = self.registry.withLock { registry -> Set<UInt64>? in
+        let orphans = self.registry.withLock { registry -> [SharedFile]? in
             guard let attached = registry.images[ByteKey(id)], image.map({ $0.file === attached.image.file }) ?? true,
                 attached.markChanged(reason)
             else { return nil }
@@ -142,9 +179,9 @@ public final class SharedPageCache: Sendable {
 
     /// Removes `attached` from the sharers of the files it touched; returns the files left without one,
     /// whose pages the caller purges.
-    private static func withdraw(_ attached: AttachedImage, from registry: inout Registry) -> Set<UInt64> {
+    private static func withdraw(_ attached: AttachedImage, from registry: inout Registry) -> [SharedFile] {
         let id = ByteKey(attached.id)
-        var orphans: Set<UInt64> = []
+        var orphans: [SharedFile] = []
         for file in attached.touchedFiles() {
             let remaining = file.sharers.withLock { sharers -> Int in
                 sharers.removeAll { ByteKey($0.imageID) == id }
@@ -152,7 +189,7 @@ public final class SharedPageCache: Sendable {
             }
             if remaining == 0 {
                 registry.files.removeValue(forKey: file.key)
-                orphans.insert(file.id)
+                orphans.append(file)
             }
         }
         return orphans
@@ -164,23 +201,25 @@ public final class SharedPageCache: Sendable {
     @discardableResult
     public func dropPages(imageID id: String) throws -> Int {
         let attached = try self.attachedImage(id, reading: false)
-        return self.purgePages(of: Set(attached.touchedFiles().map(\.id)))
+        return self.purgePages(of: attached.touchedFiles(), force: true)
     }
 
     /// Drops every resident page of `domain`; returns the bytes dropped.
     @discardableResult
     public func dropPages(domain: TrustDomain) -> Int {
-        let ids = self.registry.withLock { registry -> Set<UInt64> in
+        let files = self.registry.withLock { registry -> [SharedFile] in
             guard let counters = registry.domains[domain] else { return [] }
-            return Set(registry.files.values.lazy.filter { $0.counters === counters }.map(\.id))
+            return registry.files.values.filter { $0.counters === counters }
         }
-        return self.purgePages(of: ids)
+        return self.purgePages(of: files, force: true)
     }
 
-    /// Removes the pages of the files `ids` from every shard; returns the bytes removed.
+    /// Removes the pages of `files` from every shard, and their chunks (those no other file holds, or with
+    /// `force` all of them); returns the bytes removed.
     @discardableResult
-    private func purgePages(of ids: Set<UInt64>) -> Int {
-        guard !ids.isEmpty else { return 0 }
+    private func purgePages(of files: [SharedFile], force: Bool = false) -> Int {
+        guard !files.isEmpty else { return 0 }
+        let ids = Set(files.map(\.id))
         var pages = 0
         for shard in self.shards {
             for file in shard.purge(files: ids) {
@@ -188,17 +227,13 @@ public final class SharedPageCache: Sendable {
                 pages += 1
             }
         }
-        return pages * self.configuration.pageSize
+        return pages * self.configuration.pageSize + self.releaseChunks(of: files, force: force)
     }
 
     /// Limits `domain`'s resident bytes (nil: no limit). A domain at its quota replaces its own pages and
     /// never evicts another domain's; pages it cannot cache are read through without caching.
     public func setQuota(_ bytes: Int?, for domain: TrustDomain) {
-        let counters = self.registry.withLock { registry -> DomainCounters in
-            let counters = registry.domains[domain] ?? DomainCounters()
-            registry.domains[domain] = counters
-            return counters
-        }
+        let counters = self.registry.withLock { $0.counters(for: domain) }
         counters.quota = bytes
     }
 
@@ -304,6 +339,11 @@ public final class SharedPageCache: Sendable {
     func read(
         _ file: SharedFile, reader: ImageCounters?, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) async throws -> Int {
+        if let map = file.chunkMap {
+            let read = try await self.readChunks(file, map: map, reader: reader, at: offset, into: buffer)
+            if read > 0 { self.noteRead(file, from: offset, to: offset + UInt64(read)) }
+            return read
+        }
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -329,7 +369,15 @@ public final class SharedPageCache: Sendable {
     func readResident(
         _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
     ) -> Int {
-        self.takeResident(file, reader: reader, at: offset, maxBytes: buffer.count) { shard, key, range, done in
+        if let map = file.chunkMap {
+            return self.takeResidentChunks(file, map: map, reader: reader, at: offset, maxBytes: buffer.count) {
+                shard, key, stamp, range, done in
+                shard.copyIfReadable(
+                    key, stamp: stamp, range: range,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + range.count]))
+            }
+        }
+        return self.takeResident(file, reader: reader, at: offset, maxBytes: buffer.count) { shard, key, range, done in
             shard.copyIfResident(
                 key, range: range, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + range.count]))
         }
@@ -339,6 +387,16 @@ public final class SharedPageCache: Sendable {
     /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
     func borrowResident(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int) -> PageLoan? {
         var pages: [PageLoan.LentPage] = []
+        if let map = file.chunkMap {
+            pages.reserveCapacity(2 * maxBytes / self.chunkStore.chunker.averageBytes + 2)
+            let lent = self.takeResidentChunks(file, map: map, reader: reader, at: offset, maxBytes: maxBytes) {
+                shard, key, stamp, range, _ in
+                guard let (bytes, slot) = shard.borrowIfReadable(key, stamp: stamp, range: range) else { return false }
+                pages.append(PageLoan.LentPage(bytes: bytes, shard: shard, slot: slot))
+                return true
+            }
+            return lent > 0 ? PageLoan(pages: pages, byteCount: lent) : nil
+        }
         pages.reserveCapacity(maxBytes / self.configuration.pageSize + 2)  // an unaligned range spans one more
         let lent = self.takeResident(file, reader: reader, at: offset, maxBytes: maxBytes) { shard, key, range, _ in
             guard let (bytes, slot) = shard.borrowIfResident(key, range: range) else { return false }
@@ -381,7 +439,7 @@ public final class SharedPageCache: Sendable {
     }
 
     /// Starts readahead when a read continues the previous read of the same content.
-    private func noteRead(_ file: SharedFile, from offset: UInt64, to end: UInt64) {
+    func noteRead(_ file: SharedFile, from offset: UInt64, to end: UInt64) {
         let previousEnd = file.lastReadEnd.exchange(end, ordering: .relaxed)
         if previousEnd == offset && offset > 0 { self.readAhead(file, after: end) }
     }
@@ -392,6 +450,10 @@ public final class SharedPageCache: Sendable {
     private func readAhead(_ file: SharedFile, after position: UInt64) {
         let window = UInt64(self.configuration.readaheadPages)
         guard window > 0 else { return }
+        if let map = file.chunkMap {
+            self.readAheadChunks(file, map: map, after: position)
+            return
+        }
         let pageSize = UInt64(self.configuration.pageSize)
         let next = (position + pageSize - 1) / pageSize
         let last = min(next + window, (file.size + pageSize - 1) / pageSize)
@@ -400,18 +462,25 @@ public final class SharedPageCache: Sendable {
             file.readaheadEnd.compareExchange(expected: scheduled, desired: last, ordering: .relaxed).exchanged
         else { return }
         let first = max(next, scheduled)
+        self.startReadahead {
+            for page in first..<last {
+                // A failing page is left for a reader to fail on; readahead only warms the cache.
+                let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+                guard (try? await self.copyPage(file, reader: nil, page: page, range: 0..<0, into: empty)) != nil
+                else {
+                    break
+                }
+            }
+        }
+    }
+
+    /// Runs `work` on the fill executor as a readahead task that ``drainReadahead()`` waits for.
+    func startReadahead(_ work: @escaping @Sendable () async -> Void) {
         self.readahead.withLock { state in
             let id = state.next
             state.next += 1
             state.tasks[id] = Task(executorPreference: self.fillExecutor) {
-                for page in first..<last {
-                    // A failing page is left for a reader to fail on; readahead only warms the cache.
-                    let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-                    guard (try? await self.copyPage(file, reader: nil, page: page, range: 0..<0, into: empty)) != nil
-                    else {
-                        break
-                    }
-                }
+                await work()
                 _ = self.readahead.withLock { $0.tasks.removeValue(forKey: id) }
             }
         }
@@ -449,7 +518,7 @@ public final class SharedPageCache: Sendable {
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
                     byteCount: self.configuration.pageSize, alignment: 4096)
                 defer { scratch.deallocate() }
-                _ = try self.fill(file, page: page, into: scratch, context: ReadContext())
+                _ = try self.fill(file, at: page * UInt64(self.configuration.pageSize), into: scratch, context: ReadContext())
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[range]))
                 return
             case .busy:
@@ -462,7 +531,8 @@ public final class SharedPageCache: Sendable {
                 let context = ReadContext()
                 let source: Sharer
                 do {
-                    source = try self.fill(file, page: page, into: shard.page(slot), context: context)
+                    source = try self.fill(
+                        file, at: page * UInt64(self.configuration.pageSize), into: shard.page(slot), context: context)
                 } catch {
                     self.release(reservation, file.counters)
                     shard.abandon(key, slot: slot)
@@ -480,7 +550,7 @@ public final class SharedPageCache: Sendable {
     /// A fill that raced with the detach of the file's last sharer published pages nobody can reach: they
     /// go at once instead of holding budget until evicted.
     private func dropIfOrphaned(_ file: SharedFile) {
-        if file.sharerCount == 0 { self.purgePages(of: [file.id]) }
+        if file.sharerCount == 0 { self.purgePages(of: [file]) }
     }
 
     /// A page counted against a domain's quota before its slot is claimed: with a quota, concurrent fills of
@@ -546,8 +616,7 @@ public final class SharedPageCache: Sendable {
             if let evicted { self.noteEvicted(evicted) }
             do {
                 try Self.read(
-                    source, page: sibling, pageSize: pageSize, size: file.size, into: shard.page(slot), context: context
-                )
+                    source, at: sibling * pageSize, size: file.size, into: shard.page(slot), context: context)
                 try self.checkUnchanged(source)
             } catch {
                 self.release(reservation, file.counters)
@@ -569,12 +638,11 @@ public final class SharedPageCache: Sendable {
         throw PageCacheError(.imageChanged, reason)
     }
 
-    /// Reads page `page` of `sharer`'s inode into `memory` (a whole page; bytes past the end are zero).
-    private static func read(
-        _ sharer: Sharer, page: UInt64, pageSize: UInt64, size: UInt64, into memory: UnsafeMutableRawBufferPointer,
+    /// Reads `sharer`'s inode from `offset` into `memory` (bytes past the end are zero).
+    static func read(
+        _ sharer: Sharer, at offset: UInt64, size: UInt64, into memory: UnsafeMutableRawBufferPointer,
         context: ReadContext
     ) throws {
-        let offset = page * pageSize
         let count = Int(min(UInt64(memory.count), size - offset))
         let read = try sharer.image.read(
             sharer.inode, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: memory[0..<count]),
@@ -587,19 +655,18 @@ public final class SharedPageCache: Sendable {
         }
     }
 
-    /// Reads page `page` of `file` from the first sharer that can supply it (returned); bytes past the end
-    /// are zero. `context` keeps the decoded extent of a compressed file for ``fillAround``.
-    private func fill(
-        _ file: SharedFile, page: UInt64, into memory: UnsafeMutableRawBufferPointer, context: ReadContext
+    /// Reads `memory.count` bytes of `file` from `offset` from the first sharer that can supply them
+    /// (returned); bytes past the end are zero. `context` keeps the decoded extent of a compressed file for
+    /// ``fillAround``.
+    func fill(
+        _ file: SharedFile, at offset: UInt64, into memory: UnsafeMutableRawBufferPointer, context: ReadContext
     ) throws -> Sharer {
         let sharers = file.sharers.withLock { $0 }
         var lastError: (any Error)? = nil
         for sharer in sharers {
             do {
                 try self.checkUnchanged(sharer)
-                try Self.read(
-                    sharer, page: page, pageSize: UInt64(self.configuration.pageSize), size: file.size, into: memory,
-                    context: context)
+                try Self.read(sharer, at: offset, size: file.size, into: memory, context: context)
                 // Checked again after the read: a write that raced with it may have mixed old and new bytes.
                 try self.checkUnchanged(sharer)
                 return sharer
@@ -610,7 +677,8 @@ public final class SharedPageCache: Sendable {
         }
         if let changed = lastError as? PageCacheError, changed.code == .imageChanged { throw changed }
         throw PageCacheError(
-            .fillFailed, "no attached image could supply page \(page): \(lastError.map { "\($0)" } ?? "no sharer")",
+            .fillFailed,
+            "no attached image could supply bytes at \(offset): \(lastError.map { "\($0)" } ?? "no sharer")",
             cause: lastError)
     }
 
@@ -674,8 +742,12 @@ public final class SharedPageCache: Sendable {
                 }
                 return existing
             }
+            let chunkMap =
+                self.configuration.sharing == .chunk
+                ? ChunkMap(size: inode.size, windowBytes: self.chunkStore.windowBytes) : nil
             let file = SharedFile(
-                id: registry.nextFileID, key: key, size: inode.size, counters: attached.counters, first: sharer)
+                id: registry.nextFileID, key: key, size: inode.size, counters: attached.counters, first: sharer,
+                chunkMap: chunkMap)
             registry.nextFileID += 1
             registry.files[key] = file
             return file
@@ -719,10 +791,12 @@ public final class SharedPageCache: Sendable {
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func statistics(forImage imageID: String) throws -> ImageStatistics {
         let attached = try self.attachedImage(imageID, reading: false)
-        let pages = attached.touchedFiles().reduce(0) { $0 + $1.residentPages.load(ordering: .relaxed) }
+        let files = attached.touchedFiles()
+        let pages = files.reduce(0) { $0 + $1.residentPages.load(ordering: .relaxed) }
+        let chunks = files.reduce(0) { $0 + self.residentChunkBytes(of: $1) }
         let counters = attached.imageCounters
         return ImageStatistics(
-            residentBytes: pages * self.configuration.pageSize,
+            residentBytes: pages * self.configuration.pageSize + chunks,
             logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
             hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
             fills: counters.fills.load(ordering: .relaxed))
@@ -733,7 +807,7 @@ public final class SharedPageCache: Sendable {
         self.allStatistics()[domain]
             ?? DomainStatistics(
                 residentBytes: 0, logicalReadBytes: 0, hits: 0, misses: 0, fills: 0, evictions: 0, savedBytes: 0,
-                verifyFailures: 0)
+                chunkSavedBytes: 0, verifyFailures: 0)
     }
 
     /// Totals of the whole cache.
@@ -762,35 +836,52 @@ public final class SharedPageCache: Sendable {
         let (domains, files) = self.registry.withLock { registry in
             (registry.domains, Array(registry.files.values))
         }
-        var savedPages: [ObjectIdentifier: Int] = [:]
+        var savedByFiles: [ObjectIdentifier: Int] = [:]
         for file in files {
-            savedPages[ObjectIdentifier(file.counters), default: 0] +=
-                max(0, file.sharerCount - 1) * file.residentPages.load(ordering: .relaxed)
+            let sharers = file.sharerCount
+            guard sharers > 1 else { continue }
+            let resident =
+                file.residentPages.load(ordering: .relaxed) * self.configuration.pageSize
+                + self.residentChunkBytes(of: file)
+            savedByFiles[ObjectIdentifier(file.counters), default: 0] += (sharers - 1) * resident
         }
+        let savedByChunks = self.chunkStore.savedBytesByOwner
         return domains.mapValues { counters in
             DomainStatistics(
                 residentBytes: counters.residentBytes.load(ordering: .relaxed),
                 logicalReadBytes: counters.logicalReadBytes.load(ordering: .relaxed),
                 hits: counters.hits.load(ordering: .relaxed), misses: counters.misses.load(ordering: .relaxed),
                 fills: counters.fills.load(ordering: .relaxed), evictions: counters.evictions.load(ordering: .relaxed),
-                savedBytes: (savedPages[ObjectIdentifier(counters)] ?? 0) * self.configuration.pageSize,
+                savedBytes: savedByFiles[ObjectIdentifier(counters)] ?? 0,
+                chunkSavedBytes: savedByChunks[ObjectIdentifier(counters)] ?? 0,
                 verifyFailures: counters.verifyFailures.load(ordering: .relaxed))
         }
     }
 
     /// The usable page budget: whole pages in every shard.
-    private var budgetBytes: Int { self.shards.count * self.shards[0].capacity * self.configuration.pageSize }
+    private var budgetBytes: Int {
+        switch self.configuration.sharing {
+        case .file: self.shards.count * self.shards[0].capacity * self.configuration.pageSize
+        case .chunk: self.chunkStore.budgetBytes
+        }
+    }
 
     /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index) and of the decoded
     /// metabox and packed-inode blocks the attached images keep (bounded per image).
     public var metadataBytes: Int {
-        let decoded = self.registry.withLock { $0.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes } }
-        return self.shards.reduce(0) { $0 + $1.metadataBytes } + decoded
+        let (decoded, maps) = self.registry.withLock { registry in
+            (
+                registry.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes },
+                registry.files.values.reduce(0) { $0 + ($1.chunkMap?.metadataBytes ?? 0) }
+            )
+        }
+        return self.shards.reduce(0) { $0 + $1.metadataBytes } + self.chunkStore.metadataBytes + maps + decoded
     }
 
     /// Bytes of page data resident across all domains (never more than the budget).
     public var residentBytes: Int {
         self.shards.reduce(0) { $0 + $1.residentPages } * self.configuration.pageSize
+            + self.chunkStore.resident.bytes
     }
 }
 

@@ -1,10 +1,23 @@
-/// The page index of one cache shard: key → slot, as open addressing with linear probing over slot numbers
-/// only (4 bytes a bucket: a slot's key lives in the shard's `keys` array). Sized at twice the shard's
-/// slots, so it is at most half full and never grows; deletion shifts followers back instead of leaving
-/// tombstones. About 8 bytes a page, where a `Dictionary<PageKey, Int32>` took about 40.
-struct SlotIndex {
+/// A key a ``SlotIndex`` can find slots by: equality and a well-mixed hash of its own (cheaper than
+/// `Hasher`, and the same in every process).
+protocol SlotIndexKey: Equatable {
+    var mixedHash: UInt64 { get }
+}
+
+extension PageKey: SlotIndexKey {
+    var mixedHash: UInt64 {
+        let mixed = (self.file &* 0x9E37_79B9_7F4A_7C15) ^ (self.page &* 0xC2B2_AE3D_27D4_EB4F)
+        return mixed ^ (mixed >> 31)
+    }
+}
+
+/// The index of a store's slots: key → slot, as open addressing with linear probing over slot numbers
+/// only (4 bytes a bucket: a slot's key lives in the store's `keys` array). Kept at most half full
+/// (``reserve(slots:keys:)`` doubles it before that); deletion shifts followers back instead of leaving
+/// tombstones. About 8 bytes a slot, where a `Dictionary<PageKey, Int32>` took about 40.
+struct SlotIndex<Key: SlotIndexKey> {
     private var buckets: [Int32]
-    private let mask: Int
+    private var mask: Int
     private(set) var count = 0
 
     init(slots: Int) {
@@ -14,12 +27,9 @@ struct SlotIndex {
         self.mask = size - 1
     }
 
-    private func home(_ key: PageKey) -> Int {
-        let mixed = (key.file &* 0x9E37_79B9_7F4A_7C15) ^ (key.page &* 0xC2B2_AE3D_27D4_EB4F)
-        return Int(truncatingIfNeeded: mixed ^ (mixed >> 31)) & self.mask
-    }
+    private func home(_ key: Key) -> Int { Int(truncatingIfNeeded: key.mixedHash) & self.mask }
 
-    private func bucket(of key: PageKey, keys: [PageKey]) -> Int? {
+    private func bucket(of key: Key, keys: [Key]) -> Int? {
         var position = self.home(key)
         while true {
             let slot = self.buckets[position]
@@ -30,20 +40,32 @@ struct SlotIndex {
     }
 
     /// The slot holding `key`; `keys` maps slots to their keys.
-    func slot(for key: PageKey, keys: [PageKey]) -> Int32? {
+    func slot(for key: Key, keys: [Key]) -> Int32? {
         self.bucket(of: key, keys: keys).map { self.buckets[$0] }
     }
 
-    /// Adds `slot` for `key`, which must not be present.
-    mutating func insert(_ slot: Int32, for key: PageKey) {
+    /// Adds `slot` for `key`, which must not be present; the index must have room (``reserve(slots:keys:)``).
+    mutating func insert(_ slot: Int32, for key: Key) {
         var position = self.home(key)
         while self.buckets[position] >= 0 { position = (position + 1) & self.mask }
         self.buckets[position] = slot
         self.count += 1
     }
 
+    /// Makes room for `slots` entries (the table doubled and rebuilt while it would be more than half full).
+    mutating func reserve(slots: Int, keys: [Key]) {
+        guard slots * 2 > self.buckets.count else { return }
+        let present = self.slots
+        var size = self.buckets.count
+        while size < slots * 2 { size *= 2 }
+        self.buckets = .init(repeating: -1, count: size)
+        self.mask = size - 1
+        self.count = 0
+        for slot in present { self.insert(slot, for: keys[Int(slot)]) }
+    }
+
     /// Removes `key` (whose slot's entry in `keys` must still be `key`).
-    mutating func remove(_ key: PageKey, keys: [PageKey]) {
+    mutating func remove(_ key: Key, keys: [Key]) {
         guard var hole = self.bucket(of: key, keys: keys) else { return }
         var next = (hole + 1) & self.mask
         while self.buckets[next] >= 0 {

@@ -17,6 +17,12 @@ public struct ChunkIdentity: Hashable, Sendable, CustomStringConvertible {
         self.length = bytes.count
     }
 
+    init(low: UInt64, high: UInt64, length: Int) {
+        self.low = low
+        self.high = high
+        self.length = length
+    }
+
     /// `xxh3-128:` with the hash as XXH128's canonical (big-endian) hex, and the length.
     public var description: String {
         let hex = [self.high, self.low].map { value in

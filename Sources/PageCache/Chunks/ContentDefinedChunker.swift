@@ -35,18 +35,25 @@ public struct ContentDefinedChunker: Sendable {
         if count <= self.minimumBytes { return isEnd && count > 0 ? count : nil }
         let normal = min(self.averageBytes, count)
         let limit = min(self.maximumBytes, count)
-        var hash: UInt64 = 0
-        var index = self.minimumBytes
-        while index < normal {
-            hash = (hash << 1) &+ Self.gear[Int(bytes[index])]
-            if hash & self.strictMask == 0 { return index + 1 }
-            index += 1
+        let (strictMask, looseMask) = (self.strictMask, self.looseMask)
+        // The table and the bytes as plain pointers: no reference counting per byte in the hot loop.
+        let boundary = Self.gear.withUnsafeBufferPointer { gear -> Int? in
+            let input = bytes.assumingMemoryBound(to: UInt8.self)
+            var hash: UInt64 = 0
+            var index = self.minimumBytes
+            while index < normal {
+                hash = (hash << 1) &+ gear[Int(input[index])]
+                if hash & strictMask == 0 { return index + 1 }
+                index += 1
+            }
+            while index < limit {
+                hash = (hash << 1) &+ gear[Int(input[index])]
+                if hash & looseMask == 0 { return index + 1 }
+                index += 1
+            }
+            return nil
         }
-        while index < limit {
-            hash = (hash << 1) &+ Self.gear[Int(bytes[index])]
-            if hash & self.looseMask == 0 { return index + 1 }
-            index += 1
-        }
+        if let boundary { return boundary }
         return limit == self.maximumBytes || isEnd ? limit : nil
     }
 
