@@ -8,6 +8,7 @@ final class CacheMetrics: Sendable {
     private struct DomainSeries: Sendable {
         var resident: Gauge
         var saved: Gauge
+        var chunkSaved: Gauge
         var logicalRead: Gauge
         var quota: Gauge
         var hits: Counter
@@ -32,6 +33,7 @@ final class CacheMetrics: Sendable {
     private let series = Mutex<(domains: [TrustDomain: DomainSeries], global: GlobalSeries?)>(([:], nil))
 
     /// Publishes per domain: `pageshare_cache_resident_bytes`, `pageshare_cache_saved_bytes`,
+    /// `pageshare_cache_chunk_saved_bytes`,
     /// `pageshare_cache_logical_read_bytes`, `pageshare_cache_quota_bytes` (-1: none) and the counters
     /// `pageshare_cache_{hits,misses,fills,evictions,verify_failures}_total`; globally
     /// `pageshare_cache_budget_bytes`, `pageshare_cache_used_bytes` (resident across domains),
@@ -64,6 +66,7 @@ final class CacheMetrics: Sendable {
                 var domainSeries = series.domains[domain] ?? Self.makeSeries(domain, factory: factory)
                 domainSeries.resident.record(values.residentBytes)
                 domainSeries.saved.record(values.savedBytes)
+                domainSeries.chunkSaved.record(values.chunkSavedBytes)
                 domainSeries.logicalRead.record(values.logicalReadBytes)
                 domainSeries.quota.record(quota ?? -1)
                 let last = domainSeries.last
@@ -84,6 +87,7 @@ final class CacheMetrics: Sendable {
         func counter(_ label: String) -> Counter { Counter(label: label, dimensions: dimensions, factory: factory) }
         return DomainSeries(
             resident: gauge("pageshare_cache_resident_bytes"), saved: gauge("pageshare_cache_saved_bytes"),
+            chunkSaved: gauge("pageshare_cache_chunk_saved_bytes"),
             logicalRead: gauge("pageshare_cache_logical_read_bytes"), quota: gauge("pageshare_cache_quota_bytes"),
             hits: counter("pageshare_cache_hits_total"), misses: counter("pageshare_cache_misses_total"),
             fills: counter("pageshare_cache_fills_total"), evictions: counter("pageshare_cache_evictions_total"),

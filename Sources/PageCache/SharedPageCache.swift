@@ -821,6 +821,11 @@ public final class SharedPageCache: Sendable {
         public var attachedImages: Int
         /// Dedup inodes: distinct cached contents known to the cache.
         public var dedupInodes: Int
+        public var sharing: SharingUnit
+        /// Chunks resident (``SharingUnit/chunk``), and the bytes of the files' chunk maps (part of
+        /// `metadataBytes`).
+        public var residentChunks: Int
+        public var chunkMapBytes: Int
     }
 
     /// Totals of the whole cache, for the admin API.
@@ -828,7 +833,9 @@ public final class SharedPageCache: Sendable {
         let (images, files) = self.registry.withLock { ($0.images.count, $0.files.count) }
         return Summary(
             budgetBytes: self.budgetBytes, pageSize: self.configuration.pageSize, residentBytes: self.residentBytes,
-            metadataBytes: self.metadataBytes, attachedImages: images, dedupInodes: files)
+            metadataBytes: self.metadataBytes, attachedImages: images, dedupInodes: files,
+            sharing: self.configuration.sharing, residentChunks: self.chunkStore.resident.chunks,
+            chunkMapBytes: self.chunkMapBytes)
     }
 
     /// Accounting of every domain, with bytes saved summed over the shared files in one pass.
@@ -869,13 +876,14 @@ public final class SharedPageCache: Sendable {
     /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index) and of the decoded
     /// metabox and packed-inode blocks the attached images keep (bounded per image).
     public var metadataBytes: Int {
-        let (decoded, maps) = self.registry.withLock { registry in
-            (
-                registry.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes },
-                registry.files.values.reduce(0) { $0 + ($1.chunkMap?.metadataBytes ?? 0) }
-            )
-        }
-        return self.shards.reduce(0) { $0 + $1.metadataBytes } + self.chunkStore.metadataBytes + maps + decoded
+        let decoded = self.registry.withLock { $0.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes } }
+        return self.shards.reduce(0) { $0 + $1.metadataBytes } + self.chunkStore.metadataBytes + self.chunkMapBytes
+            + decoded
+    }
+
+    /// Bytes of the chunk maps of the files known (the windows cut so far).
+    var chunkMapBytes: Int {
+        self.registry.withLock { $0.files.values.reduce(0) { $0 + ($1.chunkMap?.metadataBytes ?? 0) } }
     }
 
     /// Bytes of page data resident across all domains (never more than the budget).

@@ -5,10 +5,13 @@ import Prometheus
 public enum MetricsExposition {
     static let help: [String: String] = [
         "pageshare_cache_resident_bytes": "Bytes of page data resident for the domain's content.",
-        "pageshare_cache_saved_bytes": "Bytes sharing saves: sum over shared files of (sharers - 1) x resident bytes.",
+        "pageshare_cache_saved_bytes":
+            "Bytes whole-file sharing saves: sum over shared files of (sharers - 1) x resident bytes.",
+        "pageshare_cache_chunk_saved_bytes":
+            "Bytes chunk sharing saves on top: sum over resident chunks of (references - 1) x length.",
         "pageshare_cache_logical_read_bytes": "Bytes served to readers of the domain's images.",
         "pageshare_cache_quota_bytes": "The domain's resident-bytes quota (-1: none).",
-        "pageshare_cache_hits_total": "Page reads answered from resident pages.",
+        "pageshare_cache_hits_total": "Page or chunk reads answered from resident pages or chunks.",
         "pageshare_cache_misses_total": "Page reads that found no resident page.",
         "pageshare_cache_fills_total": "Pages read from an image and published.",
         "pageshare_cache_evictions_total": "Pages evicted to make room.",

@@ -113,8 +113,10 @@ struct AdminAPI: Sendable {
         return AdminBodies.CacheStatus(
             budgetBytes: summary.budgetBytes, pageSize: summary.pageSize, residentBytes: summary.residentBytes,
             metadataBytes: summary.metadataBytes, savedBytes: domains.reduce(0) { $0 + $1.savedBytes },
-            attachedImages: summary.attachedImages, dedupInodes: summary.dedupInodes,
-            hits: domains.reduce(0) { $0 + $1.hits }, misses: domains.reduce(0) { $0 + $1.misses })
+            chunkSavedBytes: domains.reduce(0) { $0 + $1.chunkSavedBytes }, attachedImages: summary.attachedImages,
+            dedupInodes: summary.dedupInodes, hits: domains.reduce(0) { $0 + $1.hits },
+            misses: domains.reduce(0) { $0 + $1.misses }, sharing: summary.sharing.rawValue,
+            residentChunks: summary.residentChunks, chunkMapBytes: summary.chunkMapBytes)
     }
 
     // MARK: Helpers

@@ -15,6 +15,8 @@ public enum AdminBodies {
         public var residentBytes: Int
         /// Bytes the cache holds once instead of once per image: (sharers − 1) × resident bytes, summed.
         public var savedBytes: Int
+        /// Saved on top of that by chunks held once (`sharing: chunk`): Σ (references − 1) × length.
+        public var chunkSavedBytes: Int
         public var logicalReadBytes: Int
         public var hits: Int
         public var misses: Int
@@ -28,6 +30,7 @@ public enum AdminBodies {
             self.images = images
             self.residentBytes = statistics.residentBytes
             self.savedBytes = statistics.savedBytes
+            self.chunkSavedBytes = statistics.chunkSavedBytes
             self.logicalReadBytes = statistics.logicalReadBytes
             self.hits = statistics.hits
             self.misses = statistics.misses
@@ -48,10 +51,16 @@ public enum AdminBodies {
         public var residentBytes: Int
         public var metadataBytes: Int
         public var savedBytes: Int
+        public var chunkSavedBytes: Int
         public var attachedImages: Int
         public var dedupInodes: Int
         public var hits: Int
         public var misses: Int
+        /// `file` or `chunk`.
+        public var sharing: String
+        public var residentChunks: Int
+        /// Bytes of the files' chunk maps (part of `metadataBytes`).
+        public var chunkMapBytes: Int
     }
 
     /// `PUT /v1/admin/domains/{domain}/quota`: bytes, or null for no quota.

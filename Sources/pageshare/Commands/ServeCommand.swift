@@ -45,6 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeSettings.help("cacheSize")) var cacheSize: String?
     @Option(help: ServeSettings.help("pageSize")) var pageSize: String?
     @Option(help: ServeSettings.help("readaheadPages")) var readaheadPages: String?
+    @Option(help: ServeSettings.help("sharing")) var sharing: String?
+    @Option(help: ServeSettings.help("chunkSize")) var chunkSize: String?
     @Option(help: ServeSettings.help("maxConnections")) var maxConnections: String?
     @Option(help: ServeSettings.help("maxStreams")) var maxStreams: String?
     @Option(help: ServeSettings.help("maxRanges")) var maxRanges: String?

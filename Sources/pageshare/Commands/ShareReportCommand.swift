@@ -3,8 +3,8 @@ import EROFS
 import Foundation
 import PageCache
 
-/// `pageshare share-report IMAGE... [--mode digest|xattr] [--page-size N] [--json]`: reads every file of the
-/// images through one shared page cache in one domain and reports what sharing saves.
+/// `pageshare share-report IMAGE... [--mode digest|xattr] [--sharing file|chunk] [--json]`: reads every file
+/// of the images through one shared cache in one domain and reports what sharing saves.
 struct ShareReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "share-report",
@@ -14,7 +14,9 @@ struct ShareReportCommand: AsyncParsableCommand {
     @Option(help: "How files are matched: digest (sha256 computed here) or xattr (the images' ishare xattrs).")
     var mode: String = "digest"
     @Option(help: "Cache page size in bytes.") var pageSize: Int = 4096
-    @Option(help: "Average size of the content-defined chunks compared, a power of two (min 1/4, max 4x).")
+    @Option(help: "What the cache shares: file (equal files) or chunk (equal content-defined chunks).")
+    var sharing: SharingUnit = .file
+    @Option(help: "Average size of the content-defined chunks, a power of two from 1024 (min 1/4, max 4x).")
     var chunkSize: Int = 4096
     @Flag(help: "Print JSON.") var json = false
 
@@ -24,6 +26,7 @@ struct ShareReportCommand: AsyncParsableCommand {
         var logicalBytes: Int
         var residentBytes: Int
         var savedBytes: Int
+        var chunkSavedBytes: Int
         var uniqueContentBytes: Int
         var residentOverUnique: Double
         /// What each way of sharing would hold once, of `fileBytes` (the files' exact sizes, summed).
@@ -65,16 +68,18 @@ struct ShareReportCommand: AsyncParsableCommand {
                 if inode.fileType == .regular { pages += (Int(inode.size) + self.pageSize - 1) / self.pageSize }
             }
         }
+        guard self.chunkSize >= 1024, self.chunkSize & (self.chunkSize - 1) == 0 else {
+            throw ValidationError("--chunk-size must be a power of two from 1024")
+        }
         // A budget that holds every page even with uneven stripes: the report measures sharing, not eviction.
         let cache = try SharedPageCache(
-            configuration: .init(budgetBytes: (pages + pages / 4 + 64 * 64) * self.pageSize, pageSize: self.pageSize))
+            configuration: .init(
+                budgetBytes: (pages + pages / 4 + 64 * 64) * self.pageSize, pageSize: self.pageSize,
+                sharing: self.sharing, chunkAverageBytes: self.chunkSize))
 
         let domain = try TrustDomain("report")
         for (index, image) in opened.enumerated() {
             try cache.attach(image, id: "image-\(index)", domain: domain, mode: fingerprintMode)
-        }
-        guard self.chunkSize >= 256, self.chunkSize & (self.chunkSize - 1) == 0 else {
-            throw ValidationError("--chunk-size must be a power of two from 256")
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
@@ -86,7 +91,7 @@ struct ShareReportCommand: AsyncParsableCommand {
         var sharing = Sharing(
             fileBytes: 0, wholeFileUniqueBytes: 0, alignedPageUniqueBytes: 0, chunkUniqueBytes: 0,
             chunkAverageBytes: self.chunkSize, chunks: 0, uniqueChunks: 0)
-        var stream = ChunkStream(chunker: ContentDefinedChunker(averageBytes: self.chunkSize))
+        let chunker = ContentDefinedChunker(averageBytes: self.chunkSize)
         let countChunk = { (chunk: UnsafeRawBufferPointer) in
             sharing.chunks += 1
             if chunks.insert(ChunkIdentity(of: chunk)).inserted { sharing.chunkUniqueBytes += chunk.count }
@@ -109,9 +114,9 @@ struct ShareReportCommand: AsyncParsableCommand {
                             sharing.alignedPageUniqueBytes += page.count
                         }
                     }
-                    stream.append(bytes, countChunk)
+                    // Each read is one of the cache's 1 MiB chunking windows: cut it as the cache does.
+                    chunker.forEachChunk(of: bytes, countChunk)
                 }
-                stream.finish(countChunk)
                 sharing.fileBytes += Int(inode.size)
                 let pages = (Int(inode.size) + self.pageSize - 1) / self.pageSize * self.pageSize
                 // Hashed here independently of the cache, so that the ratio checks the cache, not itself.
@@ -130,6 +135,7 @@ struct ShareReportCommand: AsyncParsableCommand {
         let report = Report(
             images: opened.count, files: files, logicalBytes: statistics.logicalReadBytes,
             residentBytes: statistics.residentBytes, savedBytes: statistics.savedBytes,
+            chunkSavedBytes: statistics.chunkSavedBytes,
             uniqueContentBytes: uniqueBytes,
             residentOverUnique: uniqueBytes == 0 ? 0 : Double(statistics.residentBytes) / Double(uniqueBytes),
             sharing: sharing)
@@ -141,7 +147,7 @@ struct ShareReportCommand: AsyncParsableCommand {
         print("files:               \(report.files)")
         print("bytes read:          \(report.logicalBytes)")
         print("resident:            \(report.residentBytes)")
-        print("saved by sharing:    \(report.savedBytes)")
+        print("saved by sharing:    \(report.savedBytes) by whole files, \(report.chunkSavedBytes) more by chunks")
         print("unique content:      \(report.uniqueContentBytes) (page-rounded)")
         print("resident / unique:   \(report.residentOverUnique)")
         print("")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PageCache
 import EROFS
 import Foundation
 
@@ -74,3 +75,5 @@ struct ByteCount: ExpressibleByArgument {
         self.bytes = bytes
     }
 }
+
+extension SharingUnit: ExpressibleByArgument {}

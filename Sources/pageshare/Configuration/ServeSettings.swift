@@ -86,6 +86,14 @@ struct ServeSettings {
         .scalar("readaheadPages", "pages read ahead (0: off)", value: { $0.daemon.cache.readaheadPages }) {
             $0.daemon.cache.readaheadPages = try Self.count($1, minimum: 0)
         },
+        .scalar(
+            "sharing", "what a domain shares: file (equal files) or chunk (equal content-defined chunks)",
+            value: { $0.daemon.cache.sharing.rawValue }
+        ) { $0.daemon.cache.sharing = try SharingUnit(rawValue: $1).orThrow("must be file or chunk") },
+        .scalar(
+            "chunkSize", "average content-defined chunk size, 1KiB to 64KiB (sharing: chunk)",
+            value: { $0.daemon.cache.chunkAverageBytes }
+        ) { $0.daemon.cache.chunkAverageBytes = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes },
         .scalar("maxConnections", "connections open at once", value: { $0.daemon.server.maximumConnections }) {
             $0.daemon.server.maximumConnections = try Self.count($1)
         },
