@@ -34,11 +34,12 @@ for package in "${packages[@]}"; do
         [ "$side" = new ] && version=${versions[1]}
         tree="$work/tree/$package/$side"
         if [ ! -d "$tree" ]; then
-            (cd "$work/debs" && apt-get download -q "$package=$version" >/dev/null)
-            deb=$(ls "$work/debs/${package}_$(printf '%s' "${version#*:}")"_*.deb | head -1)
+            (cd "$work/debs" && apt-get download -q "$package=$version" >/dev/null 2>&1)
+            deb=$(find "$work/debs" -name "${package}_*${version#*:}_*.deb" | head -1)
             mkdir -p "$tree" && dpkg-deb -x "$deb" "$tree"
         fi
         image="$work/$package-$side.img"
+        # shellcheck disable=SC2086 # the options are words
         [ -f "$image" ] || mkfs.erofs --quiet ${MKFS_OPTIONS:-} "$image" "$tree" >/dev/null
         images+=("--image" "$domain-$side=$image@$domain")
     done
@@ -81,7 +82,8 @@ connection.request("GET", "/v1/admin/cache")
 result["cache"] = json.loads(connection.getresponse().read())
 print(json.dumps(result))
 PY
-    kill "$daemon" && wait "$daemon" || true
+    kill "$daemon"
+    wait "$daemon" || true
 done
 
 for package in "${packages[@]}"; do

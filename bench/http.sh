@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# HTTP benchmark: h2load against `pageshare serve` and against nginx serving the same files from a kernel
-# mount of the same EROFS image, one after the other on this machine. Needs root (mount), nginx, h2load
+# HTTP benchmark: h2load against `pageshare serve` (sharing by file, and a second daemon sharing by chunk)
+# and against nginx serving the same files from a kernel mount of the same EROFS image, one after the
+# other on this machine. Needs root (mount), nginx, h2load
 # (nghttp2-client); `make bench` installs them. Not a test: it prints figures and ratios.
 #
 #   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
@@ -13,8 +14,9 @@
 #   b) 1 MiB range GETs, 32 connections x 16 streams
 #   c) 4 KiB range GETs, 100 connections x 100 streams
 #   d) 1 MiB range GETs over HTTP/1.1, 32 connections (PageShare writes lent cache pages, nginx sendfile)
-# Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log) and peak
-# RSS (VmHWM; nginx: master + workers).
+# Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log), server
+# CPU per request (utime + stime of its processes over the run / requests) and peak RSS (VmHWM; nginx:
+# master + workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
@@ -28,8 +30,10 @@ done
 work=$(mktemp -d /tmp/pageshare-http-XXXXXX)
 chmod 755 "$work"  # nginx workers run as www-data
 pageshare_pid=""
+chunk_pid=""
 cleanup() {
     if [ -n "$pageshare_pid" ]; then kill "$pageshare_pid" 2>/dev/null || true; fi
+    if [ -n "$chunk_pid" ]; then kill "$chunk_pid" 2>/dev/null || true; fi
     if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
     sleep 0.5
     if mountpoint -q "$work/mnt"; then umount "$work/mnt" || true; fi
@@ -82,11 +86,22 @@ peak_rss_kib() { # sum of VmHWM over the given pids
     echo "$total"
 }
 
-# run_h2load URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS [H2LOAD-FLAGS...]
-#   -> prints "req/s MB/s p50_ms p99_ms ok=N"
+cpu_ticks() { # utime + stime, in clock ticks, summed over the given pids
+    local total=0 pid
+    for pid in "$@"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# run_h2load "PIDS" URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS [H2LOAD-FLAGS...]
+#   -> prints "req/s MB/s p50_ms p99_ms cpu_us_per_request ok=N"
 run_h2load() {
-    local base=$1 uris=$2 range=$3 connections=$4 streams=$5 requests=$6
-    shift 6
+    local pids=$1 base=$2 uris=$3 range=$4 connections=$5 streams=$6 requests=$7
+    shift 7
+    local before
+    # shellcheck disable=SC2086
+    before=$(cpu_ticks $pids)
     sed "s|^|$base|" "$uris" > "$work/uris.txt"
     local log="$work/h2load.log"
     rm -f "$log"
@@ -100,7 +115,12 @@ run_h2load() {
     local p50 p99
     read -r p50 p99 < <(awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {
         printf "%.3f %.3f\n", a[int(NR*0.50)]/1000, a[int(NR*0.99)]/1000 }')
-    echo "$rps $mbs $p50 $p99 ok=$ok"
+    local after cpu
+    # shellcheck disable=SC2086
+    after=$(cpu_ticks $pids)
+    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    echo "$rps $mbs $p50 $p99 $cpu ok=$ok"
 }
 
 declare -A results
@@ -109,20 +129,27 @@ scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
     case "$SCENARIOS" in *"${name:0:1}"*) ;; *) return 0 ;; esac
     local nginx_base="http://127.0.0.1:18091" flags=()
     if [ "$protocol" = h1 ]; then nginx_base="http://127.0.0.1:18092" flags=(--h1); fi
-    # warm both (the first pass fills the caches), then measure
-    run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    local pageshare_runs="" nginx_runs=""
+    local nginx_pids
+    nginx_pids=$(pgrep -f "nginx: (master|worker)" | tr '\n' ' ')
+    # warm all three (the first pass fills the caches), then measure
+    run_h2load "$pageshare_pid" "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
+    run_h2load "$chunk_pid" "http://127.0.0.1:18093" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
+    run_h2load "$nginx_pids" "$nginx_base" "$work/nx-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
+    local pageshare_runs="" chunk_runs="" nginx_runs=""
     for _ in $(seq "$ROUNDS"); do
-        pageshare_runs+=$(run_h2load "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
+        pageshare_runs+=$(run_h2load "$pageshare_pid" "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
             "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
-        nginx_runs+=$(run_h2load "$nginx_base" "$work/nx-$kind.txt" "$range" \
+        chunk_runs+=$(run_h2load "$chunk_pid" "http://127.0.0.1:18093" "$work/ps-$kind.txt" "$range" \
+            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
+        nginx_runs+=$(run_h2load "$nginx_pids" "$nginx_base" "$work/nx-$kind.txt" "$range" \
             "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
     done
     results["$name/pageshare"]=$(median_run "$pageshare_runs")
+    results["$name/chunk"]=$(median_run "$chunk_runs")
     results["$name/nginx"]=$(median_run "$nginx_runs")
     if [ "$ROUNDS" -gt 1 ]; then
-        results["$name/rounds"]="pageshare $(echo "$pageshare_runs" | awk 'NF {printf "%.0f ", $1}')| nginx $(
+        results["$name/rounds"]="pageshare $(echo "$pageshare_runs" | awk 'NF {printf "%.0f ", $1}')| chunk $(
+            echo "$chunk_runs" | awk 'NF {printf "%.0f ", $1}')| nginx $(
             echo "$nginx_runs" | awk 'NF {printf "%.0f ", $1}')"
     fi
 }
@@ -135,6 +162,9 @@ echo "== starting pageshare and nginx"
 "$binary" serve --listen 127.0.0.1:18090 --image "bench=$work/bench.img" --fingerprint none \
     --cache-size 256MiB --max-streams 128 --log-level warning > "$work/pageshare.log" 2>&1 &
 pageshare_pid=$!
+"$binary" serve --listen 127.0.0.1:18093 --image "bench=$work/bench.img" --fingerprint none --sharing chunk \
+    --cache-size 256MiB --max-streams 128 --log-level warning > "$work/pageshare-chunk.log" 2>&1 &
+chunk_pid=$!
 nginx -c "$work/nginx.conf"
 sleep 1
 
@@ -144,19 +174,24 @@ scenario "c) 4 KiB ranges, -c 100 -m 100" "bytes=4096-8191" 100 100 "$REQUESTS" 
 scenario "d) 1 MiB ranges, HTTP/1.1, -c 32" "bytes=1048576-2097151" 32 1 $((REQUESTS / 10)) big h1
 
 pageshare_rss=$(peak_rss_kib "$pageshare_pid")
+chunk_rss=$(peak_rss_kib "$chunk_pid")
 nginx_rss=$(peak_rss_kib $(pgrep -f "nginx: (master|worker)"))
 
-printf "\n%-34s %-10s %12s %10s %9s %9s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms"
+printf "\n%-34s %-10s %12s %10s %9s %9s %8s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms" "CPU µs"
 for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100" \
     "d) 1 MiB ranges, HTTP/1.1, -c 32"; do
     [ -n "${results[$name/pageshare]:-}" ] || continue
-    for server in pageshare nginx; do
-        read -r rps mbs p50 p99 ok <<<"${results[$name/$server]}"
-        printf "%-34s %-10s %12s %10s %9s %9s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$ok"
+    for server in pageshare chunk nginx; do
+        read -r rps mbs p50 p99 cpu ok <<<"${results[$name/$server]}"
+        printf "%-34s %-10s %12s %10s %9s %9s %8s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$cpu" "$ok"
     done
     if [ -n "${results[$name/rounds]:-}" ]; then printf "%-34s rounds (req/s): %s\n" "" "${results[$name/rounds]}"; fi
-    read -r prps _ <<<"${results[$name/pageshare]}"
-    read -r nrps _ <<<"${results[$name/nginx]}"
-    awk -v p="$prps" -v n="$nrps" 'BEGIN { printf "%-34s pageshare/nginx requests/s: %.2fx\n", "", p / n }'
+    read -r prps _ _ _ pcpu _ <<<"${results[$name/pageshare]}"
+    read -r crps _ _ _ ccpu _ <<<"${results[$name/chunk]}"
+    read -r nrps _ _ _ ncpu _ <<<"${results[$name/nginx]}"
+    awk -v p="$prps" -v c="$crps" -v n="$nrps" -v pc="$pcpu" -v cc="$ccpu" -v nc="$ncpu" 'BEGIN {
+        printf "%-34s pageshare/nginx req/s %.2fx, CPU/req %.2fx; chunk/file req/s %.2fx, CPU/req %.2fx\n",
+            "", p / n, pc / nc, c / p, cc / pc }'
 done
-echo "peak RSS: pageshare $((pageshare_rss / 1024)) MiB, nginx (master + workers) $((nginx_rss / 1024)) MiB"
+echo "peak RSS: pageshare $((pageshare_rss / 1024)) MiB, chunk $((chunk_rss / 1024)) MiB," \
+    "nginx (master + workers) $((nginx_rss / 1024)) MiB"

@@ -4,8 +4,10 @@ import Logging
 import Metrics
 import Synchronization
 
-/// The node-wide page cache: decoded file bytes in fixed-size pages, one copy per content within a
-/// fingerprint domain (the userspace form of the kernel's page cache share), under a hard byte budget.
+/// The node-wide page cache: decoded file bytes, one copy per content within a fingerprint domain, under a
+/// hard byte budget. With `sharing: file` (the userspace form of the kernel's page cache share) the unit is
+/// the whole file, held in fixed-size pages; with `sharing: chunk` files are cut into content-defined
+/// chunks and equal chunks (bytes compared) are held once in the ``ChunkStore`` (see `Chunks/`).
 ///
 /// Reads go page by page: a hit copies under its shard's lock; a miss is filled once (single flight: other
 /// readers of the page wait for it) from whichever attached image holds the content, falling back to the
@@ -95,7 +97,8 @@ public final class SharedPageCache: Sendable {
         }
         let average = configuration.chunkAverageBytes
         guard average >= 1024, average <= 65536, average & (average - 1) == 0 else {
-            throw PageCacheError(.invalidArgument, "chunk average size \(average) is not a power of two in 1 KiB...64 KiB")
+            throw PageCacheError(
+                .invalidArgument, "chunk average size \(average) is not a power of two in 1 KiB...64 KiB")
         }
         self.configuration = configuration
         self.logger = logger
@@ -107,7 +110,8 @@ public final class SharedPageCache: Sendable {
         case .chunk:
             guard configuration.budgetBytes >= chunker.maximumBytes else {
                 throw PageCacheError(
-                    .invalidArgument, "budget of \(configuration.budgetBytes) bytes holds no \(chunker.maximumBytes)-byte chunk")
+                    .invalidArgument,
+                    "budget of \(configuration.budgetBytes) bytes holds no \(chunker.maximumBytes)-byte chunk")
             }
             self.shards = [CacheShard(capacity: 1, pageSize: pageSize)]
             self.chunkStore = ChunkStore(
@@ -518,7 +522,8 @@ public final class SharedPageCache: Sendable {
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
                     byteCount: self.configuration.pageSize, alignment: 4096)
                 defer { scratch.deallocate() }
-                _ = try self.fill(file, at: page * UInt64(self.configuration.pageSize), into: scratch, context: ReadContext())
+                _ = try self.fill(
+                    file, at: page * UInt64(self.configuration.pageSize), into: scratch, context: ReadContext())
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[range]))
                 return
             case .busy:

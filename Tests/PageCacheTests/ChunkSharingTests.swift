@@ -1,6 +1,7 @@
 import EROFS
 import EROFSTestSupport
 import Foundation
+import MetricsTestKit
 import NIOCore
 import Testing
 
@@ -64,6 +65,13 @@ struct ChunkSharingTests {
         #expect(statistics.chunkSavedBytes == Self.version1.count + Self.version2.count - unique)
         #expect(Double(unique) < 1.02 * Double(Self.version2.count), "\(unique) bytes for two versions")
         #expect(try cache.statistics(forImage: "v2").residentBytes == Self.version2.count)
+        let metrics = TestMetrics()
+        cache.publishMetrics(to: metrics)
+        let chunkSaved = try metrics.expectGauge("pageshare_cache_chunk_saved_bytes", [("domain", "x")])
+        #expect(chunkSaved.lastValue == Double(statistics.chunkSavedBytes))
+        let summary = cache.summary
+        #expect(summary.sharing == .chunk && summary.residentBytes == unique)
+        #expect(summary.chunkMapBytes > 0 && summary.chunkMapBytes * 100 < Self.version1.count + Self.version2.count)
         // Read again: every chunk is a hit now.
         let fills = statistics.fills
         #expect(try await CacheFixtures.readAll(cache, "v2", "lib.so") == Self.version2)

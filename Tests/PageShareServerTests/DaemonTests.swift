@@ -56,6 +56,46 @@ struct DaemonTests {
         #expect((try? await get("/readyz")) == "", "nothing listens after shutdown")
     }
 
+    @Test("sharing: chunk over HTTP: two versions of a file served exact, ranges too; chunk savings in the admin API")
+    func sharingByChunk() async throws {
+        let version1 = PseudoRandomBytes.make(700_000, seed: 5)
+        let version2 = PseudoRandomBytes.make(333, seed: 6) + version1[..<400_000] + version1[400_100...]
+        let old = try TestImage(options: []) { try TestTree.write($0 + "/lib.so", version1) }
+        defer { old.remove() }
+        let new = try TestImage(options: ["-zlz4hc"]) { try TestTree.write($0 + "/lib.so", version2) }
+        defer { new.remove() }
+        var configuration = DaemonConfiguration()
+        configuration.server.listeners = [.tcp(host: "127.0.0.1", port: 0)]
+        configuration.cache.budgetBytes = 16 << 20
+        configuration.cache.sharing = .chunk
+        configuration.images = [
+            ImageRecord(id: "old", path: old.path, domain: "app"),
+            ImageRecord(id: "new", path: new.path, domain: "app"),
+        ]
+        var logger = Logger(label: "daemon-test")
+        logger.logLevel = .critical
+        let daemon = try await PageShareDaemon(configuration: configuration, logger: logger)
+        try await daemon.start()
+        let port = try #require(daemon.server.boundAddresses.first?.port)
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await Self.curl(["-s", "-m", "10", "\(base)/v1/images/old/files/lib.so"]) == version1)
+        #expect(try await Self.curl(["-s", "-m", "10", "\(base)/v1/images/new/files/lib.so"]) == version2)
+        let range = try await Self.curl(["-s", "-m", "10", "-r", "399000-520000", "\(base)/v1/images/new/files/lib.so"])
+        #expect(range == Array(version2[399_000...520_000]))
+        let http2 = try await Self.curl([
+            "-s", "-m", "10", "--http2-prior-knowledge", "-r", "123-", "\(base)/v1/images/old/files/lib.so",
+        ])
+        #expect(http2 == Array(version1[123...]))
+        let cache = String(decoding: try await Self.curl(["-s", "-m", "10", "\(base)/v1/admin/cache"]), as: UTF8.self)
+        #expect(cache.contains(#""sharing":"chunk""#), "\(cache)")
+        let domain = try JSONDecoder().decode(
+            AdminBodies.DomainStatus.self,
+            from: Data(try await Self.curl(["-s", "-m", "10", "\(base)/v1/admin/domains/app"])))
+        #expect(domain.residentBytes < version1.count + version2.count / 10, "the second version costs little")
+        #expect(domain.chunkSavedBytes > version2.count * 8 / 10 && domain.savedBytes == 0)
+        await daemon.shutdown()
+    }
+
     /// curl's output, run on a thread of its own: a blocking wait on a concurrency thread could starve the
     /// daemon's own tasks (the catalog actor, the admin API) when the test runner keeps the others busy.
     static func curl(_ arguments: [String]) async throws -> [UInt8] {

@@ -12,7 +12,8 @@ extension SharedPageCache {
         let total = Int(min(UInt64(buffer.count), file.size - offset))
         var done = 0
         while done < total {
-            var window = try await self.cutWindow(file, map: map, number: Int((offset + UInt64(done)) / UInt64(map.windowBytes)))
+            var window = try await self.cutWindow(
+                file, map: map, number: Int((offset + UInt64(done)) / UInt64(map.windowBytes)))
             var index = window.reference(covering: UInt32(offset + UInt64(done) - window.start))
             while done < total && index < window.references.count {
                 let chunkStart = window.start + UInt64(window.references[index].start)
@@ -115,7 +116,8 @@ extension SharedPageCache {
                 let context = ReadContext()
                 let source: Sharer
                 do {
-                    source = try self.fillChunk(file, reference: reference, at: chunkOffset, into: memory, context: context)
+                    source = try self.fillChunk(
+                        file, reference: reference, at: chunkOffset, into: memory, context: context)
                 } catch {
                     shard.abandon(key, slot: slot)
                     throw error
@@ -166,7 +168,8 @@ extension SharedPageCache {
         let identity = self.chunkStore.identity(of: UnsafeRawBufferPointer(bytes))
         guard identity.low == reference.low, identity.high == reference.high else {
             throw PageCacheError(
-                .fillFailed, "chunk at \(offset) of \(reference.length) bytes no longer has the identity its map recorded")
+                .fillFailed,
+                "chunk at \(offset) of \(reference.length) bytes no longer has the identity its map recorded")
         }
     }
 
@@ -228,7 +231,8 @@ extension SharedPageCache {
                 let count = min(total - done, Int(reference.length) - within)
                 let key = window.key(index, domain: file.counters.chunkScope, file: file.id)
                 let stamp = window.stamps[index]
-                guard stamp != 0, take(self.chunkStore.shard(for: key), key, stamp, within..<within + count, done) else {
+                guard stamp != 0, take(self.chunkStore.shard(for: key), key, stamp, within..<within + count, done)
+                else {
                     break walk
                 }
                 done += count

@@ -188,7 +188,8 @@ final class ChunkShard: Sendable, LoanPinning {
     /// Joins a reference to resident chunk `key` if the reference's own `bytes` equal the chunk's, and
     /// copies `range`.
     func join(
-        _ key: ChunkKey, bytes: UnsafeRawBufferPointer, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer
+        _ key: ChunkKey, bytes: UnsafeRawBufferPointer, range: Range<Int>,
+        into destination: UnsafeMutableRawBufferPointer
     ) -> Join {
         self.state.withLock { state -> Join in
             guard let slot = state.index.slot(for: key, keys: state.keys) else { return .gone }
@@ -270,7 +271,8 @@ final class ChunkShard: Sendable, LoanPinning {
             for slot in state.index.slots {
                 let index = Int(slot)
                 guard state.holders[index] > 1, let owner = state.owners[index] else { continue }
-                saved[ObjectIdentifier(owner), default: 0] += Int(state.holders[index] - 1) * Int(state.keys[index].length)
+                saved[ObjectIdentifier(owner), default: 0] +=
+                    Int(state.holders[index] - 1) * Int(state.keys[index].length)
             }
             return saved
         }

@@ -7,7 +7,9 @@ import PageCache
 /// change these values; their defaults are the ones here (and in the types they nest).
 public struct DaemonConfiguration: Sendable {
     public var server = ServerConfiguration()
-    public var cache = SharedPageCache.Configuration(budgetBytes: 1 << 30)
+    /// Shares by content-defined chunk: two versions of an image cost little more than one (the library's
+    /// own default, `file`, stays for comparison and for the page-level tests).
+    public var cache = SharedPageCache.Configuration(budgetBytes: 1 << 30, sharing: .chunk)
     public var limits = DataPlane.Limits()
     /// Response bytes produced and not yet sent, daemon-wide (``SendBudget``).
     public var sendBudgetBytes = 64 << 20

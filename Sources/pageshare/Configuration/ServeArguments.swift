@@ -1,7 +1,7 @@
 import ArgumentParser
-import PageCache
 import EROFS
 import Foundation
+import PageCache
 
 /// `ID=PATH[@DOMAIN]`: an image to attach at start (a relative path is taken from the working directory).
 struct ImageSpecification: ExpressibleByArgument {

@@ -93,7 +93,9 @@ struct ServeSettings {
         .scalar(
             "chunkSize", "average content-defined chunk size, 1KiB to 64KiB (sharing: chunk)",
             value: { $0.daemon.cache.chunkAverageBytes }
-        ) { $0.daemon.cache.chunkAverageBytes = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes },
+        ) {
+            $0.daemon.cache.chunkAverageBytes = try ByteCount(argument: $1).orThrow("not a byte count like 4KiB").bytes
+        },
         .scalar("maxConnections", "connections open at once", value: { $0.daemon.server.maximumConnections }) {
             $0.daemon.server.maximumConnections = try Self.count($1)
         },
