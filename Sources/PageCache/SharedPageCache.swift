@@ -30,6 +30,8 @@ public final class SharedPageCache: Sendable {
         public var sharing: SharingUnit
         /// Average size of content-defined chunks (``SharingUnit/chunk``), a power of two from 1 KiB.
         public var chunkAverageBytes: Int
+        /// Where shared files' chunk maps are kept across restarts (created 0700 if missing); nil: not kept.
+        public var chunkMapDirectory: String? = nil
         /// Every chunk identity made equal, so that only the byte comparison keeps different chunks apart
         /// (tests of that guard).
         var collidingChunkIdentities = false
@@ -56,6 +58,7 @@ public final class SharedPageCache: Sendable {
     private let shards: [CacheShard]
     /// Content shared by chunk; holds the budget when ``Configuration/sharing`` is `chunk`.
     let chunkStore: ChunkStore
+    private let chunkMapArchive: ChunkMapArchive?
     private let registry = Mutex(Registry())
     private let metrics = CacheMetrics()
     private let decompressionMetrics = DecompressionMetrics()
@@ -117,6 +120,17 @@ public final class SharedPageCache: Sendable {
             self.chunkStore = ChunkStore(
                 budgetBytes: configuration.budgetBytes, shardCount: configuration.shardCount, chunker: chunker,
                 collidingIdentities: configuration.collidingChunkIdentities)
+        }
+        if let directory = configuration.chunkMapDirectory {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw PageCacheError(.invalidArgument, "cannot create the chunk map directory \(directory): \(error)")
+            }
+            self.chunkMapArchive = ChunkMapArchive(directory: directory)
+        } else {
+            self.chunkMapArchive = nil
         }
         self.fillExecutor = FillExecutor(threads: configuration.fillThreads)
     }
@@ -749,7 +763,12 @@ public final class SharedPageCache: Sendable {
             }
             let chunkMap =
                 self.configuration.sharing == .chunk
-                ? ChunkMap(size: inode.size, windowBytes: self.chunkStore.windowBytes) : nil
+                ? ChunkMap(
+                    size: inode.size, windowBytes: self.chunkStore.windowBytes,
+                    maximumChunk: self.chunkStore.chunker.maximumBytes,
+                    archivePath: self.chunkMapArchive?.path(
+                        for: key, chunker: self.chunkStore.chunker, windowBytes: self.chunkStore.windowBytes))
+                : nil
             let file = SharedFile(
                 id: registry.nextFileID, key: key, size: inode.size, counters: attached.counters, first: sharer,
                 chunkMap: chunkMap)

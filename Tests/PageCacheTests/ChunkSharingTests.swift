@@ -197,6 +197,77 @@ struct ChunkSharingTests {
         #expect(cache.residentBytes == 0)
     }
 
+    static func archivedCache(_ directory: String?) throws -> SharedPageCache {
+        var configuration = SharedPageCache.Configuration(budgetBytes: 64 << 20, readaheadPages: 0, sharing: .chunk)
+        configuration.chunkMapDirectory = directory
+        return try SharedPageCache(configuration: configuration)
+    }
+
+    /// Reads `count` bytes at `offset` of `path` in a new cache over `directory`; returns them and the fills.
+    static func coldRead(
+        _ directory: String?, _ image: Image, _ path: String, at offset: UInt64, count: Int
+    ) async throws -> ([UInt8], Int) {
+        let cache = try Self.archivedCache(directory)
+        let domain = try TrustDomain("x")
+        try cache.attach(image, id: "a", domain: domain, mode: .xattr)
+        let file = try cache.open(imageID: "a", inode: try image.resolve(path))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
+        defer { buffer.deallocate() }
+        let read = try await file.read(at: offset, into: buffer)
+        return (Array(buffer[0..<read]), cache.statistics(for: domain).fills)
+    }
+
+    @Test("chunk maps survive a restart: a cold range read after it fills only the chunks under the range")
+    func chunkMapsPersist() async throws {
+        let directory = try TemporaryDirectory("chunk-maps")
+        defer { directory.remove() }
+        let image = try CacheFixtures.image([("lib.so", Self.version2)])
+        let first = try Self.archivedCache(directory.path)
+        try first.attach(image, id: "a", domain: try TrustDomain("x"), mode: .xattr)
+        #expect(try await CacheFixtures.readAll(first, "a", "lib.so") == Self.version2)
+        let archives = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(archives.count == 1 && archives[0].hasSuffix(".chunks"), "\(archives)")
+        let archiveBytes = try FileManager.default.attributesOfItem(atPath: directory.path + "/" + archives[0])[.size]
+        #expect((archiveBytes as? Int ?? .max) * 100 < Self.version2.count, "the map is under 1 % of the content")
+
+        let expected = Array(Self.version2[1_500_000..<1_504_096])
+        let (withMap, fillsWithMap) = try await Self.coldRead(
+            directory.path, image, "lib.so", at: 1_500_000, count: 4096)
+        let (withoutMap, fillsWithout) = try await Self.coldRead(nil, image, "lib.so", at: 1_500_000, count: 4096)
+        #expect(withMap == expected && withoutMap == expected)
+        #expect(fillsWithMap <= 2, "\(fillsWithMap) chunks filled")
+        #expect(fillsWithout > 50, "without the map the window is cut: \(fillsWithout) chunks stored")
+    }
+
+    @Test("a damaged archive or one that no longer agrees with the bytes costs a cut, never wrong bytes")
+    func staleOrDamagedArchives() async throws {
+        let directory = try TemporaryDirectory("chunk-maps")
+        defer { directory.remove() }
+        let honest = try CacheFixtures.image([("lib.so", Self.version1)])
+        let first = try Self.archivedCache(directory.path)
+        try first.attach(honest, id: "a", domain: try TrustDomain("x"), mode: .xattr)
+        #expect(try await CacheFixtures.readAll(first, "a", "lib.so") == Self.version1)
+        // Other bytes under the same fingerprint (so the same archive): the map read back does not agree.
+        let other = try CacheFixtures.image(
+            [("lib.so", Self.version2[..<Self.version1.count].map { $0 })],
+            forging: ["lib.so": CacheFixtures.fingerprint(Self.version1)])
+        let path = directory.path + "/" + (try FileManager.default.contentsOfDirectory(atPath: directory.path))[0]
+        let archived = try #require(FileManager.default.contents(atPath: path)).count
+        let (stale, _) = try await Self.coldRead(directory.path, other, "lib.so", at: 1_000_000, count: 200_000)
+        #expect(stale == Array(Self.version2[1_000_000..<1_200_000]))
+        let recut = try #require(FileManager.default.contents(atPath: path)).count
+        #expect(recut > archived, "the window that disagreed was cut again and recorded")
+        // A torn last record and garbage after it: the records before still serve, the rest is cut again.
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        bytes.removeLast(30)
+        bytes.append(contentsOf: PseudoRandomBytes.make(100, seed: 77))
+        #expect(FileManager.default.createFile(atPath: path, contents: bytes))
+        for offset in [0, 1_500_000, UInt64(Self.version1.count) - 5000] {
+            let (read, _) = try await Self.coldRead(directory.path, honest, "lib.so", at: offset, count: 5000)
+            #expect(read == Array(Self.version1[Int(offset)..<min(Self.version1.count, Int(offset) + 5000)]))
+        }
+    }
+
     @Test(
         "every file of every fixture reads exact through a small chunk cache",
         .enabled(if: Fixtures.isAvailable, "needs ../shared/fixtures"), arguments: Fixtures.names)

@@ -72,6 +72,9 @@ struct DaemonTests {
             ImageRecord(id: "old", path: old.path, domain: "app"),
             ImageRecord(id: "new", path: new.path, domain: "app"),
         ]
+        let state = try TemporaryDirectory("daemon-state")
+        defer { state.remove() }
+        configuration.stateDirectory = state.path
         var logger = Logger(label: "daemon-test")
         logger.logLevel = .critical
         let daemon = try await PageShareDaemon(configuration: configuration, logger: logger)
@@ -93,6 +96,8 @@ struct DaemonTests {
             from: Data(try await Self.curl(["-s", "-m", "10", "\(base)/v1/admin/domains/app"])))
         #expect(domain.residentBytes < version1.count + version2.count / 10, "the second version costs little")
         #expect(domain.chunkSavedBytes > version2.count * 8 / 10 && domain.savedBytes == 0)
+        let maps = try FileManager.default.contentsOfDirectory(atPath: state.path + "/chunk-maps")
+        #expect(maps.count == 2 && maps.allSatisfy { $0.hasSuffix(".chunks") }, "kept in the state directory: \(maps)")
         await daemon.shutdown()
     }
 

@@ -6,17 +6,26 @@ import Synchronization
 /// one forced boundary a MiB (the chunk after it finds the content-defined boundaries again).
 final class ChunkMap: Sendable {
     let windowBytes: Int
+    /// Where the map is kept across restarts (``ChunkMapArchive``); nil: not kept.
+    let archivePath: String?
+    private let size: UInt64
+    private let maximumChunk: Int
     private let state: Mutex<State>
 
     private struct State {
         var windows: [ChunkWindow?]
         var building: [Int: [CheckedContinuation<Void, Never>]] = [:]
+        /// Whether the archive was read (on the first claim).
+        var loaded: Bool
     }
 
-    init(size: UInt64, windowBytes: Int) {
+    init(size: UInt64, windowBytes: Int, maximumChunk: Int, archivePath: String? = nil) {
         self.windowBytes = windowBytes
+        self.archivePath = archivePath
+        self.size = size
+        self.maximumChunk = maximumChunk
         let count = Int((size + UInt64(windowBytes) - 1) / UInt64(windowBytes))
-        self.state = Mutex(State(windows: .init(repeating: nil, count: count)))
+        self.state = Mutex(State(windows: .init(repeating: nil, count: count), loaded: archivePath == nil))
     }
 
     /// What asking for a window found.
@@ -30,6 +39,7 @@ final class ChunkMap: Sendable {
 
     func claim(_ window: Int) -> Claim {
         self.state.withLock { state -> Claim in
+            if !state.loaded { self.load(&state) }
             if let ready = state.windows[window] { return .ready(ready) }
             if state.building[window] != nil { return .busy }
             state.building[window] = []
@@ -54,12 +64,36 @@ final class ChunkMap: Sendable {
         }
     }
 
+    /// Publishes a window just cut, and appends it to the archive.
     func publish(_ window: ChunkWindow) {
         let waiters = self.state.withLock { state in
             state.windows[window.number] = window
             return state.building.removeValue(forKey: window.number) ?? []
         }
         for waiter in waiters { waiter.resume() }
+        if let path = self.archivePath {
+            ChunkMapArchive.append(path, window: window.number, references: window.references)
+        }
+    }
+
+    /// Drops `window` (read from the archive, and found not to agree with the bytes): the next read cuts it.
+    func forget(_ window: ChunkWindow) {
+        self.state.withLock { state in
+            if state.windows[window.number] === window { state.windows[window.number] = nil }
+        }
+    }
+
+    /// Reads the archive's windows (first claim only; a one-time read of ~0.6 % of the file's size).
+    private func load(_ state: inout State) {
+        state.loaded = true
+        guard let path = self.archivePath else { return }
+        let windows = ChunkMapArchive.load(
+            path, size: self.size, windowBytes: self.windowBytes, maximumChunk: self.maximumChunk)
+        for (number, references) in windows where number < state.windows.count {
+            state.windows[number] = ChunkWindow(
+                number: number, start: UInt64(number) * UInt64(self.windowBytes), references: references,
+                stamps: .init(repeating: 0, count: references.count), fromArchive: true)
+        }
     }
 
     func abandon(_ window: Int) {
@@ -76,7 +110,7 @@ final class ChunkMap: Sendable {
             let stamps = (0..<current.references.count).map { $0 == reference ? 0 : current.stamps[$0] }
             let updated = ChunkWindow(
                 number: window, start: current.start, references: current.references, stamps: stamps,
-                apart: current.apart.union([reference]))
+                apart: current.apart.union([reference]), fromArchive: current.fromArchive)
             state.windows[window] = updated
             return updated
         }
@@ -101,13 +135,19 @@ final class ChunkWindow: Sendable {
     let references: [ChunkReference]
     /// References whose bytes differ from the resident chunk of their identity: kept under the file's own key.
     let apart: Set<Int>
+    /// Read back from the archive rather than cut in this process: trusted only as far as the bytes agree.
+    let fromArchive: Bool
     private let stampStorage: ChunkStamps
 
-    init(number: Int, start: UInt64, references: [ChunkReference], stamps: [UInt64], apart: Set<Int> = []) {
+    init(
+        number: Int, start: UInt64, references: [ChunkReference], stamps: [UInt64], apart: Set<Int> = [],
+        fromArchive: Bool = false
+    ) {
         self.number = number
         self.start = start
         self.references = references
         self.apart = apart
+        self.fromArchive = fromArchive
         self.stampStorage = ChunkStamps(stamps)
     }
 

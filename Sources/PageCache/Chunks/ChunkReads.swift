@@ -11,17 +11,24 @@ extension SharedPageCache {
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let total = Int(min(UInt64(buffer.count), file.size - offset))
         var done = 0
-        while done < total {
-            var window = try await self.cutWindow(
-                file, map: map, number: Int((offset + UInt64(done)) / UInt64(map.windowBytes)))
+        windows: while done < total {
+            let number = Int((offset + UInt64(done)) / UInt64(map.windowBytes))
+            var window = try await self.cutWindow(file, map: map, number: number)
             var index = window.reference(covering: UInt32(offset + UInt64(done) - window.start))
             while done < total && index < window.references.count {
                 let chunkStart = window.start + UInt64(window.references[index].start)
                 let within = Int(offset + UInt64(done) - chunkStart)
                 let count = min(total - done, Int(window.references[index].length) - within)
-                window = try await self.copyChunk(
-                    file, map: map, window: window, index: index, range: within..<within + count,
-                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]), reader: reader)
+                do {
+                    window = try await self.copyChunk(
+                        file, map: map, window: window, index: index, range: within..<within + count,
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]), reader: reader)
+                } catch let mismatch as ChunkMismatch {
+                    // A map read back from disk that does not agree with the bytes: cut the window again.
+                    guard window.fromArchive else { throw mismatch.failure }
+                    map.forget(window)
+                    continue windows
+                }
                 done += count
                 index += 1
             }
@@ -167,9 +174,7 @@ extension SharedPageCache {
     ) throws {
         let identity = self.chunkStore.identity(of: UnsafeRawBufferPointer(bytes))
         guard identity.low == reference.low, identity.high == reference.high else {
-            throw PageCacheError(
-                .fillFailed,
-                "chunk at \(offset) of \(reference.length) bytes no longer has the identity its map recorded")
+            throw ChunkMismatch(offset: offset, length: Int(reference.length))
         }
     }
 
@@ -300,5 +305,18 @@ extension SharedPageCache {
             }
         }
         return dropped
+    }
+}
+
+/// A chunk's bytes do not have the identity its map recorded: the image changed under the map, or a map
+/// read back from disk is stale.
+struct ChunkMismatch: Error {
+    var offset: UInt64
+    var length: Int
+
+    /// The error a reader gets when the map was cut in this process.
+    var failure: PageCacheError {
+        PageCacheError(
+            .fillFailed, "chunk at \(self.offset) of \(self.length) bytes no longer has the identity its map recorded")
     }
 }

@@ -26,7 +26,14 @@ public final class PageShareDaemon: Sendable {
         exposition: (@Sendable () -> [UInt8])? = nil
     ) async throws {
         self.configuration = configuration
-        self.cache = try SharedPageCache(configuration: configuration.cache)
+        // The state directory first: its checks name what is wrong with it, and the chunk maps live inside.
+        let store = try configuration.stateDirectory.map { try StateStore(directory: $0) }
+        var cacheConfiguration = configuration.cache
+        if cacheConfiguration.chunkMapDirectory == nil, let state = configuration.stateDirectory {
+            // Chunk maps survive restarts beside the attached-image state.
+            cacheConfiguration.chunkMapDirectory = state + "/chunk-maps"
+        }
+        self.cache = try SharedPageCache(configuration: cacheConfiguration)
         self.access =
             try configuration.tokensFile.map {
                 try AccessPolicy(
@@ -39,8 +46,7 @@ public final class PageShareDaemon: Sendable {
             )
         }
         self.catalog = ImageCatalog(
-            cache: self.cache, store: try configuration.stateDirectory.map { try StateStore(directory: $0) },
-            logger: logger)
+            cache: self.cache, store: store, logger: logger)
         var failures = try await self.catalog.start(
             configured: configuration.images, required: configuration.requiredImages)
         if let directory = configuration.imageDirectory {
