@@ -4,7 +4,9 @@
 # (dpkg-deb -x) and made into an image (mkfs.erofs). Every file of both versions is read over HTTP from
 # one `pageshare serve` (each pair in its own domain; bytes checked against the extracted files), once with
 # `--sharing file` and once with `--sharing chunk`; the domains' resident bytes are compared with no
-# sharing and with an independent offline count of the unique chunk bytes (bench/chunk_count.py).
+# sharing and with an independent offline count of the unique chunk bytes (bench/chunk_count.py). A third
+# run shares by chunk in a cache a third of the unique bytes (SMALL_CACHE, default 16MiB): every byte is
+# checked again under eviction, and the log's waste (segment tails, holes) is reported against resident.
 #
 #   bench/chunk-sharing.sh [PACKAGE...]      (default: libc6 libssl3 systemd libsystemd0 perl-base curl libxml2)
 #   MKFS_OPTIONS="-zlz4hc" bench/chunk-sharing.sh       images compressed
@@ -46,12 +48,15 @@ for package in "${packages[@]}"; do
     echo "$package: ${versions[0]} / ${versions[1]}" >&2
 done
 
-for sharing in file chunk; do
-    "$pageshare" serve --listen "127.0.0.1:$port" --cache-size 4GiB --fingerprint digest --sharing "$sharing" \
+for run in file chunk chunk-small; do
+    sharing=${run%-small}
+    size=4GiB
+    [ "$run" = chunk-small ] && size=${SMALL_CACHE:-16MiB}
+    "$pageshare" serve --listen "127.0.0.1:$port" --cache-size "$size" --fingerprint digest --sharing "$sharing" \
         --log-level warning "${images[@]}" &
     daemon=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-    python3 - "$port" "$work" "$sharing" "${packages[@]}" <<'PY' >"$work/daemon-$sharing.json"
+    python3 - "$port" "$work" "$sharing" "${packages[@]}" <<'PY' >"$work/daemon-$run.json"
 import hashlib, http.client, json, os, sys, urllib.parse
 port, work, sharing, packages = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 connection = http.client.HTTPConnection("127.0.0.1", port)
@@ -75,9 +80,11 @@ for package in packages:
                 files += 1
                 if response.status != 200 or body != open(path, "rb").read():
                     wrong += 1
-    connection.request("GET", f"/v1/admin/domains/{domain}")
-    status = json.loads(connection.getresponse().read())
-    result[package] = {"files": files, "wrong": wrong, **status}
+    result[package] = {"files": files, "wrong": wrong, "domain": domain}
+# Every domain's figures once all were read (a later pair's reads may evict an earlier pair's chunks).
+for package, entry in result.items():
+    connection.request("GET", f"/v1/admin/domains/{entry['domain']}")
+    entry.update(json.loads(connection.getresponse().read()))
 connection.request("GET", "/v1/admin/cache")
 result["cache"] = json.loads(connection.getresponse().read())
 print(json.dumps(result))
@@ -121,5 +128,13 @@ print(f"{'all':<12} {'':>6} {plain / 2**20:>9.1f}Mi {whole / 2**20:>7.1f}Mi {100
 cache = by_chunk["cache"]
 print(f"\nchunk mode: {cache['residentChunks']} chunks resident, chunk maps {cache['chunkMapBytes']} bytes "
       f"({100 * cache['chunkMapBytes'] / max(1, plain):.2f} % of the content), all metadata {cache['metadataBytes']} "
-      f"bytes ({100 * cache['metadataBytes'] / max(1, cache['residentBytes']):.2f} % of resident)")
+      f"bytes ({100 * cache['metadataBytes'] / max(1, cache['residentBytes']):.2f} % of resident), "
+      f"log waste {100 * cache['chunkWasteBytes'] / max(1, cache['residentBytes']):.2f} % of resident")
+small = json.load(open(f"{work}/daemon-chunk-small.json"))
+cache = small["cache"]
+evictions = sum(small[p]["evictions"] for p in packages if p in small)
+wrong = sum(small[p]["wrong"] for p in packages if p in small)
+print(f"chunk mode in {cache['budgetBytes'] >> 20} MiB: {evictions} evictions, {wrong} files wrong, resident "
+      f"{cache['residentBytes'] >> 20} MiB, log waste {100 * cache['chunkWasteBytes'] / max(1, cache['residentBytes']):.2f} %"
+      f" of resident")
 PY

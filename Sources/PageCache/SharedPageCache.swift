@@ -850,6 +850,8 @@ public final class SharedPageCache: Sendable {
         /// `metadataBytes`).
         public var residentChunks: Int
         public var chunkMapBytes: Int
+        /// Chunk store bytes holding no resident chunk: segment tails and holes not yet compacted.
+        public var chunkWasteBytes: Int
     }
 
     /// Totals of the whole cache, for the admin API.
@@ -859,7 +861,7 @@ public final class SharedPageCache: Sendable {
             budgetBytes: self.budgetBytes, pageSize: self.configuration.pageSize, residentBytes: self.residentBytes,
             metadataBytes: self.metadataBytes, attachedImages: images, dedupInodes: files,
             sharing: self.configuration.sharing, residentChunks: self.chunkStore.resident.chunks,
-            chunkMapBytes: self.chunkMapBytes)
+            chunkMapBytes: self.chunkMapBytes, chunkWasteBytes: self.chunkStore.wasteBytes)
     }
 
     /// Accounting of every domain, with bytes saved summed over the shared files in one pass.

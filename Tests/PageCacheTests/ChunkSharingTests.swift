@@ -152,7 +152,9 @@ struct ChunkSharingTests {
         let statistics = cache.statistics(for: domain)
         #expect(statistics.evictions > 0)
         #expect(statistics.residentBytes == cache.residentBytes)
-        #expect(cache.summary.budgetBytes <= budget)
+        let summary = cache.summary
+        #expect(summary.budgetBytes <= budget)
+        #expect(summary.chunkWasteBytes >= 0 && summary.chunkWasteBytes + summary.residentBytes <= summary.budgetBytes)
     }
 
     @Test("a domain at its quota replaces its own chunks and never goes past the quota")

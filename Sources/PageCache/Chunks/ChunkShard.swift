@@ -264,6 +264,17 @@ final class ChunkShard: Sendable, LoanPinning {
     /// Bytes of resident chunks, and their count.
     var resident: (bytes: Int, chunks: Int) { self.state.withLock { ($0.residentBytes, $0.residentChunks) } }
 
+    /// Log bytes that hold no resident chunk: the tails of sealed segments a chunk did not fit in, and the
+    /// holes of chunks dropped (or being filled) since their segment was last compacted. The open segment's
+    /// free end is not counted: it is free.
+    var wasteBytes: Int {
+        self.state.withLock { state in
+            let sealed = state.sealed.count * self.segmentSize
+            let open = state.open >= 0 ? Int(state.used[Int(state.open)]) : 0
+            return sealed + open - state.residentBytes
+        }
+    }
+
     /// Per owning domain, Σ over resident chunks of (holders − 1) × length: the bytes chunk sharing saved.
     var savedBytesByOwner: [ObjectIdentifier: Int] {
         self.state.withLock { state in

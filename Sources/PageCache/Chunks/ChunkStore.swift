@@ -44,6 +44,9 @@ final class ChunkStore: Sendable {
         }
     }
 
+    /// Log bytes holding no resident chunk (see ``ChunkShard/wasteBytes``).
+    var wasteBytes: Int { self.shards.reduce(0) { $0 + $1.wasteBytes } }
+
     var metadataBytes: Int { self.shards.reduce(0) { $0 + $1.metadataBytes } }
 
     /// Per owning domain, the bytes chunk sharing saved (see ``ChunkShard/savedBytesByOwner``).

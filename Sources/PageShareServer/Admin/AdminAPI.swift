@@ -116,7 +116,8 @@ struct AdminAPI: Sendable {
             chunkSavedBytes: domains.reduce(0) { $0 + $1.chunkSavedBytes }, attachedImages: summary.attachedImages,
             dedupInodes: summary.dedupInodes, hits: domains.reduce(0) { $0 + $1.hits },
             misses: domains.reduce(0) { $0 + $1.misses }, sharing: summary.sharing.rawValue,
-            residentChunks: summary.residentChunks, chunkMapBytes: summary.chunkMapBytes)
+            residentChunks: summary.residentChunks, chunkMapBytes: summary.chunkMapBytes,
+            chunkWasteBytes: summary.chunkWasteBytes)
     }
 
     // MARK: Helpers

@@ -61,6 +61,8 @@ public enum AdminBodies {
         public var residentChunks: Int
         /// Bytes of the files' chunk maps (part of `metadataBytes`).
         public var chunkMapBytes: Int
+        /// Chunk store bytes holding no resident chunk: segment tails and holes not yet compacted.
+        public var chunkWasteBytes: Int
     }
 
     /// `PUT /v1/admin/domains/{domain}/quota`: bytes, or null for no quota.
