@@ -566,9 +566,9 @@ public final class SharedPageCache: Sendable {
         }
     }
 
-    /// A fill that raced with the detach of the file's last sharer published pages nobody can reach: they
-    /// go at once instead of holding budget until evicted.
-    private func dropIfOrphaned(_ file: SharedFile) {
+    /// A fill that raced with the detach of the file's last sharer published pages (or chunks) nobody can
+    /// reach: they go at once instead of holding budget until evicted.
+    func dropIfOrphaned(_ file: SharedFile) {
         if file.sharerCount == 0 { self.purgePages(of: [file]) }
     }
 

@@ -133,6 +133,7 @@ extension SharedPageCache {
                 file.counters.add(.fills, 1)
                 reader?.fills.wrappingAdd(1, ordering: .relaxed)
                 self.offerAround(file, window: window, filled: index, from: source, context: context)
+                self.dropIfOrphaned(file)
                 return window
             case .unverified, .bypass:
                 // Resident but filled from another file (compare before joining), or no room: this file's own
