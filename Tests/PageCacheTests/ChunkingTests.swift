@@ -58,29 +58,6 @@ struct ChunkingTests {
         #expect(pages(original).intersection(pages(shifted)).isEmpty, "no aligned page survives the shift")
     }
 
-    @Test("a stream fed in pieces of any size gives the chunks of the whole")
-    func streaming() {
-        let chunker = ContentDefinedChunker(averageBytes: 2048)
-        let data = Self.bytes(700_001, seed: 5)
-        let whole = Self.chunks(data, chunker)
-        for pieceSize in [333, 777, 4096, 65536, 1 << 20] {
-            var stream = ChunkStream(chunker: chunker)
-            var streamed: [ChunkIdentity] = []
-            data.withUnsafeBytes { bytes in
-                var start = 0
-                while start < bytes.count {
-                    let end = min(bytes.count, start + pieceSize)
-                    stream.append(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) {
-                        streamed.append(ChunkIdentity(of: $0))
-                    }
-                    start = end
-                }
-            }
-            stream.finish { streamed.append(ChunkIdentity(of: $0)) }
-            #expect(streamed == whole, "pieces of \(pieceSize)")
-        }
-    }
-
     @Test("boundaries follow the documented rule: splitmix64 gear table, top bits zero, normalized at the average")
     func boundariesFollowTheRule() {
         // The rule written out plainly (a second implementation): the chunker's boundaries must be its.
