@@ -167,7 +167,7 @@ public final class SharedPageCache: Sendable {
             }
             return Self.withdraw(attached, from: &registry)
         }
-        self.purgePages(of: orphans)
+        self.forget(orphans)
     }
 
     /// Marks image `id` as changed on disk (`reason`): it stops being a sharer of its files, content no other
@@ -183,7 +183,7 @@ public final class SharedPageCache: Sendable {
             return Self.withdraw(attached, from: &registry)
         }
         guard let orphans else { return false }
-        self.purgePages(of: orphans)
+        self.forget(orphans)
         self.logger.error(
             "image changed on disk: its reads fail until it is attached again",
             metadata: ["image": "\(id)", "reason": "\(reason)"])
@@ -193,6 +193,12 @@ public final class SharedPageCache: Sendable {
     /// Why image `id` was marked changed, or nil.
     public func changeReason(imageID id: String) -> String? {
         self.registry.withLock { $0.images[ByteKey(id)] }?.changeReason
+    }
+
+    /// Drops the pages and chunks of files no attached image holds any more, and their kept chunk maps.
+    private func forget(_ orphans: [SharedFile]) {
+        self.purgePages(of: orphans)
+        for path in orphans.compactMap({ $0.chunkMap?.archivePath }) { unlink(path) }
     }
 
     /// Removes `attached` from the sharers of the files it touched; returns the files left without one,

@@ -239,6 +239,9 @@ struct ChunkSharingTests {
         #expect(withMap == expected && withoutMap == expected)
         #expect(fillsWithMap <= 2, "\(fillsWithMap) chunks filled")
         #expect(fillsWithout > 50, "without the map the window is cut: \(fillsWithout) chunks stored")
+        // Detaching the last image of the content removes its map.
+        try first.detach(id: "a")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
 
     @Test("a damaged archive or one that no longer agrees with the bytes costs a cut, never wrong bytes")
