@@ -27,7 +27,7 @@ final class CacheShard: Sendable, LoanPinning {
     /// one dropped while pinned (detach) is freed by its last unpin. `-1` ends a list.
     struct State: ~Copyable {
         var index: SlotIndex<PageKey>
-        var waiters: [PageKey: [CheckedContinuation<Void, Never>]] = [:]
+        var waiters = FillWaiters<PageKey>()
         var keys: [PageKey]
         var files: [SharedFile?]
         var visited: [Bool]
@@ -81,18 +81,18 @@ final class CacheShard: Sendable, LoanPinning {
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
                 return .hit
             }
-            if state.waiters[key] != nil { return .busy }
+            if state.waiters.isFilling(key) { return .busy }
             if overQuota {
                 guard let victim = Self.ownVictim(&state, owner: owner) else { return .bypass }
                 let file = state.files[Int(victim)]
                 self.release(&state, victim)
                 _ = state.freeSlots.popLast()
-                state.waiters[key] = []
+                state.waiters.begin(key)
                 return .fill(slot: victim, evicted: file)
             }
             // Every slot being filled or lent out: serve this read without caching it.
             guard let (slot, evicted) = self.claimSlot(&state) else { return .bypass }
-            state.waiters[key] = []
+            state.waiters.begin(key)
             return .fill(slot: slot, evicted: evicted)
         }
     }
@@ -103,10 +103,10 @@ final class CacheShard: Sendable, LoanPinning {
     func claimIfAbsent(_ key: PageKey, overQuota: Bool) -> (slot: Int32, evicted: SharedFile?)? {
         guard !overQuota else { return nil }
         return self.state.withLock { state -> (slot: Int32, evicted: SharedFile?)? in
-            guard state.index.slot(for: key, keys: state.keys) == nil, state.waiters[key] == nil,
+            guard state.index.slot(for: key, keys: state.keys) == nil, !state.waiters.isFilling(key),
                 let (slot, evicted) = self.claimSlot(&state)
             else { return nil }
-            state.waiters[key] = []
+            state.waiters.begin(key)
             return (slot, evicted)
         }
     }
@@ -144,12 +144,7 @@ final class CacheShard: Sendable, LoanPinning {
     /// Waits until a fill of `key` in progress ends (immediately if none is).
     func waitForFill(_ key: PageKey) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queued = self.state.withLock { state -> Bool in
-                guard state.waiters[key] != nil else { return false }
-                state.waiters[key]!.append(continuation)
-                return true
-            }
-            if !queued { continuation.resume() }
+            if !self.state.withLock({ $0.waiters.enqueue(continuation, behind: key) }) { continuation.resume() }
         }
     }
 
@@ -166,7 +161,7 @@ final class CacheShard: Sendable, LoanPinning {
             state.index.insert(slot, for: key)
             Self.pushHead(&state, slot)
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
-            return state.waiters.removeValue(forKey: key) ?? []
+            return state.waiters.end(key)
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -175,7 +170,7 @@ final class CacheShard: Sendable, LoanPinning {
     func abandon(_ key: PageKey, slot: Int32) {
         let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.freeSlots.append(slot)
-            return state.waiters.removeValue(forKey: key) ?? []
+            return state.waiters.end(key)
         }
         for waiter in waiters { waiter.resume() }
     }

@@ -452,14 +452,18 @@ public final class SharedPageCache: Sendable {
             done += count
             hits += 1
         }
-        if done > 0 {
-            file.counters.add(.hits, hits)
-            file.counters.add(.logicalReadBytes, done)
-            reader.hits.wrappingAdd(hits, ordering: .relaxed)
-            reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
-            self.noteRead(file, from: offset, to: offset + UInt64(done))
-        }
+        self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits)
         return done
+    }
+
+    /// Counts a read served from what was resident: `hits` pages or chunks, `bytes` bytes from `offset`.
+    func noteResidentRead(_ file: SharedFile, reader: ImageCounters, at offset: UInt64, bytes: Int, hits: Int) {
+        guard bytes > 0 else { return }
+        file.counters.add(.hits, hits)
+        file.counters.add(.logicalReadBytes, bytes)
+        reader.hits.wrappingAdd(hits, ordering: .relaxed)
+        reader.logicalReadBytes.wrappingAdd(bytes, ordering: .relaxed)
+        self.noteRead(file, from: offset, to: offset + UInt64(bytes))
     }
 
     /// Starts readahead when a read continues the previous read of the same content.

@@ -14,7 +14,7 @@ final class ChunkMap: Sendable {
 
     private struct State {
         var windows: [ChunkWindow?]
-        var building: [Int: [CheckedContinuation<Void, Never>]] = [:]
+        var building = FillWaiters<Int>()
         /// Whether the archive was read (on the first claim).
         var loaded: Bool
     }
@@ -41,8 +41,8 @@ final class ChunkMap: Sendable {
         self.state.withLock { state -> Claim in
             if !state.loaded { self.load(&state) }
             if let ready = state.windows[window] { return .ready(ready) }
-            if state.building[window] != nil { return .busy }
-            state.building[window] = []
+            if state.building.isFilling(window) { return .busy }
+            state.building.begin(window)
             return .cut
         }
     }
@@ -55,12 +55,7 @@ final class ChunkMap: Sendable {
 
     func wait(for window: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queued = self.state.withLock { state -> Bool in
-                guard state.building[window] != nil else { return false }
-                state.building[window]!.append(continuation)
-                return true
-            }
-            if !queued { continuation.resume() }
+            if !self.state.withLock({ $0.building.enqueue(continuation, behind: window) }) { continuation.resume() }
         }
     }
 
@@ -68,7 +63,7 @@ final class ChunkMap: Sendable {
     func publish(_ window: ChunkWindow) {
         let waiters = self.state.withLock { state in
             state.windows[window.number] = window
-            return state.building.removeValue(forKey: window.number) ?? []
+            return state.building.end(window.number)
         }
         for waiter in waiters { waiter.resume() }
         if let path = self.archivePath {
@@ -97,7 +92,7 @@ final class ChunkMap: Sendable {
     }
 
     func abandon(_ window: Int) {
-        let waiters = self.state.withLock { $0.building.removeValue(forKey: window) ?? [] }
+        let waiters = self.state.withLock { $0.building.end(window) }
         for waiter in waiters { waiter.resume() }
     }
 

@@ -246,13 +246,7 @@ extension SharedPageCache {
                 index += 1
             }
         }
-        if done > 0 {
-            file.counters.add(.hits, hits)
-            file.counters.add(.logicalReadBytes, done)
-            reader.hits.wrappingAdd(hits, ordering: .relaxed)
-            reader.logicalReadBytes.wrappingAdd(done, ordering: .relaxed)
-            self.noteRead(file, from: offset, to: offset + UInt64(done))
-        }
+        self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits)
         return done
     }
 

@@ -34,7 +34,7 @@ final class ChunkShard: Sendable, LoanPinning {
     /// Parallel arrays per chunk slot (grown on demand, slots reused) and per segment.
     struct State: ~Copyable {
         var index = SlotIndex<ChunkKey>(slots: 64)
-        var waiters: [ChunkKey: [CheckedContinuation<Void, Never>]] = [:]
+        var waiters = FillWaiters<ChunkKey>()
         var keys: [ChunkKey] = []
         var offsets: [Int32] = []
         var segments: [Int32] = []
@@ -97,11 +97,11 @@ final class ChunkShard: Sendable, LoanPinning {
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.bytes(&state, slot)[range]))
                 return .hit
             }
-            if state.waiters[key] != nil { return .busy }
+            if state.waiters.isFilling(key) { return .busy }
             guard let slot = self.allocate(&state, key, owner: owner) else { return .bypass }
             state.states[Int(slot)] = .filling
             state.segmentPins[Int(state.segments[Int(slot)])] += 1
-            state.waiters[key] = []
+            state.waiters.begin(key)
             return .fill(slot: slot, memory: self.bytes(&state, slot))
         }
     }
@@ -116,7 +116,7 @@ final class ChunkShard: Sendable, LoanPinning {
             state.segmentPins[Int(state.segments[index])] -= 1
             let stamp = self.makeResident(&state, slot)
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.bytes(&state, slot)[range]))
-            return (stamp, state.waiters.removeValue(forKey: key) ?? [])
+            return (stamp, state.waiters.end(key))
         }
         for waiter in waiters { waiter.resume() }
         return stamp
@@ -130,7 +130,7 @@ final class ChunkShard: Sendable, LoanPinning {
             state.states[index] = .dead
             state.owners[index]?.add(.residentBytes, -Int(state.keys[index].length))
             state.owners[index] = nil
-            return state.waiters.removeValue(forKey: key) ?? []
+            return state.waiters.end(key)
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -138,12 +138,7 @@ final class ChunkShard: Sendable, LoanPinning {
     /// Waits until a fill of `key` in progress ends (immediately if none is).
     func waitForFill(_ key: ChunkKey) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queued = self.state.withLock { state -> Bool in
-                guard state.waiters[key] != nil else { return false }
-                state.waiters[key]!.append(continuation)
-                return true
-            }
-            if !queued { continuation.resume() }
+            if !self.state.withLock({ $0.waiters.enqueue(continuation, behind: key) }) { continuation.resume() }
         }
     }
 
@@ -168,7 +163,7 @@ final class ChunkShard: Sendable, LoanPinning {
                 state.holders[Int(slot)] += 1
                 return .joined(stamp: state.stamps[Int(slot)])
             }
-            guard state.waiters[key] == nil, let slot = self.allocate(&state, key, owner: owner) else {
+            guard !state.waiters.isFilling(key), let slot = self.allocate(&state, key, owner: owner) else {
                 return .skipped
             }
             self.bytes(&state, slot).copyMemory(from: bytes)
