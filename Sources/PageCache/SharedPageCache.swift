@@ -867,11 +867,12 @@ public final class SharedPageCache: Sendable {
     /// Totals of the whole cache, for the admin API.
     public var summary: Summary {
         let (images, files) = self.registry.withLock { ($0.images.count, $0.files.count) }
+        let maps = self.chunkMapBytes
         return Summary(
             budgetBytes: self.budgetBytes, pageSize: self.configuration.pageSize, residentBytes: self.residentBytes,
-            metadataBytes: self.metadataBytes, attachedImages: images, dedupInodes: files,
+            metadataBytes: self.metadataBytes(chunkMaps: maps), attachedImages: images, dedupInodes: files,
             sharing: self.configuration.sharing, residentChunks: self.chunkStore.resident.chunks,
-            chunkMapBytes: self.chunkMapBytes, chunkWasteBytes: self.chunkStore.wasteBytes)
+            chunkMapBytes: maps, chunkWasteBytes: self.chunkStore.wasteBytes)
     }
 
     /// Accounting of every domain, with bytes saved summed over the shared files in one pass.
@@ -911,10 +912,11 @@ public final class SharedPageCache: Sendable {
 
     /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index) and of the decoded
     /// metabox and packed-inode blocks the attached images keep (bounded per image).
-    public var metadataBytes: Int {
+    public var metadataBytes: Int { self.metadataBytes(chunkMaps: self.chunkMapBytes) }
+
+    private func metadataBytes(chunkMaps: Int) -> Int {
         let decoded = self.registry.withLock { $0.images.values.reduce(0) { $0 + $1.image.decodedMetadataBytes } }
-        return self.shards.reduce(0) { $0 + $1.metadataBytes } + self.chunkStore.metadataBytes + self.chunkMapBytes
-            + decoded
+        return self.shards.reduce(0) { $0 + $1.metadataBytes } + self.chunkStore.metadataBytes + chunkMaps + decoded
     }
 
     /// Bytes of the chunk maps of the files known (the windows cut so far).

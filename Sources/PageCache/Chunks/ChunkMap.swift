@@ -132,7 +132,8 @@ final class ChunkWindow: Sendable {
     let apart: Set<Int>
     /// Read back from the archive rather than cut in this process: trusted only as far as the bytes agree.
     let fromArchive: Bool
-    private let stampStorage: ChunkStamps
+    /// The stamps, read and written by readers without a lock.
+    let stamps: ChunkStamps
 
     init(
         number: Int, start: UInt64, references: [ChunkReference], stamps: [UInt64], apart: Set<Int> = [],
@@ -143,11 +144,8 @@ final class ChunkWindow: Sendable {
         self.references = references
         self.apart = apart
         self.fromArchive = fromArchive
-        self.stampStorage = ChunkStamps(stamps)
+        self.stamps = ChunkStamps(stamps)
     }
-
-    /// The stamps, read and written by readers without a lock.
-    var stamps: ChunkStamps { self.stampStorage }
 
     /// The index of the chunk holding window offset `offset` (which must be inside the window).
     func reference(covering offset: UInt32) -> Int {

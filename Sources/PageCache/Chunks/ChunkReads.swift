@@ -147,9 +147,11 @@ extension SharedPageCache {
                 case .joined(let stamp):
                     window.stamps[index] = stamp
                     return window
-                case .differs:
+                case .differs where !window.apart.contains(index):
                     window = map.keepApart(index, of: window.number)
-                case .gone:
+                case .gone, .differs:
+                    // No longer resident, or kept apart already and its resident copy still differs (the
+                    // file's images disagree on these bytes): this reader's own bytes, uncached.
                     destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: own[range]))
                     return window
                 }
