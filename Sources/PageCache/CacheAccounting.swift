@@ -13,8 +13,13 @@ final class DomainCounters: Sendable {
     private let quotaBytes = Atomic<Int>(Int.max)
     /// The domain's number in chunk keys: chunks of two domains never have the same key.
     let chunkScope: UInt32
+    /// What the domain shares by.
+    let sharing: SharingUnit
 
-    init(chunkScope: UInt32) { self.chunkScope = chunkScope }
+    init(chunkScope: UInt32, sharing: SharingUnit) {
+        self.chunkScope = chunkScope
+        self.sharing = sharing
+    }
 
     /// The quota in bytes, nil for none.
     var quota: Int? {

@@ -28,6 +28,10 @@ public final class SharedPageCache: Sendable {
         public var fillThreads: Int
         /// What content is shared by inside a domain: whole files (pages of equal files) or chunks.
         public var sharing: SharingUnit
+        /// Domains that share otherwise than ``sharing`` says. One budget holds them all: when any domain
+        /// shares by chunk, the chunk store holds it, and the files of a domain sharing whole files are kept
+        /// there as private pieces (equal files still share them, nothing else does).
+        public var domainSharing: [TrustDomain: SharingUnit] = [:]
         /// Average size of content-defined chunks (``SharingUnit/chunk``), a power of two from 1 KiB.
         public var chunkAverageBytes: Int
         /// Where shared files' chunk maps are kept across restarts (created 0700 if missing); nil: not kept.
@@ -49,6 +53,12 @@ public final class SharedPageCache: Sendable {
             self.sharing = sharing
             self.chunkAverageBytes = chunkAverageBytes
         }
+
+        /// What `domain` shares by.
+        public func sharing(for domain: TrustDomain) -> SharingUnit { self.domainSharing[domain] ?? self.sharing }
+
+        /// Whether the chunk store holds the budget (some domain shares by chunk); else the page store does.
+        var usesChunkStore: Bool { self.sharing == .chunk || self.domainSharing.values.contains(.chunk) }
     }
 
     public let configuration: Configuration
@@ -75,10 +85,11 @@ public final class SharedPageCache: Sendable {
         var domains: [TrustDomain: DomainCounters] = [:]
         var nextFileID: UInt64 = 1
 
-        /// The counters of `domain`, made on first use.
-        mutating func counters(for domain: TrustDomain) -> DomainCounters {
+        /// The counters of `domain`, made on first use (sharing as `configuration` says).
+        mutating func counters(for domain: TrustDomain, _ configuration: Configuration) -> DomainCounters {
             if let counters = self.domains[domain] { return counters }
-            let counters = DomainCounters(chunkScope: UInt32(self.domains.count + 1))
+            let counters = DomainCounters(
+                chunkScope: UInt32(self.domains.count + 1), sharing: configuration.sharing(for: domain))
             self.domains[domain] = counters
             return counters
         }
@@ -106,11 +117,11 @@ public final class SharedPageCache: Sendable {
         self.configuration = configuration
         self.logger = logger
         let chunker = ContentDefinedChunker(averageBytes: average)
-        switch configuration.sharing {
-        case .file:
+        switch configuration.usesChunkStore {
+        case false:
             self.shards = (0..<shardCount).map { _ in CacheShard(capacity: pages / shardCount, pageSize: pageSize) }
             self.chunkStore = ChunkStore(budgetBytes: 0, shardCount: 1, chunker: chunker)
-        case .chunk:
+        case true:
             guard configuration.budgetBytes >= chunker.maximumBytes else {
                 throw PageCacheError(
                     .invalidArgument,
@@ -152,7 +163,7 @@ public final class SharedPageCache: Sendable {
             guard registry.images[ByteKey(id)] == nil else {
                 throw PageCacheError(.imageExists, "image \(id) is already attached")
             }
-            let counters = registry.counters(for: domain)
+            let counters = registry.counters(for: domain, self.configuration)
             registry.images[ByteKey(id)] = AttachedImage(
                 id: id, image: image, domain: domain, mode: mode, verify: verify, counters: counters)
         }
@@ -257,9 +268,12 @@ public final class SharedPageCache: Sendable {
     /// Limits `domain`'s resident bytes (nil: no limit). A domain at its quota replaces its own pages and
     /// never evicts another domain's; pages it cannot cache are read through without caching.
     public func setQuota(_ bytes: Int?, for domain: TrustDomain) {
-        let counters = self.registry.withLock { $0.counters(for: domain) }
+        let counters = self.registry.withLock { $0.counters(for: domain, self.configuration) }
         counters.quota = bytes
     }
+
+    /// What `domain` shares by (``Configuration/domainSharing``, else ``Configuration/sharing``).
+    public func sharing(for domain: TrustDomain) -> SharingUnit { self.configuration.sharing(for: domain) }
 
     /// `domain`'s quota in bytes (nil: none).
     public func quota(for domain: TrustDomain) -> Int? {
@@ -771,14 +785,7 @@ public final class SharedPageCache: Sendable {
                 }
                 return existing
             }
-            let chunkMap =
-                self.configuration.sharing == .chunk
-                ? ChunkMap(
-                    size: inode.size, windowBytes: self.chunkStore.windowBytes,
-                    maximumChunk: self.chunkStore.chunker.maximumBytes,
-                    archivePath: self.chunkMapArchive?.path(
-                        for: key, chunker: self.chunkStore.chunker, windowBytes: self.chunkStore.windowBytes))
-                : nil
+            let chunkMap = self.configuration.usesChunkStore ? self.chunkMap(key, size: inode.size, attached) : nil
             let file = SharedFile(
                 id: registry.nextFileID, key: key, size: inode.size, counters: attached.counters, first: sharer,
                 chunkMap: chunkMap)
@@ -788,6 +795,21 @@ public final class SharedPageCache: Sendable {
         }
         attached.remember(file, for: inode.nid)
         return file
+    }
+
+    /// A new chunk map for the content `key`: content-defined chunks kept across restarts, or private pieces
+    /// for a domain that shares whole files only.
+    private func chunkMap(_ key: FileKey, size: UInt64, _ attached: AttachedImage) -> ChunkMap {
+        let chunker = self.chunkStore.chunker
+        let windowBytes = self.chunkStore.windowBytes
+        guard attached.counters.sharing == .chunk else {
+            return ChunkMap(
+                size: size, windowBytes: windowBytes, maximumChunk: chunker.maximumBytes,
+                privatePieceBytes: min(self.configuration.pageSize, chunker.maximumBytes))
+        }
+        return ChunkMap(
+            size: size, windowBytes: windowBytes, maximumChunk: chunker.maximumBytes,
+            archivePath: self.chunkMapArchive?.path(for: key, chunker: chunker, windowBytes: windowBytes))
     }
 
     // MARK: Accounting
@@ -904,10 +926,8 @@ public final class SharedPageCache: Sendable {
 
     /// The usable page budget: whole pages in every shard.
     private var budgetBytes: Int {
-        switch self.configuration.sharing {
-        case .file: self.shards.count * self.shards[0].capacity * self.configuration.pageSize
-        case .chunk: self.chunkStore.budgetBytes
-        }
+        self.configuration.usesChunkStore
+            ? self.chunkStore.budgetBytes : self.shards.count * self.shards[0].capacity * self.configuration.pageSize
     }
 
     /// Bytes of bookkeeping beside the page data (slots, eviction lists, page index) and of the decoded

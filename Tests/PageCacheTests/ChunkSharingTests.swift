@@ -129,6 +129,58 @@ struct ChunkSharingTests {
         #expect(cache.statistics(for: x).chunkSavedBytes == 0 && cache.statistics(for: y).chunkSavedBytes == 0)
     }
 
+    @Test("a domain sharing whole files beside one sharing chunks: one budget, no chunk shared below its files")
+    func sharingPerDomain() async throws {
+        let chunks = try TrustDomain("chunks")
+        let files = try TrustDomain("files")
+        // The cache's default is `file`; one domain asks for chunks, so the chunk store holds the budget.
+        var configuration = SharedPageCache.Configuration(budgetBytes: 64 << 20, readaheadPages: 0, sharing: .file)
+        configuration.domainSharing = [chunks: .chunk]
+        let cache = try SharedPageCache(configuration: configuration)
+        #expect(cache.sharing(for: chunks) == .chunk && cache.sharing(for: files) == .file)
+        for (domain, name) in [(chunks, "c"), (files, "f")] {
+            try cache.attach(
+                try CacheFixtures.image([("lib.so", Self.version1)]), id: "\(name)1", domain: domain, mode: .xattr)
+            try cache.attach(
+                try CacheFixtures.image([("lib.so", Self.version2)]), id: "\(name)2", domain: domain, mode: .xattr)
+            try cache.attach(
+                try CacheFixtures.image([("lib.so", Self.version1)]), id: "\(name)3", domain: domain, mode: .xattr)
+            for (id, bytes) in [("1", Self.version1), ("2", Self.version2), ("3", Self.version1)] {
+                #expect(try await CacheFixtures.readAll(cache, name + id, "lib.so") == bytes)
+            }
+        }
+        await cache.drainReadahead()
+        let chunked = cache.statistics(for: chunks)
+        #expect(chunked.residentBytes == Self.uniqueChunkBytes([Self.version1, Self.version2]))
+        #expect(chunked.chunkSavedBytes > 0)
+        // The file domain: the two versions held whole, the equal file once (whole-file sharing only).
+        let whole = cache.statistics(for: files)
+        #expect(whole.residentBytes == Self.version1.count + Self.version2.count)
+        #expect(whole.savedBytes == Self.version1.count)
+        #expect(whole.chunkSavedBytes == 0)
+        #expect(cache.residentBytes == chunked.residentBytes + whole.residentBytes)
+        #expect(cache.summary.budgetBytes == 64 << 20)
+
+        // One budget under pressure: both domains stay exact and the budget holds.
+        var small = configuration
+        small.budgetBytes = 1 << 20
+        let tight = try SharedPageCache(configuration: small)
+        for (domain, name) in [(chunks, "c"), (files, "f")] {
+            try tight.attach(
+                try CacheFixtures.image([("lib.so", Self.version1)]), id: "\(name)1", domain: domain, mode: .xattr)
+            try tight.attach(
+                try CacheFixtures.image([("lib.so", Self.version2)]), id: "\(name)2", domain: domain, mode: .xattr)
+        }
+        for round in 0..<2 {
+            for name in ["c", "f"] {
+                #expect(try await CacheFixtures.readAll(tight, name + "1", "lib.so") == Self.version1, "\(round)")
+                #expect(try await CacheFixtures.readAll(tight, name + "2", "lib.so") == Self.version2, "\(round)")
+                #expect(tight.residentBytes <= 1 << 20)
+            }
+        }
+        #expect(tight.statistics(for: files).evictions > 0 && tight.statistics(for: chunks).evictions > 0)
+    }
+
     @Test("sixteen readers over a cache a tenth of the data: exact bytes, the budget holds, evictions happen")
     func budgetHoldsUnderConcurrentLoad() async throws {
         let budget = 640 << 10

@@ -56,7 +56,9 @@ struct DaemonTests {
         #expect((try? await get("/readyz")) == "", "nothing listens after shutdown")
     }
 
-    @Test("sharing: chunk over HTTP: two versions of a file served exact, ranges too; chunk savings in the admin API")
+    @Test(
+        "sharing: chunk over HTTP: two versions served exact, ranges too; chunk savings in the admin API; a domain sharing whole files beside it"
+    )
     func sharingByChunk() async throws {
         let version1 = PseudoRandomBytes.make(700_000, seed: 5)
         let version2 = PseudoRandomBytes.make(333, seed: 6) + version1[..<400_000] + version1[400_100...]
@@ -68,9 +70,12 @@ struct DaemonTests {
         configuration.server.listeners = [.tcp(host: "127.0.0.1", port: 0)]
         configuration.cache.budgetBytes = 16 << 20
         configuration.cache.sharing = .chunk
+        configuration.cache.domainSharing = [try TrustDomain("legacy"): .file]
         configuration.images = [
             ImageRecord(id: "old", path: old.path, domain: "app"),
             ImageRecord(id: "new", path: new.path, domain: "app"),
+            ImageRecord(id: "legacy-old", path: old.path, domain: "legacy"),
+            ImageRecord(id: "legacy-new", path: new.path, domain: "legacy"),
         ]
         let state = try TemporaryDirectory("daemon-state")
         defer { state.remove() }
@@ -96,6 +101,15 @@ struct DaemonTests {
             from: Data(try await Self.curl(["-s", "-m", "10", "\(base)/v1/admin/domains/app"])))
         #expect(domain.residentBytes < version1.count + version2.count / 10, "the second version costs little")
         #expect(domain.chunkSavedBytes > version2.count * 8 / 10 && domain.savedBytes == 0)
+        #expect(domain.sharing == "chunk")
+        for (id, bytes) in [("legacy-old", version1), ("legacy-new", version2)] {
+            #expect(try await Self.curl(["-s", "-m", "10", "\(base)/v1/images/\(id)/files/lib.so"]) == bytes)
+        }
+        let legacy = try JSONDecoder().decode(
+            AdminBodies.DomainStatus.self,
+            from: Data(try await Self.curl(["-s", "-m", "10", "\(base)/v1/admin/domains/legacy"])))
+        #expect(legacy.sharing == "file" && legacy.chunkSavedBytes == 0)
+        #expect(legacy.residentBytes == version1.count + version2.count, "whole files only: nothing shared below them")
         let maps = try FileManager.default.contentsOfDirectory(atPath: state.path + "/chunk-maps")
         #expect(maps.count == 2 && maps.allSatisfy { $0.hasSuffix(".chunks") }, "kept in the state directory: \(maps)")
         await daemon.shutdown()

@@ -4,8 +4,14 @@ import Synchronization
 /// time, each window cut when first read (single flight: other readers of the window wait). A window's
 /// first chunk starts at the window: a range read never needs the file cut from its start, at the cost of
 /// one forced boundary a MiB (the chunk after it finds the content-defined boundaries again).
+///
+/// A file of a domain that shares whole files only (``SharingUnit/file`` beside chunk-sharing domains, one
+/// budget) has a map of *private* chunks: fixed pieces under the file's own keys, shared with no other
+/// file, never hashed or kept across restarts.
 final class ChunkMap: Sendable {
     let windowBytes: Int
+    /// The size of the fixed pieces of a map of private chunks; nil: content-defined chunks, shared.
+    let privatePieceBytes: Int?
     /// Where the map is kept across restarts (``ChunkMapArchive``); nil: not kept.
     let archivePath: String?
     private let size: UInt64
@@ -19,13 +25,16 @@ final class ChunkMap: Sendable {
         var loaded: Bool
     }
 
-    init(size: UInt64, windowBytes: Int, maximumChunk: Int, archivePath: String? = nil) {
+    init(
+        size: UInt64, windowBytes: Int, maximumChunk: Int, archivePath: String? = nil, privatePieceBytes: Int? = nil
+    ) {
         self.windowBytes = windowBytes
-        self.archivePath = archivePath
+        self.privatePieceBytes = privatePieceBytes
+        self.archivePath = privatePieceBytes == nil ? archivePath : nil
         self.size = size
         self.maximumChunk = maximumChunk
         let count = Int((size + UInt64(windowBytes) - 1) / UInt64(windowBytes))
-        self.state = Mutex(State(windows: .init(repeating: nil, count: count), loaded: archivePath == nil))
+        self.state = Mutex(State(windows: .init(repeating: nil, count: count), loaded: self.archivePath == nil))
     }
 
     /// What asking for a window found.
@@ -105,7 +114,8 @@ final class ChunkMap: Sendable {
             let stamps = (0..<current.references.count).map { $0 == reference ? 0 : current.stamps[$0] }
             let updated = ChunkWindow(
                 number: window, start: current.start, references: current.references, stamps: stamps,
-                apart: current.apart.union([reference]), fromArchive: current.fromArchive)
+                apart: current.apart.union([reference]), fromArchive: current.fromArchive,
+                isPrivate: current.isPrivate)
             state.windows[window] = updated
             return updated
         }
@@ -132,18 +142,22 @@ final class ChunkWindow: Sendable {
     let apart: Set<Int>
     /// Read back from the archive rather than cut in this process: trusted only as far as the bytes agree.
     let fromArchive: Bool
+    /// Every chunk is the file's own (a domain sharing whole files only): keyed by file and offset, with no
+    /// identity to check.
+    let isPrivate: Bool
     /// The stamps, read and written by readers without a lock.
     let stamps: ChunkStamps
 
     init(
         number: Int, start: UInt64, references: [ChunkReference], stamps: [UInt64], apart: Set<Int> = [],
-        fromArchive: Bool = false
+        fromArchive: Bool = false, isPrivate: Bool = false
     ) {
         self.number = number
         self.start = start
         self.references = references
         self.apart = apart
         self.fromArchive = fromArchive
+        self.isPrivate = isPrivate
         self.stamps = ChunkStamps(stamps)
     }
 
@@ -161,7 +175,7 @@ final class ChunkWindow: Sendable {
     /// The store key of reference `index` for `file` in domain `domain`.
     func key(_ index: Int, domain: UInt32, file: UInt64) -> ChunkKey {
         let key = ChunkKey(self.references[index], domain: domain)
-        guard !self.apart.isEmpty && self.apart.contains(index) else { return key }
+        guard self.isPrivate || (!self.apart.isEmpty && self.apart.contains(index)) else { return key }
         return key.keptApart(file: file, offset: self.start + UInt64(self.references[index].start))
     }
 }

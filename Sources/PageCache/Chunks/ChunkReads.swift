@@ -73,11 +73,16 @@ extension SharedPageCache {
         var apart: Set<Int> = []
         var stored = 0
         var offset = 0
-        store.chunker.forEachChunk(of: UnsafeRawBufferPointer(bytes)) { chunk in
-            let reference = ChunkReference(start: offset, identity: store.identity(of: chunk))
+        let isPrivate = map.privatePieceBytes != nil
+        Self.forEachPiece(of: UnsafeRawBufferPointer(bytes), fixed: map.privatePieceBytes, chunker: store.chunker) {
+            chunk in
+            // A private piece needs no identity: its key is its file and offset.
+            let identity = isPrivate ? ChunkIdentity(low: 0, high: 0, length: chunk.count) : store.identity(of: chunk)
+            let reference = ChunkReference(start: offset, identity: identity)
             var key = ChunkKey(reference, domain: file.counters.chunkScope)
+            if isPrivate { key = key.keptApart(file: file.id, offset: start + UInt64(offset)) }
             var offer = store.shard(for: key).offer(key, bytes: chunk, owner: file.counters)
-            if offer == .differs {
+            if offer == .differs && !isPrivate {
                 apart.insert(references.count)
                 key = key.keptApart(file: file.id, offset: start + UInt64(offset))
                 offer = store.shard(for: key).offer(key, bytes: chunk, owner: file.counters)
@@ -93,7 +98,19 @@ extension SharedPageCache {
             offset += chunk.count
         }
         file.counters.add(.fills, stored)
-        return ChunkWindow(number: number, start: start, references: references, stamps: stamps, apart: apart)
+        return ChunkWindow(
+            number: number, start: start, references: references, stamps: stamps, apart: apart, isPrivate: isPrivate)
+    }
+
+    /// Calls `body` with each piece of `bytes`: content-defined chunks, or pieces of `fixed` bytes.
+    private static func forEachPiece(
+        of bytes: UnsafeRawBufferPointer, fixed: Int?, chunker: ContentDefinedChunker,
+        _ body: (UnsafeRawBufferPointer) -> Void
+    ) {
+        guard let fixed else { return chunker.forEachChunk(of: bytes, body) }
+        for start in stride(from: 0, to: bytes.count, by: fixed) {
+            body(UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + fixed, bytes.count)]))
+        }
     }
 
     /// Copies `range` of chunk `index` of `window` into `destination`; returns the window as it is now (a
@@ -124,7 +141,7 @@ extension SharedPageCache {
                 let source: Sharer
                 do {
                     source = try self.fillChunk(
-                        file, reference: reference, at: chunkOffset, into: memory, context: context)
+                        file, window: window, reference: reference, at: chunkOffset, into: memory, context: context)
                 } catch {
                     shard.abandon(key, slot: slot)
                     throw error
@@ -142,7 +159,8 @@ extension SharedPageCache {
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 let own = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(reference.length), alignment: 16)
                 defer { own.deallocate() }
-                try self.fillChunk(file, reference: reference, at: chunkOffset, into: own, context: ReadContext())
+                try self.fillChunk(
+                    file, window: window, reference: reference, at: chunkOffset, into: own, context: ReadContext())
                 switch shard.join(key, bytes: UnsafeRawBufferPointer(own), range: range, into: destination) {
                 case .joined(let stamp):
                     window.stamps[index] = stamp
@@ -164,17 +182,19 @@ extension SharedPageCache {
     /// instead of placing other bytes under the chunk.
     @discardableResult
     private func fillChunk(
-        _ file: SharedFile, reference: ChunkReference, at offset: UInt64, into memory: UnsafeMutableRawBufferPointer,
-        context: ReadContext
+        _ file: SharedFile, window: ChunkWindow, reference: ChunkReference, at offset: UInt64,
+        into memory: UnsafeMutableRawBufferPointer, context: ReadContext
     ) throws -> Sharer {
         let source = try self.fill(file, at: offset, into: memory, context: context)
-        try self.checkIdentity(of: memory, reference: reference, at: offset)
+        try self.checkIdentity(of: memory, window: window, reference: reference, at: offset)
         return source
     }
 
+    /// Checks a shared chunk's bytes against its recorded identity (a private piece has none to check).
     private func checkIdentity(
-        of bytes: UnsafeMutableRawBufferPointer, reference: ChunkReference, at offset: UInt64
+        of bytes: UnsafeMutableRawBufferPointer, window: ChunkWindow, reference: ChunkReference, at offset: UInt64
     ) throws {
+        guard !window.isPrivate else { return }
         let identity = self.chunkStore.identity(of: UnsafeRawBufferPointer(bytes))
         guard identity.low == reference.low, identity.high == reference.high else {
             throw ChunkMismatch(offset: offset, length: Int(reference.length))
@@ -202,7 +222,7 @@ extension SharedPageCache {
             let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<Int(reference.length)])
             do {
                 try Self.read(source, at: start, size: file.size, into: bytes, context: context)
-                try self.checkIdentity(of: bytes, reference: reference, at: start)
+                try self.checkIdentity(of: bytes, window: window, reference: reference, at: start)
             } catch {
                 return
             }

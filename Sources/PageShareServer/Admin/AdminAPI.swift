@@ -88,6 +88,7 @@ struct AdminAPI: Sendable {
         return self.cache.domains.map { domain in
             AdminBodies.DomainStatus(
                 name: domain.name, quotaBytes: self.cache.quota(for: domain), images: images[domain.name] ?? [],
+                sharing: self.cache.sharing(for: domain),
                 statistics: statistics[domain] ?? self.cache.statistics(for: domain))
         }
     }
@@ -97,7 +98,7 @@ struct AdminAPI: Sendable {
         let images = await self.catalog.imagesByDomain()
         return AdminBodies.DomainStatus(
             name: name, quotaBytes: self.cache.quota(for: domain), images: images[name] ?? [],
-            statistics: self.cache.statistics(for: domain))
+            sharing: self.cache.sharing(for: domain), statistics: self.cache.statistics(for: domain))
     }
 
     private func knownDomain(_ name: String) throws(Problem) -> TrustDomain {

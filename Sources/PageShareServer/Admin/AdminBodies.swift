@@ -12,6 +12,8 @@ public enum AdminBodies {
         /// Absent: no quota.
         public var quotaBytes: Int?
         public var images: [String]
+        /// What the domain shares by: `file` or `chunk`.
+        public var sharing: String
         public var residentBytes: Int
         /// Bytes the cache holds once instead of once per image: (sharers − 1) × resident bytes, summed.
         public var savedBytes: Int
@@ -24,10 +26,13 @@ public enum AdminBodies {
         public var evictions: Int
         public var verifyFailures: Int
 
-        init(name: String, quotaBytes: Int?, images: [String], statistics: DomainStatistics) {
+        init(
+            name: String, quotaBytes: Int?, images: [String], sharing: SharingUnit, statistics: DomainStatistics
+        ) {
             self.name = name
             self.quotaBytes = quotaBytes
             self.images = images
+            self.sharing = sharing.rawValue
             self.residentBytes = statistics.residentBytes
             self.savedBytes = statistics.savedBytes
             self.chunkSavedBytes = statistics.chunkSavedBytes

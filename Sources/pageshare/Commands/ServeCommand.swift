@@ -46,6 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ServeSettings.help("pageSize")) var pageSize: String?
     @Option(help: ServeSettings.help("readaheadPages")) var readaheadPages: String?
     @Option(help: ServeSettings.help("sharing")) var sharing: String?
+    @Option(name: .customLong("domain-sharing"), help: ServeSettings.help("domainSharing", "repeatable"))
+    var domainSharing: [String] = []
     @Option(help: ServeSettings.help("chunkSize")) var chunkSize: String?
     @Option(help: ServeSettings.help("maxConnections")) var maxConnections: String?
     @Option(help: ServeSettings.help("maxStreams")) var maxStreams: String?

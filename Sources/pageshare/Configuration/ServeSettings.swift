@@ -90,6 +90,19 @@ struct ServeSettings {
             "sharing", "what a domain shares: file (equal files) or chunk (equal content-defined chunks)",
             value: { $0.daemon.cache.sharing.rawValue }
         ) { $0.daemon.cache.sharing = try SharingUnit(rawValue: $1).orThrow("must be file or chunk") },
+        .list(
+            "domainSharing", "DOMAIN=file|chunk: a domain that shares otherwise than sharing says",
+            value: { $0.daemon.cache.domainSharing.map { "\($0.key.name)=\($0.value.rawValue)" }.sorted() }
+        ) { settings, values in
+            settings.daemon.cache.domainSharing = [:]
+            for value in values {
+                let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let domain = try? TrustDomain(parts[0]),
+                    let unit = SharingUnit(rawValue: parts[1])
+                else { throw SettingError("\(value): not DOMAIN=file or DOMAIN=chunk") }
+                settings.daemon.cache.domainSharing[domain] = unit
+            }
+        },
         .scalar(
             "chunkSize", "average content-defined chunk size, 1KiB to 64KiB (sharing: chunk)",
             value: { $0.daemon.cache.chunkAverageBytes }
