@@ -20,8 +20,21 @@ public struct CachedFile: Sendable {
     /// or past the end.
     /// - Throws: ``PageCacheError`` (`fillFailed`, with the image's `EROFSError` as cause) when no attached
     ///   image could supply a page.
+    /// Runs on the cache's ``SharedPageCache/fillExecutor`` whatever the caller's executor.
     public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await self.cache.read(self.file, reader: self.reader, at: offset, into: buffer)
+        try await self.cache.read(self.file, reader: self.reader, at: offset, into: .copy(into: buffer))
+    }
+
+    /// Reads up to `maxBytes` from `offset` (filling what is missing, single flight, on the cache's fill
+    /// executor) and lends them from the cache's memory: the bytes a miss just published are handed back
+    /// without copying them out. A loan may be shorter than asked, and nil when nothing could be lent (at
+    /// or past the end, or the cache did not keep the bytes: a domain at its quota, no room, eviction racing
+    /// the read): the caller reads the rest with ``read(at:into:)``.
+    /// - Throws: as ``read(at:into:)``.
+    public func readLent(at offset: UInt64, maxBytes: Int) async throws -> PageLoan? {
+        let count = try await self.cache.read(self.file, reader: self.reader, at: offset, into: .resident(maxBytes))
+        guard count > 0 else { return nil }
+        return self.cache.borrowResident(self.file, reader: self.reader, at: offset, maxBytes: count, counting: false)
     }
 
     /// Copies from `offset` into `buffer` as long as the pages are resident; returns the bytes copied (less

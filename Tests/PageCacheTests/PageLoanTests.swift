@@ -29,6 +29,27 @@ struct PageLoanTests {
         buffer.withUnsafeReadableBytes { $0.baseAddress }
     }
 
+    @Test("a miss hands back a loan of what it published: the bytes, counted once; nothing kept, nothing lent")
+    func missLendsWhatItFilled() async throws {
+        let bytes = CacheFixtures.content("missed", pages: 8)
+        for sharing in SharingUnit.allCases {
+            let cache = try SharedPageCache(
+                configuration: .init(budgetBytes: 1 << 20, shardCount: 1, readaheadPages: 0, sharing: sharing))
+            try cache.attach(try CacheFixtures.image([("f", bytes)]), id: "a", domain: self.domain, mode: .xattr)
+            let file = try self.open(cache, "f")
+            let loan = try #require(try await file.readLent(at: 5000, maxBytes: 5 * 4096), "\(sharing)")
+            #expect(loan.byteCount == 5 * 4096 && Self.bytes(of: loan) == Array(bytes[5000..<5000 + 5 * 4096]))
+            let statistics = cache.statistics(for: self.domain)
+            #expect(statistics.logicalReadBytes == 5 * 4096, "counted once: \(sharing)")
+            #expect(statistics.hits + statistics.misses > 0 && statistics.fills > 0)
+            #expect(try await file.readLent(at: UInt64(bytes.count), maxBytes: 4096) == nil, "nothing past the end")
+            // Over a domain at its quota of nothing, nothing is kept: nothing is lent, and a read copies.
+            cache.setQuota(0, for: self.domain)
+            _ = cache.dropPages(domain: self.domain)
+            #expect(try await file.readLent(at: 0, maxBytes: 4096) == nil, "\(sharing)")
+        }
+    }
+
     @Test func lentPagesAreViewsOfTheCachedBytes() async throws {
         let bytes = CacheFixtures.content("lent", pages: 8)
         let cache = try self.cache(budgetPages: 64, files: [("f", bytes)])

@@ -6,7 +6,7 @@ import Synchronization
 extension SharedPageCache {
     func readChunks(
         _ file: SharedFile, map: ChunkMap, reader: ImageCounters?, at offset: UInt64,
-        into buffer: UnsafeMutableRawBufferPointer
+        into buffer: ReadDestination
     ) async throws -> Int {
         guard offset < file.size, buffer.count > 0 else { return 0 }
         let total = Int(min(UInt64(buffer.count), file.size - offset))
@@ -21,8 +21,8 @@ extension SharedPageCache {
                 let count = min(total - done, Int(window.references[index].length) - within)
                 do {
                     window = try await self.copyChunk(
-                        file, map: map, window: window, index: index, range: within..<within + count,
-                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count]), reader: reader)
+                        file, map: map, window: window, index: index, range: buffer.copied(within..<within + count),
+                        into: buffer[done..<done + count], reader: reader)
                 } catch let mismatch as ChunkMismatch {
                     // A map read back from disk that does not agree with the bytes: cut the window again.
                     guard window.fromArchive else { throw mismatch.failure }
@@ -244,7 +244,7 @@ extension SharedPageCache {
     /// the bytes taken. Never waits or reads an image: the event-loop fast path.
     func takeResidentChunks(
         _ file: SharedFile, map: ChunkMap, reader: ImageCounters, at offset: UInt64, maxBytes: Int,
-        _ take: (ChunkShard, ChunkKey, UInt64, Range<Int>, Int) -> Bool
+        counting: Bool = true, _ take: (ChunkShard, ChunkKey, UInt64, Range<Int>, Int) -> Bool
     ) -> Int {
         guard offset < file.size, maxBytes > 0 else { return 0 }
         let total = Int(min(UInt64(maxBytes), file.size - offset))
@@ -268,7 +268,7 @@ extension SharedPageCache {
                 index += 1
             }
         }
-        self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits)
+        if counting { self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits) }
         return done
     }
 
@@ -281,7 +281,7 @@ extension SharedPageCache {
             file.readaheadEnd.load(ordering: .relaxed) < next,
             file.readaheadEnd.exchange(next, ordering: .relaxed) < next, map.window(Int(next)) == nil
         else { return }
-        self.startReadahead {
+        self.readahead.start {
             // A failing window is left for a reader to fail on; readahead only warms the cache.
             _ = try? await self.cutWindow(file, map: map, number: Int(next))
         }

@@ -177,18 +177,24 @@ extension RequestResponder {
         writer.writeBody(bytes, promise: written)
     }
 
-    /// Reads `count` bytes at `offset` through the cache off the event loop, then resumes the stream.
+    /// Reads `count` bytes at `offset` through the cache (which runs it on its fill threads), then resumes
+    /// the stream. Where pages are lent, the bytes a miss just published are lent too instead of copied out;
+    /// the pump asks again for whatever the loan did not cover.
     func fill(_ file: CachedFile, at offset: UInt64, count: Int) {
-        let promise = self.eventLoop.makePromise(of: ByteBuffer.self)
+        let promise = self.eventLoop.makePromise(of: Chunk.self)
         let allocator = self.allocator
+        let lend = self.plane.pageWrites == .lend
         Task(executorPreference: self.plane.cache.fillExecutor) {
             do {
+                if lend, let loan = try await file.readLent(at: offset, maxBytes: count) {
+                    return promise.succeed(.lent(loan))
+                }
+                var buffer = allocator.buffer(capacity: count)
                 let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
                 defer { scratch.deallocate() }
                 let read = try await file.read(at: offset, into: scratch)
-                var buffer = allocator.buffer(capacity: read)
                 buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<read]))
-                promise.succeed(buffer)
+                promise.succeed(.filled(buffer))
             } catch {
                 promise.fail(error)
             }
@@ -197,7 +203,10 @@ extension RequestResponder {
             guard let stream = self.stream else { return }  // the connection or stream went away meanwhile
             stream.fillInFlight = false
             switch result {
-            case .success(let buffer) where buffer.readableBytes == count:
+            case .success(.lent(let loan)):
+                self.emit(.lent(loan), stream: stream)
+                self.pump()
+            case .success(.filled(let buffer)) where buffer.readableBytes == count:
                 self.emit(.filled(buffer), stream: stream)
                 self.pump()
             case .success:
