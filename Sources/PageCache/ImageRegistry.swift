@@ -47,6 +47,13 @@ public final class ImageRegistry: Sendable {
     /// Ids of the attached images.
     public var imageIDs: [String] { self.state.withLock { $0.images.keys.map(\.string).sorted() } }
 
+    /// Ids of the attached images of each domain that has one, sorted.
+    public var imageIDsByDomain: [TrustDomain: [String]] {
+        self.state.withLock { state in
+            state.images.values.reduce(into: [:]) { $0[$1.domain, default: []].append($1.id) }
+        }.mapValues { $0.sorted() }
+    }
+
     /// The domains known (those of attached images, past or present, and those given a quota).
     public var domains: [TrustDomain] {
         self.state.withLock { Array($0.domains.keys) }.sorted { $0.name < $1.name }

@@ -25,8 +25,8 @@ extension SharedPageCache {
             readErrors: self.readErrors.load(ordering: .relaxed), to: factory)
         self.decompressionMetrics.publish(to: factory)
         if perImage {
-            let statistics = self.imageIDs.reduce(into: [ByteKey: ImageStatistics]()) { result, id in
-                result[ByteKey(id)] = try? self.statistics(forImage: id)
+            let statistics = snapshot.images.reduce(into: [ByteKey: ImageStatistics]()) { result, attached in
+                result[ByteKey(attached.id)] = self.statistics(of: attached)
             }
             self.imageMetrics.publish(statistics, to: factory)
         }
@@ -35,7 +35,10 @@ extension SharedPageCache {
     /// Accounting of attached image `imageID`.
     /// - Throws: ``PageCacheError`` (`unknownImage`).
     public func statistics(forImage imageID: String) throws -> ImageStatistics {
-        let attached = try self.attachedImage(imageID, reading: false)
+        self.statistics(of: try self.attachedImage(imageID, reading: false))
+    }
+
+    private func statistics(of attached: AttachedImage) -> ImageStatistics {
         let files = attached.touchedFiles()
         let pages = files.reduce(0) { $0 + $1.residentPages.load(ordering: .relaxed) }
         let chunks = files.reduce(0) { $0 + self.residentChunkBytes(of: $1) }

@@ -162,11 +162,6 @@ public final class SharedPageCache: Sendable {
         return true
     }
 
-    /// Why image `id` was marked changed, or nil.
-    public func changeReason(imageID id: String) -> String? {
-        self.registry.attachment(id: id)?.changeReason
-    }
-
     /// Drops the pages and chunks of files no attached image holds any more, and their kept chunk maps.
     private func forget(_ orphans: [SharedFile]) {
         self.purgePages(of: orphans)
@@ -205,17 +200,6 @@ public final class SharedPageCache: Sendable {
         self.registry.setQuota(bytes, for: domain)
     }
 
-    /// What `domain` shares by (``Configuration/domainSharing``, else ``Configuration/sharing``).
-    public func sharing(for domain: TrustDomain) -> SharingUnit { self.registry.sharing(for: domain) }
-
-    /// `domain`'s quota in bytes (nil: none).
-    public func quota(for domain: TrustDomain) -> Int? {
-        self.registry.quota(for: domain)
-    }
-
-    /// The domains known to the cache (those of attached images, past or present, and those given a quota).
-    public var domains: [TrustDomain] { self.registry.domains }
-
     /// The image attached as `id`, for metadata (lookups, stat, listings) outside the cache.
     /// - Parameter visible: whether a caller may see images of a domain; an image it may not see is reported
     ///   exactly like one that is not attached.
@@ -223,9 +207,6 @@ public final class SharedPageCache: Sendable {
     public func image(id: String, visible: (TrustDomain) -> Bool = { _ in true }) throws -> Image {
         try self.attachedImage(id, visible: visible).image
     }
-
-    /// Ids of the attached images.
-    public var imageIDs: [String] { self.registry.imageIDs }
 
     // MARK: Reads
 

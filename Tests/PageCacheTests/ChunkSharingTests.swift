@@ -137,7 +137,7 @@ struct ChunkSharingTests {
         var configuration = SharedPageCache.Configuration(budgetBytes: 64 << 20, readaheadPages: 0, sharing: .file)
         configuration.domainSharing = [chunks: .chunk]
         let cache = try SharedPageCache(configuration: configuration)
-        #expect(cache.sharing(for: chunks) == .chunk && cache.sharing(for: files) == .file)
+        #expect(cache.registry.sharing(for: chunks) == .chunk && cache.registry.sharing(for: files) == .file)
         for (domain, name) in [(chunks, "c"), (files, "f")] {
             try cache.attach(
                 try CacheFixtures.image([("lib.so", Self.version1)]), id: "\(name)1", domain: domain, mode: .xattr)

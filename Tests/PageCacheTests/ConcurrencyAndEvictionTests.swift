@@ -112,7 +112,7 @@ struct ConcurrencyAndEvictionTests {
                 try? cache.detach(id: "a")
             }
         }
-        #expect(cache.imageIDs == ["b"])
+        #expect(cache.registry.imageIDs == ["b"])
         for (name, bytes) in files { #expect(try await CacheFixtures.readAll(cache, "b", name) == bytes) }
     }
 

@@ -125,7 +125,7 @@ final class AdminAPITests {
         #expect(tooLarge.status == 413)
         let list = try Self.json(try await server.send("GET", "/v1/admin/images"))
         #expect((list["images"] as? [Any])?.count == 1, "failed requests attached nothing")
-        #expect(server.cache.imageIDs == ["one"])
+        #expect(server.cache.registry.imageIDs == ["one"])
         await server.stop()
     }
 
@@ -147,7 +147,7 @@ final class AdminAPITests {
         #expect(domain["images"] as? [String] == ["one", "two"] && domain["quotaBytes"] == nil)
         let quota = try await server.send("PUT", "/v1/admin/domains/team/quota", json: #"{"bytes":1048576}"#)
         #expect(try Self.json(quota)["quotaBytes"] as? Int == 1_048_576)
-        #expect(server.cache.quota(for: try TrustDomain("team")) == 1_048_576)
+        #expect(server.cache.registry.quota(for: try TrustDomain("team")) == 1_048_576)
         let cache = try Self.json(try await server.send("GET", "/v1/admin/cache"))
         #expect(cache["residentBytes"] as? Int == 8192 && cache["attachedImages"] as? Int == 2)
         #expect(cache["budgetBytes"] as? Int == 64 << 20 && cache["pageSize"] as? Int == 4096)
@@ -210,7 +210,7 @@ final class AdminAPITests {
         #expect(after?.map { $0["id"] as? String } == ["one", "two"])
         #expect(after?.allSatisfy { $0["state"] as? String != "failed" } == true)
         #expect(try await again.get("/v1/images/two/files/page").body == ServedTree.content("page"))
-        #expect(again.cache.quota(for: try TrustDomain("default")) == 65536)
+        #expect(again.cache.registry.quota(for: try TrustDomain("default")) == 65536)
         #expect(try await again.send("DELETE", "/v1/admin/images/one").status == 204)
         await again.stop()
 
@@ -283,7 +283,7 @@ final class AdminAPITests {
             "POST", "/v1/admin/images", json: #"{"id":"forged","path":"\#(forged)","check":true}"#)
         #expect(refused.status == 422 && refused.problemType == "urn:pageshare:problem:image-unusable")
         #expect(refused.bodyText.contains("/\(path): corrupt image: content does not match"), "\(refused.bodyText)")
-        #expect(server.cache.imageIDs.isEmpty)
+        #expect(server.cache.registry.imageIDs.isEmpty)
         let unchecked = try await server.send("POST", "/v1/admin/images", json: #"{"id":"forged","path":"\#(forged)"}"#)
         #expect(unchecked.status == 201, "without check the image's own label is trusted")
         let good = try Fixtures.manifest("ishare-plain-B").imagePath

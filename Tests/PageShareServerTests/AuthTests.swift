@@ -105,7 +105,7 @@ struct AuthTests {
         #expect(try await server.get("/healthz").status == 200)
         #expect(try await server.get("/readyz").status == 200)
         #expect(try await server.send("DELETE", "/v1/admin/images/ia", token: Self.tenantAToken).status == 403)
-        #expect(server.cache.imageIDs == ["ia", "ib", "ic"], "a tenant detached nothing")
+        #expect(server.cache.registry.imageIDs == ["ia", "ib", "ic"], "a tenant detached nothing")
         let metrics = try await server.send("GET", "/metrics", token: Self.adminToken).bodyText
         #expect(MetricsEndpointTests.value(metrics, #"pageshare_http_auth_failures_total{reason="missing"}"#) == 3)
         #expect(MetricsEndpointTests.value(metrics, #"pageshare_http_auth_failures_total{reason="invalid"}"#) == 7)

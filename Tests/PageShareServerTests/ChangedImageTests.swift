@@ -72,7 +72,7 @@ struct ChangedImageTests {
         await #expect(throws: PageCacheError(.imageChanged, "")) {
             try await cache.read(imageID: "img", path: "a", at: 0, into: buffer)
         }
-        #expect(cache.changeReason(imageID: "img")?.contains("changed on disk") == true)
+        #expect(cache.registry.attachment(id: "img")?.changeReason?.contains("changed on disk") == true)
         try cache.detach(id: "img")
         try cache.attach(try image.open(), id: "img", domain: try TrustDomain("d"), mode: .none)
         #expect(try await cache.read(imageID: "img", path: "a", at: 0, into: buffer) == 4096)

@@ -65,7 +65,7 @@ struct UnicodeNameTests {
         #expect(gone.status == 404)
         let kept = try await server.get("/v1/images/\(Self.encoded(second))/files/\(Self.encoded(Self.nfc))")
         #expect(kept.status == 200 && kept.bodyText == "precomposed\n", "\(kept.bodyText)")
-        #expect(server.cache.imageIDs.map { Array($0.utf8) } == [Array(second.utf8)])
+        #expect(server.cache.registry.imageIDs.map { Array($0.utf8) } == [Array(second.utf8)])
         await server.stop()
     }
 }

@@ -9,6 +9,8 @@ import PageCache
 struct AdminAPI: Sendable {
     let catalog: ImageCatalog
     var cache: SharedPageCache { self.catalog.cache }
+    /// Images, domains and quotas as attached: read here, changed through the catalog.
+    var registry: ImageRegistry { self.catalog.cache.registry }
 
     /// A response: status, JSON body (nil: none), and a `Location` for a created resource.
     struct Reply: Sendable {
@@ -54,10 +56,10 @@ struct AdminAPI: Sendable {
             }
         case 1 where segments[0] == "domains":
             guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
-            return try Self.ok(AdminBodies.DomainList(domains: await self.domains()))
+            return try Self.ok(AdminBodies.DomainList(domains: self.domains()))
         case 2 where segments[0] == "domains":
             guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
-            return try Self.ok(try await self.domain(segments[1]))
+            return try Self.ok(try self.domain(segments[1]))
         case 3 where segments[0] == "domains" && segments[2] == "quota":
             let name = segments[1]
             let bytes: Int?
@@ -67,7 +69,7 @@ struct AdminAPI: Sendable {
             default: throw Problem.methodNotAllowed(method, allowed: "PUT, DELETE")
             }
             try await Self.control { () throws(ControlError) in try await self.catalog.setQuota(bytes, domain: name) }
-            return try Self.ok(try await self.domain(name))
+            return try Self.ok(try self.domain(name))
         case 3 where segments[0] == "domains" && segments[2] == "pages":
             guard method == .DELETE else { throw Problem.methodNotAllowed(method, allowed: "DELETE") }
             let domain = try self.knownDomain(segments[1])
@@ -82,27 +84,28 @@ struct AdminAPI: Sendable {
 
     // MARK: Views
 
-    private func domains() async -> [AdminBodies.DomainStatus] {
+    /// Every domain the registry knows, with its images, quota, unit of sharing and accounting.
+    private func domains() -> [AdminBodies.DomainStatus] {
         let statistics = self.cache.allStatistics()
-        let images = await self.catalog.imagesByDomain()
-        return self.cache.domains.map { domain in
-            AdminBodies.DomainStatus(
-                name: domain.name, quotaBytes: self.cache.quota(for: domain), images: images[domain.name] ?? [],
-                sharing: self.cache.sharing(for: domain),
-                statistics: statistics[domain] ?? self.cache.statistics(for: domain))
-        }
+        let images = self.registry.imageIDsByDomain
+        return self.registry.domains.map { self.status(of: $0, images: images[$0] ?? [], statistics[$0]) }
     }
 
-    private func domain(_ name: String) async throws(Problem) -> AdminBodies.DomainStatus {
+    private func domain(_ name: String) throws(Problem) -> AdminBodies.DomainStatus {
         let domain = try self.knownDomain(name)
-        let images = await self.catalog.imagesByDomain()
-        return AdminBodies.DomainStatus(
-            name: name, quotaBytes: self.cache.quota(for: domain), images: images[name] ?? [],
-            sharing: self.cache.sharing(for: domain), statistics: self.cache.statistics(for: domain))
+        return self.status(of: domain, images: self.registry.imageIDsByDomain[domain] ?? [], nil)
+    }
+
+    private func status(
+        of domain: TrustDomain, images: [String], _ statistics: DomainStatistics?
+    ) -> AdminBodies.DomainStatus {
+        AdminBodies.DomainStatus(
+            name: domain.name, quotaBytes: self.registry.quota(for: domain), images: images,
+            sharing: self.registry.sharing(for: domain), statistics: statistics ?? self.cache.statistics(for: domain))
     }
 
     private func knownDomain(_ name: String) throws(Problem) -> TrustDomain {
-        guard let domain = try? TrustDomain(name), self.cache.domains.contains(domain) else {
+        guard let domain = try? TrustDomain(name), self.registry.domains.contains(domain) else {
             throw Problem("unknown-domain", .notFound, "no domain \(name) is known")
         }
         return domain

@@ -59,7 +59,7 @@ extension ImageCatalog {
         for (key, entry) in self.entries where entry.origin == .directory {
             let wanted = found[key]
             let replaced =
-                entry.mode != nil && (self.cache.changeReason(imageID: key.string) != nil || !Self.isSameFile(entry))
+                entry.isAttached && !self.isUnchangedOnDisk(key.string, at: entry.record.path)
             if wanted == nil || wanted != entry.record || replaced {
                 try? self.detach(id: key.string)
             }
@@ -67,7 +67,7 @@ extension ImageCatalog {
         var previousFailures: [ByteKey: String?] = [:]
         for (key, record) in found.sorted(by: { $0.value.path < $1.value.path }) {
             if let entry = self.entries[key] {
-                guard entry.origin == .directory, entry.mode == nil else {
+                guard entry.origin == .directory, !entry.isAttached else {
                     if entry.origin != .directory, entry.record.path != record.path {
                         self.logger.warning(
                             "image directory: the id is taken by an image attached otherwise",
@@ -124,10 +124,12 @@ extension ImageCatalog {
         return lstat(path, &status) == 0 && status.st_mode & S_IFMT == type
     }
 
-    /// Whether the file at an attached entry's path is still the one that was opened.
-    private static func isSameFile(_ entry: Entry) -> Bool {
-        guard let file = entry.image?.file else { return true }
-        guard let atPath = FileStatus(path: entry.record.path) else { return false }
+    /// Whether attached image `id` is not marked changed and the file at `path` is still the one opened.
+    private func isUnchangedOnDisk(_ id: String, at path: String) -> Bool {
+        guard let attachment = self.cache.registry.attachment(id: id) else { return false }
+        guard attachment.changeReason == nil else { return false }
+        guard let file = attachment.image.file else { return true }
+        guard let atPath = FileStatus(path: path) else { return false }
         return atPath.isSameFile(as: file.openedStatus)
     }
 }

@@ -7,8 +7,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// The control plane: which images are attached, from where, in what state; domain quotas; and the state
-/// directory that makes admin-API changes survive a restart or a crash.
+/// The control plane: the images' records (from where, by whom, why one failed), domain quotas, and the
+/// state directory that makes admin-API changes survive a restart or a crash. What is attached, in which
+/// mode and whether it changed on disk is the cache's ``ImageRegistry``'s to say; the catalog reads it there.
 ///
 /// An actor (control-plane traffic only; reads never touch it). Each change is one synchronous step on the
 /// actor (no suspension between checking and applying), and a change made through the admin API is written
@@ -34,13 +35,12 @@ public actor ImageCatalog {
     struct Entry {
         var record: ImageRecord
         var origin: ImageOrigin
-        /// The mode in effect; nil when the image is not attached (`failure` says why).
-        var mode: FingerprintMode?
+        /// Why the image is not attached; nil when it is (the registry has it).
         var failure: String?
-        /// The opened image, while attached.
-        var image: Image? = nil
         /// What happened to the file on disk that is not a change of its bytes (renamed, deleted).
         var notice: String? = nil
+
+        var isAttached: Bool { self.failure == nil }
     }
 
     /// - Parameter store: the state directory; nil keeps admin-API changes in memory only.
@@ -94,7 +94,7 @@ public actor ImageCatalog {
 
     /// An image that could not be attached: listed as `failed` with the reason, and logged.
     func recordFailure(_ record: ImageRecord, origin: ImageOrigin, _ error: ControlError, log: Bool = true) {
-        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, mode: nil, failure: error.message)
+        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, failure: error.message)
         self.failedImages.add(1, ordering: .relaxed)
         guard log else { return }
         self.logger.error(
@@ -111,7 +111,7 @@ public actor ImageCatalog {
     @discardableResult
     public func retryConfigured() -> [String] {
         var attached: [String] = []
-        for (key, entry) in self.entries where entry.origin == .configuration && entry.mode == nil {
+        for (key, entry) in self.entries where entry.origin == .configuration && !entry.isAttached {
             self.entries[key] = nil
             do throws(ControlError) {
                 let (image, mode) = try self.prepare(entry.record, taken: "", checking: true)
@@ -148,7 +148,9 @@ public actor ImageCatalog {
     /// pages and fails its reads; a rename or deletion is only reported, since the open descriptor still
     /// holds the attached bytes.
     public func fileEvent(id: String) {
-        guard var entry = self.entries[ByteKey(id)], entry.mode != nil, let image = entry.image else { return }
+        guard var entry = self.entries[ByteKey(id)], entry.isAttached,
+            let image = self.cache.registry.attachment(id: id)?.image
+        else { return }
         if let reason = image.contentChange() {
             self.cache.markChanged(id: id, image: image, reason: reason)
             return
@@ -210,10 +212,10 @@ public actor ImageCatalog {
             try self.store?.save(state)
         }
         self.entries[ByteKey(id)] = nil
-        if entry.mode == nil { self.failedImages.subtract(1, ordering: .relaxed) }
+        if !entry.isAttached { self.failedImages.subtract(1, ordering: .relaxed) }
         self.digestTasks.removeValue(forKey: ByteKey(id))?.cancel()
         self.watcher?.unwatch(id: id)
-        if entry.mode != nil { try? self.cache.detach(id: id) }
+        if entry.isAttached { try? self.cache.detach(id: id) }
         self.logger.info("detached", metadata: ["image": "\(id)"])
     }
 
@@ -243,13 +245,6 @@ public actor ImageCatalog {
         return status
     }
 
-    /// Ids of the images attached in each domain (failed ones excluded).
-    public func imagesByDomain() -> [String: [String]] {
-        self.entries.values.filter { $0.mode != nil }.reduce(into: [:]) { result, entry in
-            result[entry.record.domain, default: []].append(entry.record.id)
-        }.mapValues { $0.sorted() }
-    }
-
     // MARK: Internals
 
     /// What the state directory holds: the images attached through the admin API, and the quotas (only this
@@ -257,23 +252,24 @@ public actor ImageCatalog {
     private var persistentState: PersistentState {
         PersistentState(
             images: self.entries.values.filter { $0.origin == .api }.map(\.record).sorted { $0.id < $1.id },
-            quotas: self.cache.domains.reduce(into: [:]) { quotas, domain in
-                quotas[domain.name] = self.cache.quota(for: domain)
+            quotas: self.cache.registry.domains.reduce(into: [:]) { quotas, domain in
+                quotas[domain.name] = self.cache.registry.quota(for: domain)
             })
     }
 
     private func status(of id: String) -> ImageStatus? {
         guard let entry = self.entries[ByteKey(id)] else { return nil }
         let record = entry.record
+        let attachment = entry.isAttached ? self.cache.registry.attachment(id: id) : nil
         var status = ImageStatus(
             id: record.id, path: record.path, domain: record.domain, fingerprint: record.fingerprint,
-            mode: entry.mode?.rawValue, verify: record.verify, devices: record.devices, origin: entry.origin,
+            mode: attachment?.mode.rawValue, verify: record.verify, devices: record.devices, origin: entry.origin,
             state: .failed, reason: entry.failure)
-        guard entry.mode != nil else { return status }
+        guard let attachment else { return status }
         status.state = .ready
         status.reason = entry.notice
         status.statistics = (try? self.cache.statistics(forImage: id)).map(ImageStatus.Statistics.init)
-        if entry.mode == .digest, let progress = try? self.cache.digestProgress(imageID: id) {
+        if attachment.mode == .digest, let progress = try? self.cache.digestProgress(imageID: id) {
             status.progress = ImageStatus.Progress(progress)
             switch progress.state {
             case .idle, .hashing: status.state = .attaching
@@ -281,7 +277,7 @@ public actor ImageCatalog {
             case .failed(let reason): status.reason = "digests are computed on first read: \(reason)"
             }
         }
-        if let change = self.cache.changeReason(imageID: id) {
+        if let change = attachment.changeReason {
             status.state = .changed
             status.reason = change
         }
@@ -346,8 +342,7 @@ public actor ImageCatalog {
         } catch {
             throw ControlError(.imageExists, "image \(record.id): \(error)")
         }
-        self.entries[ByteKey(record.id)] = Entry(
-            record: record, origin: origin, mode: mode, failure: nil, image: image)
+        self.entries[ByteKey(record.id)] = Entry(record: record, origin: origin, failure: nil)
         if self.watcher == nil {
             self.watcher = ImageFileWatcher { [weak self] id in Task { await self?.fileEvent(id: id) } }
         }
