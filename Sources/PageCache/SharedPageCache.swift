@@ -36,6 +36,8 @@ public final class SharedPageCache: Sendable {
         public var chunkAverageBytes: Int
         /// Where shared files' chunk maps are kept across restarts (created 0700 if missing); nil: not kept.
         public var chunkMapDirectory: String? = nil
+        /// Kept chunk maps not used for this long are removed when the cache is made.
+        public var chunkMapRetention: Duration = .seconds(30 * 24 * 3600)
         /// Every chunk identity made equal, so that only the byte comparison keeps different chunks apart
         /// (tests of that guard).
         var collidingChunkIdentities = false
@@ -119,6 +121,10 @@ public final class SharedPageCache: Sendable {
                 throw PageCacheError(.invalidArgument, "cannot create the chunk map directory \(directory): \(error)")
             }
             self.chunkMapArchive = ChunkMapArchive(directory: directory)
+            let removed = ChunkMapArchive.sweep(directory, unusedFor: configuration.chunkMapRetention)
+            if removed > 0 {
+                logger.info("removed chunk maps unused for the retention period", metadata: ["count": "\(removed)"])
+            }
         } else {
             self.chunkMapArchive = nil
         }

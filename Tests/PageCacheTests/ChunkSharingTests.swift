@@ -251,9 +251,10 @@ struct ChunkSharingTests {
         #expect(cache.residentBytes == 0)
     }
 
-    static func archivedCache(_ directory: String?) throws -> SharedPageCache {
+    static func archivedCache(_ directory: String?, retention: Duration? = nil) throws -> SharedPageCache {
         var configuration = SharedPageCache.Configuration(budgetBytes: 64 << 20, readaheadPages: 0, sharing: .chunk)
         configuration.chunkMapDirectory = directory
+        if let retention { configuration.chunkMapRetention = retention }
         return try SharedPageCache(configuration: configuration)
     }
 
@@ -294,6 +295,34 @@ struct ChunkSharingTests {
         // Detaching the last image of the content removes its map.
         try first.detach(id: "a")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
+    @Test("kept maps unused for the retention period are swept when a cache is made; reading one keeps it")
+    func unusedMapsAreSwept() async throws {
+        let directory = try TemporaryDirectory("chunk-maps")
+        defer { directory.remove() }
+        let image = try CacheFixtures.image([("lib.so", Self.version1)])
+        let first = try Self.archivedCache(directory.path)
+        try first.attach(image, id: "a", domain: try TrustDomain("x"), mode: .xattr)
+        #expect(try await CacheFixtures.readAll(first, "a", "lib.so") == Self.version1)
+        let used = directory.path + "/" + (try FileManager.default.contentsOfDirectory(atPath: directory.path))[0]
+        // A map of content gone while the daemon was down, and a file that is not a map: 60 days old; the
+        // map in use was last written 20 days ago.
+        let gone = directory.path + "/" + String(repeating: "ab", count: 32) + ".chunks"
+        let other = directory.path + "/notes.txt"
+        for (path, days) in [(gone, 60.0), (other, 60), (used, 20)] {
+            if path != used { #expect(FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))) }
+            let old = Date().addingTimeInterval(-days * 24 * 3600)
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: path)
+        }
+        // A restart (30-day retention: the 60-day-old map goes), then a first open reads the map in use,
+        // which marks it used: a later sweep with a 10-day retention keeps it.
+        let (read, fills) = try await Self.coldRead(directory.path, image, "lib.so", at: 0, count: 4096)
+        #expect(read == Array(Self.version1[0..<4096]) && fills <= 2, "the map was read, not cut again")
+        #expect(!FileManager.default.fileExists(atPath: gone))
+        _ = try Self.archivedCache(directory.path, retention: .seconds(10 * 24 * 3600))
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
+        #expect(left == [(used as NSString).lastPathComponent, "notes.txt"], "\(left)")
     }
 
     @Test("a damaged archive or one that no longer agrees with the bytes costs a cut, never wrong bytes")

@@ -31,6 +31,8 @@ struct ChunkMapArchive: Sendable {
     /// record of a window replaces an earlier one). Empty when there is no file.
     static func load(_ path: String, size: UInt64, windowBytes: Int, maximumChunk: Int) -> [Int: [ChunkReference]] {
         guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+        // Its modification time says when it was last used (read here, or appended to): see `sweep`.
+        utimensat(AT_FDCWD, path, nil, 0)
         var windows: [Int: [ChunkReference]] = [:]
         data.withUnsafeBytes { raw in
             var offset = 0
@@ -84,6 +86,25 @@ struct ChunkMapArchive: Sendable {
         guard descriptor >= 0 else { return }
         defer { close(descriptor) }
         _ = record.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// Removes the archives of `directory` not used (read at a first open, or appended to) in the last
+    /// `unused`: the maps of content detached while the daemon was down, or not read for that long, would
+    /// otherwise stay for ever (a map is 0.7 % of its content, and a removed one only costs a cut). Returns
+    /// the number removed.
+    static func sweep(_ directory: String, unusedFor unused: Duration, now: Date = Date()) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return 0 }
+        let cutoff = now.timeIntervalSince1970 - Double(unused.components.seconds)
+        var removed = 0
+        for name in names where name.hasSuffix(".chunks") {
+            let path = directory + "/" + name
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+                Double(status.st_mtim.tv_sec) < cutoff, unlink(path) == 0
+            else { continue }
+            removed += 1
+        }
+        return removed
     }
 
     /// Whether `references` cover window `number` of a `size`-byte file exactly, in order, none longer than
