@@ -5,8 +5,7 @@ import Synchronization
 /// read page by page, a hit copied under its shard's lock, a miss filled once (single flight) from the first
 /// sharer that can supply it.
 extension SharedPageCache {
-    /// Reads through the page store (a cache sharing whole files only): page by page, each a hit or a
-    /// single-flight fill.
+    /// Reads `buffer.count` bytes from `offset` (fewer at the end); returns the count.
     func readPages(
         _ file: SharedFile, reader: ImageCounters?, at offset: UInt64, into buffer: ReadDestination
     ) async throws -> Int {
@@ -98,8 +97,9 @@ extension SharedPageCache {
                 return
             case .bypass:
                 // At quota with nothing of its own to replace here, or no slot to be had: serve from a private
-                // page, cache nothing.
+                // page, cache nothing (and for a caller that only wants the page resident, do nothing).
                 self.release(reservation, file.counters)
+                guard !range.isEmpty else { return }
                 file.counters.add(.misses, 1)
                 reader?.misses.wrappingAdd(1, ordering: .relaxed)
                 let scratch = UnsafeMutableRawBufferPointer.allocate(
