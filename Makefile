@@ -5,7 +5,7 @@ SWIFT        ?= swift
 # What building and serving need (mkfs.erofs makes the demo images); the test tools come with `make test`.
 DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl
 TEST_PACKAGES := openssl shellcheck yamllint systemd python3-pip python3-h2 prometheus util-linux man-db
-BENCH_PACKAGES := nginx nghttp2-client
+BENCH_PACKAGES := nginx h2o nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO         := demo
 FUZZ_SECONDS ?= 600

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark: h2load against `pageshare serve` (sharing by file, and a second daemon sharing by chunk)
-# and against nginx serving the same files from a kernel mount of the same EROFS image, one after the
-# other on this machine. Needs root (mount), nginx, h2load
-# (nghttp2-client); `make bench` installs them. Not a test: it prints figures and ratios.
+# and against nginx and h2o serving the same files from a kernel mount of the same EROFS image, one after
+# the other on this machine. Needs root (mount), nginx, h2o, h2load (nghttp2-client); `make bench` installs
+# them (h2o is skipped when missing). Not a test: it prints figures and ratios.
 #
 #   bench/http.sh [REQUESTS]      # requests per scenario (default 200000; (b) uses a tenth)
 #   SCENARIOS=ac bench/http.sh    # only the scenarios named (letters; default abcd)
@@ -14,13 +14,15 @@
 #   b) 1 MiB range GETs, 32 connections x 16 streams
 #   c) 4 KiB range GETs, 100 connections x 100 streams
 #   d) 1 MiB range GETs over HTTP/1.1, 32 connections (PageShare writes lent cache pages, nginx sendfile)
+#   e) whole small files (2,000 bytes), 32 connections x 16 streams
+#   f) 4 KiB range GETs over HTTP/1.1 keep-alive, 32 connections
 # Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log), server
-# CPU per request (utime + stime of its processes over the run / requests) and peak RSS (VmHWM; nginx:
-# master + workers).
+# CPU per request (utime + stime of its processes over the run / requests) and peak RSS (VmHWM; nginx and
+# h2o: master + workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
-SCENARIOS=${SCENARIOS:-abcd}
+SCENARIOS=${SCENARIOS:-abcdef}
 ROUNDS=${ROUNDS:-1}
 [ "$(id -u)" = 0 ] || { echo "bench/http.sh: needs root to mount the image for nginx" >&2; exit 1; }
 for tool in nginx h2load mkfs.erofs; do
@@ -35,6 +37,7 @@ cleanup() {
     if [ -n "$pageshare_pid" ]; then kill "$pageshare_pid" 2>/dev/null || true; fi
     if [ -n "$chunk_pid" ]; then kill "$chunk_pid" 2>/dev/null || true; fi
     if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
+    if [ -f "$work/h2o.pid" ]; then kill "$(cat "$work/h2o.pid")" 2>/dev/null || true; fi
     sleep 0.5
     if mountpoint -q "$work/mnt"; then umount "$work/mnt" || true; fi
     rm -rf "$work"
@@ -44,16 +47,17 @@ trap cleanup EXIT
 echo "== building (release) and making the image"
 swift build -c release --product pageshare >/dev/null
 binary=.build/release/pageshare
-mkdir -p "$work/src/hot" "$work/src/big" "$work/mnt"
+mkdir -p "$work/src/hot" "$work/src/big" "$work/src/small" "$work/mnt"
 for i in $(seq 0 63); do head -c 65536 /dev/urandom > "$work/src/hot/f$i.bin"; done
+for i in $(seq 0 63); do head -c 2000 /dev/urandom > "$work/src/small/s$i.bin"; done
 for i in 0 1 2 3; do head -c $((8 << 20)) /dev/urandom > "$work/src/big/b$i.bin"; done
 mkfs.erofs "$work/bench.img" "$work/src" >/dev/null
 mount -t erofs -o ro,loop "$work/bench.img" "$work/mnt"
 
 for i in $(seq 0 63); do echo "/v1/images/bench/files/hot/f$i.bin"; done > "$work/ps-hot.txt"
 for i in 0 1 2 3; do echo "/v1/images/bench/files/big/b$i.bin"; done > "$work/ps-big.txt"
-sed 's|^/v1/images/bench/files||' "$work/ps-hot.txt" > "$work/nx-hot.txt"
-sed 's|^/v1/images/bench/files||' "$work/ps-big.txt" > "$work/nx-big.txt"
+for i in $(seq 0 63); do echo "/v1/images/bench/files/small/s$i.bin"; done > "$work/ps-small.txt"
+for kind in hot big small; do sed 's|^/v1/images/bench/files||' "$work/ps-$kind.txt" > "$work/nx-$kind.txt"; done
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes $(nproc);
@@ -75,6 +79,23 @@ http {
         default_type application/octet-stream;
     }
 }
+CONF
+
+cat > "$work/h2o.conf" <<CONF
+user: www-data
+pid-file: $work/h2o.pid
+error-log: $work/h2o-error.log
+num-threads: $(nproc)
+http2-max-concurrent-requests-per-connection: 128
+file.send-gzip: OFF
+listen:
+  host: 127.0.0.1
+  port: 18094
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $work/mnt
 CONF
 
 peak_rss_kib() { # sum of VmHWM over the given pids
@@ -106,7 +127,9 @@ run_h2load() {
     local log="$work/h2load.log"
     rm -f "$log"
     local out
-    out=$(h2load -n "$requests" -c "$connections" -m "$streams" -t "$(nproc)" -H "Range: $range" \
+    local headers=()
+    if [ -n "$range" ]; then headers=(-H "Range: $range"); fi
+    out=$(h2load -n "$requests" -c "$connections" -m "$streams" -t "$(nproc)" "${headers[@]}" \
         --log-file="$log" -i "$work/uris.txt" "$@" 2>&1)
     local rps mbs ok
     rps=$(echo "$out" | awk '/^finished in/ {print $4}' | tr -d ',')
@@ -124,41 +147,55 @@ run_h2load() {
 }
 
 declare -A results
+# The servers measured: name, h2c base URL, HTTP/1.1 base URL, which URI list (ps: PageShare's paths,
+# nx: the mount's), and how to find their processes.
+servers=(pageshare chunk nginx)
+declare -A h2_base=([pageshare]=http://127.0.0.1:18090 [chunk]=http://127.0.0.1:18093
+    [nginx]=http://127.0.0.1:18091 [h2o]=http://127.0.0.1:18094)
+declare -A h1_base=([pageshare]=http://127.0.0.1:18090 [chunk]=http://127.0.0.1:18093
+    [nginx]=http://127.0.0.1:18092 [h2o]=http://127.0.0.1:18094)
+declare -A uri_kind=([pageshare]=ps [chunk]=ps [nginx]=nx [h2o]=nx)
+server_pids() {
+    case $1 in
+        pageshare) echo "$pageshare_pid" ;;
+        chunk) echo "$chunk_pid" ;;
+        nginx) pgrep -f "nginx: (master|worker)" | tr '\n' ' ' ;;
+        h2o) pgrep -x h2o | tr '\n' ' ' ;;
+    esac
+}
+
 scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
     local name=$1 range=$2 connections=$3 streams=$4 requests=$5 kind=$6 protocol=${7:-h2}
     case "$SCENARIOS" in *"${name:0:1}"*) ;; *) return 0 ;; esac
-    local nginx_base="http://127.0.0.1:18091" flags=()
-    if [ "$protocol" = h1 ]; then nginx_base="http://127.0.0.1:18092" flags=(--h1); fi
-    local nginx_pids
-    nginx_pids=$(pgrep -f "nginx: (master|worker)" | tr '\n' ' ')
-    # warm all three (the first pass fills the caches), then measure
-    run_h2load "$pageshare_pid" "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    run_h2load "$chunk_pid" "http://127.0.0.1:18093" "$work/ps-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    run_h2load "$nginx_pids" "$nginx_base" "$work/nx-$kind.txt" "$range" 8 8 2000 "${flags[@]}" >/dev/null
-    local pageshare_runs="" chunk_runs="" nginx_runs=""
-    for _ in $(seq "$ROUNDS"); do
-        pageshare_runs+=$(run_h2load "$pageshare_pid" "http://127.0.0.1:18090" "$work/ps-$kind.txt" "$range" \
-            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
-        chunk_runs+=$(run_h2load "$chunk_pid" "http://127.0.0.1:18093" "$work/ps-$kind.txt" "$range" \
-            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
-        nginx_runs+=$(run_h2load "$nginx_pids" "$nginx_base" "$work/nx-$kind.txt" "$range" \
-            "$connections" "$streams" "$requests" "${flags[@]}")$'\n'
+    local flags=() server
+    if [ "$protocol" = h1 ]; then flags=(--h1); fi
+    base_of() { if [ "$protocol" = h1 ]; then echo "${h1_base[$1]}"; else echo "${h2_base[$1]}"; fi; }
+    declare -A runs=()
+    # warm every server (the first pass fills the caches), then measure, the servers alternating
+    for server in "${servers[@]}"; do
+        run_h2load "$(server_pids "$server")" "$(base_of "$server")" "$work/${uri_kind[$server]}-$kind.txt" \
+            "$range" 8 8 2000 "${flags[@]}" >/dev/null
     done
-    results["$name/pageshare"]=$(median_run "$pageshare_runs")
-    results["$name/chunk"]=$(median_run "$chunk_runs")
-    results["$name/nginx"]=$(median_run "$nginx_runs")
-    if [ "$ROUNDS" -gt 1 ]; then
-        results["$name/rounds"]="pageshare $(echo "$pageshare_runs" | awk 'NF {printf "%.0f ", $1}')| chunk $(
-            echo "$chunk_runs" | awk 'NF {printf "%.0f ", $1}')| nginx $(
-            echo "$nginx_runs" | awk 'NF {printf "%.0f ", $1}')"
-    fi
+    for _ in $(seq "$ROUNDS"); do
+        for server in "${servers[@]}"; do
+            runs[$server]+=$(run_h2load "$(server_pids "$server")" "$(base_of "$server")" \
+                "$work/${uri_kind[$server]}-$kind.txt" "$range" "$connections" "$streams" "$requests" \
+                "${flags[@]}")$'\n'
+        done
+    done
+    local rounds=""
+    for server in "${servers[@]}"; do
+        results["$name/$server"]=$(median_run "${runs[$server]}")
+        rounds+="$server $(echo "${runs[$server]}" | awk 'NF {printf "%.0f ", $1}')| "
+    done
+    if [ "$ROUNDS" -gt 1 ]; then results["$name/rounds"]=${rounds% | }; fi
 }
 
-median_run() { # the run lines ("req/s MB/s p50 p99 ok=N") -> the median line by requests/s
+median_run() { # the run lines ("req/s MB/s p50 p99 cpu ok=N") -> the median line by requests/s
     echo "$1" | awk 'NF' | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
 }
 
-echo "== starting pageshare and nginx"
+echo "== starting pageshare, nginx and h2o"
 "$binary" serve --listen 127.0.0.1:18090 --image "bench=$work/bench.img" --fingerprint none \
     --cache-size 256MiB --max-streams 128 --log-level warning > "$work/pageshare.log" 2>&1 &
 pageshare_pid=$!
@@ -166,22 +203,34 @@ pageshare_pid=$!
     --cache-size 256MiB --max-streams 128 --log-level warning > "$work/pageshare-chunk.log" 2>&1 &
 chunk_pid=$!
 nginx -c "$work/nginx.conf"
+if command -v h2o >/dev/null; then
+    h2o -c "$work/h2o.conf" -m daemon >/dev/null 2>&1 && servers+=(h2o) || echo "h2o did not start: skipped" >&2
+else
+    echo "h2o missing (make bench installs it): skipped" >&2
+fi
 sleep 1
 
-scenario "a) 4 KiB ranges, -c 32 -m 16" "bytes=0-4095" 32 16 "$REQUESTS" hot
-scenario "b) 1 MiB ranges, -c 32 -m 16" "bytes=1048576-2097151" 32 16 $((REQUESTS / 10)) big
-scenario "c) 4 KiB ranges, -c 100 -m 100" "bytes=4096-8191" 100 100 "$REQUESTS" hot
-scenario "d) 1 MiB ranges, HTTP/1.1, -c 32" "bytes=1048576-2097151" 32 1 $((REQUESTS / 10)) big h1
+names=(
+    "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100"
+    "d) 1 MiB ranges, HTTP/1.1, -c 32" "e) 2 KB whole files, -c 32 -m 16" "f) 4 KiB ranges, HTTP/1.1, -c 32"
+)
+scenario "${names[0]}" "bytes=0-4095" 32 16 "$REQUESTS" hot
+scenario "${names[1]}" "bytes=1048576-2097151" 32 16 $((REQUESTS / 10)) big
+scenario "${names[2]}" "bytes=4096-8191" 100 100 "$REQUESTS" hot
+scenario "${names[3]}" "bytes=1048576-2097151" 32 1 $((REQUESTS / 10)) big h1
+scenario "${names[4]}" "" 32 16 "$REQUESTS" small
+scenario "${names[5]}" "bytes=0-4095" 32 1 "$REQUESTS" hot h1
 
-pageshare_rss=$(peak_rss_kib "$pageshare_pid")
-chunk_rss=$(peak_rss_kib "$chunk_pid")
-nginx_rss=$(peak_rss_kib $(pgrep -f "nginx: (master|worker)"))
+declare -A rss
+for server in "${servers[@]}"; do
+    # shellcheck disable=SC2046
+    rss[$server]=$(peak_rss_kib $(server_pids "$server"))
+done
 
 printf "\n%-34s %-10s %12s %10s %9s %9s %8s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms" "CPU µs"
-for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 KiB ranges, -c 100 -m 100" \
-    "d) 1 MiB ranges, HTTP/1.1, -c 32"; do
+for name in "${names[@]}"; do
     [ -n "${results[$name/pageshare]:-}" ] || continue
-    for server in pageshare chunk nginx; do
+    for server in "${servers[@]}"; do
         read -r rps mbs p50 p99 cpu ok <<<"${results[$name/$server]}"
         printf "%-34s %-10s %12s %10s %9s %9s %8s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$cpu" "$ok"
     done
@@ -192,6 +241,12 @@ for name in "a) 4 KiB ranges, -c 32 -m 16" "b) 1 MiB ranges, -c 32 -m 16" "c) 4 
     awk -v p="$prps" -v c="$crps" -v n="$nrps" -v pc="$pcpu" -v cc="$ccpu" -v nc="$ncpu" 'BEGIN {
         printf "%-34s pageshare/nginx req/s %.2fx, CPU/req %.2fx; chunk/file req/s %.2fx, CPU/req %.2fx\n",
             "", p / n, pc / nc, c / p, cc / pc }'
+    if [ -n "${results[$name/h2o]:-}" ]; then
+        read -r hrps _ _ _ hcpu _ <<<"${results[$name/h2o]}"
+        awk -v p="$prps" -v h="$hrps" -v pc="$pcpu" -v hc="$hcpu" 'BEGIN {
+            printf "%-34s pageshare/h2o req/s %.2fx, CPU/req %.2fx\n", "", p / h, pc / hc }'
+    fi
 done
-echo "peak RSS: pageshare $((pageshare_rss / 1024)) MiB, chunk $((chunk_rss / 1024)) MiB," \
-    "nginx (master + workers) $((nginx_rss / 1024)) MiB"
+printf "peak RSS (MiB):"
+for server in "${servers[@]}"; do printf " %s %d" "$server" $((rss[$server] / 1024)); done
+echo " (nginx and h2o: master + workers)"

@@ -197,8 +197,9 @@ public final class PageShareServer: Sendable {
     private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
-        // Parser errors are answered by HTTP1RequestHandler (a problem+json body, not NIO's empty 400).
-        try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+        // NIO's request decoder, then HTTP1RequestHandler: it answers parser errors (a problem+json body),
+        // keeps pipelined requests in order, and writes responses as bytes itself (no response encoder).
+        try operations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try operations.addHandler(
             HTTP1RequestHandler(plane: self.plane, peer: peer, deadline: deadline, budget: self.plane.sendBudget))
     }

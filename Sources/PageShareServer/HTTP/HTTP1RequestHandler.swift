@@ -2,11 +2,18 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// One HTTP/1.1 connection (after NIO's HTTP/1.1 codec and pipelining assistance): hands requests to its
-/// ``RequestResponder`` and writes the responses, closing the connection after one that is not keep-alive.
-final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler, ResponseWriter {
+/// One HTTP/1.1 connection (after NIO's request decoder): hands requests to its ``RequestResponder`` and
+/// writes the responses as bytes (``HTTP1ResponseHead``), closing the connection after one that is not
+/// keep-alive.
+///
+/// Pipelined requests wait their turn here: a request head that arrives while the previous response is
+/// owed is queued with the parts after it, and reading from the socket stops until the queue is drained,
+/// so a client pipelining without end holds one socket read's worth. On shutdown
+/// (`ChannelShouldQuiesceEvent`) an idle connection closes at once, a busy one after its current response.
+final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, ResponseWriter {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let plane: DataPlane
     private let peer: ConnectionPeer
@@ -15,6 +22,22 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     private var context: ChannelHandlerContext?
     /// A response head was written and its end not yet.
     private var responding = false
+    /// A request head was handed to the responder and its response has not ended.
+    private var responseOwed = false
+    /// Parts of pipelined requests that arrived while a response was owed, in order, and the parser's error
+    /// after them (answered in its turn, not before the responses owed).
+    private var queued = CircularBuffer<Inbound>()
+
+    private enum Inbound {
+        case part(HTTPServerRequestPart)
+        case error(any Error)
+    }
+    /// A socket read was asked for while requests were queued: done once the queue is empty.
+    private var readHeld = false
+    /// Set while the queue is being handed on (a response that ends during it does not start another pass).
+    private var draining = false
+    /// Shutdown was asked for: the connection closes after the response owed.
+    private var quiescing = false
 
     /// Told when heads, bodies and responses end (the slowloris deadlines).
     private let deadline: RequestDeadline
@@ -44,8 +67,23 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
+        let part = self.unwrapInboundIn(data)
+        if !self.queued.isEmpty || (self.responseOwed && Self.isHead(part)) {
+            self.queued.append(.part(part))
+            return
+        }
+        self.receive(part, context: context)
+    }
+
+    private static func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(var head):
+            self.responseOwed = true
             guard head.method != .CONNECT else { return self.refuseConnect(context: context) }
             head.uri = Self.originForm(head.uri)
             var problem = Self.hostProblem(head)
@@ -53,7 +91,9 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
                 if expectation.lowercased() == "100-continue" {
                     // The client waits for this before sending the body (curl for a second, on every POST).
                     let interim = HTTPResponseHead(version: head.version, status: .continue)
-                    context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+                    context.writeAndFlush(
+                        self.wrapOutboundOut(HTTP1ResponseHead.encode(interim, allocator: context.channel.allocator)),
+                        promise: nil)
                 } else {
                     problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
                 }
@@ -101,6 +141,14 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError, !self.queued.isEmpty || self.responseOwed {
+            self.queued.append(.error(error))
+            return
+        }
+        self.handle(error, context: context)
+    }
+
+    private func handle(_ error: any Error, context: ChannelHandlerContext) {
         self.plane.logger.debug("connection error", metadata: ["error": "\(error)"])
         // A request the parser refused is answered 400 with a problem body, unless a response is being
         // written (its end would be lost); either way the connection closes: the parser cannot go on.
@@ -112,12 +160,11 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
             headers.add(name: "content-length", value: String(body.count))
             headers.add(name: "date", value: HTTPDate.now())
             headers.add(name: "connection", value: "close")
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-                promise: nil)
-            context.write(
-                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            var buffer = context.channel.allocator.buffer(capacity: 256 + body.count)
+            HTTP1ResponseHead.write(
+                HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers), into: &buffer)
+            buffer.writeBytes(body)
+            context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
             self.responding = true
@@ -126,9 +173,8 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
         context.close(promise: nil)
     }
 
-    /// Answers a CONNECT (405, problem+json) below NIO's response encoder and closes: the encoder drops the
-    /// body and framing of any response to CONNECT (a tunnel's), which left the client a head with a type
-    /// and no body.
+    /// Answers a CONNECT (405, problem+json) and closes: no tunnel is opened, and nothing after the request
+    /// is read.
     private func refuseConnect(context: ChannelHandlerContext) {
         let problem = Problem.methodNotAllowed(.CONNECT)
         let body = problem.encoded()
@@ -137,11 +183,51 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + body.count)
         buffer.writeString(text)
         buffer.writeBytes(body)
-        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
-            return context.close(promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
-        encoder.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         self.responding = true
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard self.queued.isEmpty else {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        self.quiescing = true
+        if !self.responseOwed { context.close(promise: nil) }
+    }
+
+    /// Hands the queued parts on, in order: the parts of a request, then the next request once its
+    /// response is no longer owed.
+    private func drainQueue(context: ChannelHandlerContext) {
+        guard !self.draining else { return }
+        self.draining = true
+        defer { self.draining = false }
+        while let next = self.queued.first {
+            switch next {
+            case .part(let part):
+                if self.responseOwed && Self.isHead(part) { break }
+                self.queued.removeFirst()
+                self.receive(part, context: context)
+                continue
+            case .error(let error):
+                if self.responseOwed { break }
+                self.queued.removeFirst()
+                self.handle(error, context: context)
+                continue
+            }
+            break
+        }
+        if self.queued.isEmpty && self.readHeld {
+            self.readHeld = false
+            context.read()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -156,7 +242,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func writeHead(_ head: HTTPResponseHead) {
         self.responding = true
-        self.context?.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        guard let context = self.context else { return }
+        var head = head
+        if self.quiescing, !head.headers.contains(name: "connection") {
+            head.headers.add(name: "connection", value: "close")
+        }
+        context.write(
+            self.wrapOutboundOut(HTTP1ResponseHead.encode(head, allocator: context.channel.allocator)), promise: nil)
     }
 
     func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
@@ -164,17 +256,24 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler,
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: promise)
+        context.write(self.wrapOutboundOut(bytes), promise: promise)
     }
 
     func writeEnd(keepAlive: Bool) {
         self.responding = false
+        self.responseOwed = false
         self.deadline.responseEnded()
         guard let context = self.context else { return }
-        guard !keepAlive else { return context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
-        let done = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: done)
-        done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        guard keepAlive && !self.quiescing else {
+            // Closed once what was written is out (a close now would drop unsent bytes): an empty write's
+            // promise completes after the writes before it.
+            let done = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
+            done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.flush()
+        if !self.queued.isEmpty || self.readHeld { self.drainQueue(context: context) }
     }
 
     func flush() { self.context?.flush() }
