@@ -5,14 +5,17 @@ import Metrics
 import Synchronization
 
 /// The node-wide page cache: decoded file bytes, one copy per content within a fingerprint domain, under a
-/// hard byte budget. With `sharing: file` (the userspace form of the kernel's page cache share) the unit is
-/// the whole file, held in fixed-size pages; with `sharing: chunk` files are cut into content-defined
-/// chunks and equal chunks (bytes compared) are held once in the ``ChunkStore`` (see `Chunks/`).
+/// hard byte budget. A façade over its parts: the ``ImageRegistry`` (images, domains, quotas, shared files),
+/// the page store (`PageStore`, `PageReads.swift`: whole files held in fixed-size pages, the userspace form
+/// of the kernel's page cache share) and the chunk store (`ChunkStore`, `Chunks/`: files cut into
+/// content-defined chunks, equal chunks — bytes compared — held once), fills from the images
+/// (`SharedPageCache+Fill.swift`), readahead (`ReadaheadTasks`) and accounting
+/// (`SharedPageCache+Accounting.swift`).
 ///
-/// Reads go page by page: a hit copies under its shard's lock; a miss is filled once (single flight: other
-/// readers of the page wait for it) from whichever attached image holds the content, falling back to the
-/// next one if a read fails. Images, domains and shared files are control-plane state behind their own locks,
-/// touched once per read call, never per page.
+/// Reads run on the cache's own ``fillExecutor`` whoever calls them: a hit copies (or lends) under its
+/// shard's lock; a miss is filled once (single flight: other readers wait for it) from whichever attached
+/// image holds the content, falling back to the next one if a read fails. The event-loop fast paths
+/// (``CachedFile/readResident(at:into:)``, ``CachedFile/borrowResident(at:maxBytes:)``) never wait or read.
 public final class SharedPageCache: Sendable {
     /// Sizing of the cache.
     public struct Configuration: Sendable {
@@ -62,7 +65,8 @@ public final class SharedPageCache: Sendable {
 
     public let configuration: Configuration
     let logger: Logger
-    /// Where fills should run (readahead does): `Task(executorPreference: cache.fillExecutor)`.
+    /// The threads reads and fills run on (reads move there themselves); other blocking work of the cache's
+    /// users (an image's full check) may run there too: `Task(executorPreference: cache.fillExecutor)`.
     public let fillExecutor: FillExecutor
     /// The attached images, domains and shared files.
     public let registry: ImageRegistry
