@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 # What building and serving need (mkfs.erofs makes the demo images); the test tools come with `make test`.
-DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev curl
+DEB_PACKAGES := erofs-utils liblz4-dev libzstd-dev liblzma-dev zlib1g-dev libxxhash-dev libnghttp2-dev curl
 TEST_PACKAGES := openssl shellcheck yamllint systemd python3-pip python3-h2 prometheus util-linux man-db
 BENCH_PACKAGES := nginx h2o nghttp2-client
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

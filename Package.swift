@@ -21,7 +21,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -37,6 +36,8 @@ let package = Package(
         ),
         // Debian's libxxhash: XXH3-128, the identity of content-defined chunks (PageCache/Chunks).
         .target(name: "CXXHash", linkerSettings: [.linkedLibrary("xxhash")]),
+        // Debian's libnghttp2: HTTP/2 for the data plane (PageShareServer/HTTP2).
+        .target(name: "CNGHTTP2", linkerSettings: [.linkedLibrary("nghttp2")]),
         // xattr calls and makedev for extraction and the test oracle.
         .target(name: "CHostCalls"),
         .target(
@@ -62,13 +63,12 @@ let package = Package(
         .target(
             name: "PageShareServer",
             dependencies: [
-                "PageCache", "EROFS",
+                "PageCache", "EROFS", "CNGHTTP2",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

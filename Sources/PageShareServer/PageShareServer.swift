@@ -1,9 +1,9 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// The data-plane server: listeners speaking HTTP/1.1 and HTTP/2 (prior knowledge on cleartext TCP and unix
@@ -76,8 +76,8 @@ public final class PageShareServer: Sendable {
     public func shutdown() async {
         for channel in self.listening.withLock({ $0 }) { try? await channel.close() }
         for channel in self.connections.channels {
-            // HTTP/1.1 (NIO's pipeline handler) closes after the response in flight; HTTP/2
-            // (HTTP2StreamsHandler) sends GOAWAY and closes when its streams are done.
+            // HTTP/1.1 (HTTP1RequestHandler) closes after the response in flight; HTTP/2 (HTTP2Connection)
+            // sends GOAWAY and closes when its streams are done.
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let deadline = ContinuousClock.now + .nanoseconds(self.configuration.shutdownGracePeriod.nanoseconds)
@@ -172,18 +172,18 @@ public final class PageShareServer: Sendable {
         if let tls {
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-            }.flatMap {
-                channel.configureHTTP2SecureUpgrade(
-                    h2ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture {
+            }.flatMapThrowing {
+                // ALPN: h2, else HTTP/1.1.
+                let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if case .negotiated("h2") = result {
                             try self.configureHTTP2(channel, peer: peer, deadline: boundDeadline.value)
-                        }
-                    },
-                    http1ChannelConfigurator: { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        } else {
                             try self.configureHTTP1(channel, peer: peer, deadline: boundDeadline.value)
                         }
-                    })
+                    }
+                }
+                try channel.pipeline.syncOperations.addHandler(negotiation)
             }
         }
         return channel.eventLoop.makeCompletedFuture {
@@ -207,29 +207,12 @@ public final class PageShareServer: Sendable {
     private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
         deadline.stop()
         self.plane.metrics.connectionOpened("h2", closing: channel)
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        connection.initialSettings = [
-            // Advertised with headroom: swift-nio-http2 treats a stream over the advertised limit as a connection
-            // error (GOAWAY, every stream in flight lost), where RFC 9113 §5.1.2 wants a stream error. It passes
-            // the first excess streams on, and HTTP2StreamsHandler refuses them with REFUSED_STREAM.
-            HTTP2Setting(
-                parameter: .maxConcurrentStreams,
-                value: HTTP2StreamsHandler.advertisedStreams(serving: self.configuration.maximumConcurrentStreams)),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: self.configuration.maximumHeaderListSize),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
-        ]
-        // CONTINUATION floods: at most 5 CONTINUATION frames per header block (swift-nio-http2's default);
-        // rapid reset (CVE-2023-44487): the default reset-rate limit (200 per 30 s) closes the connection.
-        connection.maximumSequentialContinuationFrames = 5
-        connection.maximumBufferedControlFrames = 1000
-        // Frame level, no per-stream child channels: HTTP2StreamsHandler answers each stream (and applies the
-        // per-stream write backpressure the child channels' watermarks gave, and the GOAWAY on shutdown).
-        try channel.pipeline.syncOperations.addHandlers([
-            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
-            HTTP2StreamsHandler(
+        // libnghttp2 does the framing, HPACK, flow control and its DoS limits; HTTP2Connection answers the
+        // streams (backpressure per stream, the send budget, REFUSED_STREAM past the limit, GOAWAY).
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2Connection(
                 plane: self.plane, peer: peer, maximumStreams: self.configuration.maximumConcurrentStreams,
-                budget: self.plane.sendBudget),
-        ])
+                maximumHeaderListSize: self.configuration.maximumHeaderListSize, budget: self.plane.sendBudget))
     }
 
     /// Whether `descriptor` is an IPv4 or IPv6 socket (else a unix one).

@@ -1,0 +1,1 @@
+// Intentionally empty: CNGHTTP2 only re-exports the system header.

@@ -1,0 +1,211 @@
+import CNGHTTP2
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/2 stream: its request as it arrives (fields, then body), and its side of the response, written
+/// through the connection's libnghttp2 session with the stream's own backpressure.
+///
+/// The response head is submitted with the first body bytes, a flush or the end — whichever comes first —
+/// so that a response without a body ends on its HEADERS frame. Body buffers wait in the stream until the
+/// session's DATA frames take them: they go to the socket as they are (no copy), each frame's 9-byte header
+/// before them.
+///
+/// Backpressure: bytes written but not yet on the wire (held back by the peer's flow-control window or a
+/// full socket) are counted, and the stream is writable while they are under ``highWatermark``. A write
+/// that carries a promise of its own (every body chunk: the send budget's) gives its count back when it
+/// completes, and so does every ``markBytes``-th byte of writes without one; the count can then overstate by
+/// less than `markBytes`, and since `markBytes < highWatermark` a marked write is always outstanding while
+/// the stream is blocked. The time of the last give-back is the stream's progress for the send timeout.
+final class HTTP2Stream: ResponseWriter {
+    static let highWatermark = 64 * 1024
+    static let markBytes = 32 * 1024
+
+    let id: Int32
+    /// The connection; it closes every stream before it goes away (``close()``).
+    private unowned let connection: HTTP2Connection
+    private(set) var responder: RequestResponder?
+
+    // The request, as its HEADERS frames arrive.
+    var method: String?
+    var path: String?
+    var authority: String?
+    var fields = HTTPHeaders()
+    /// Bytes of the request's header list, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them.
+    var headerListBytes = 0
+
+    // The response.
+    private var head: HTTPResponseHead?
+    private var submitted = false
+    private var ended = false
+    /// Body buffers not yet taken by a DATA frame, with the promise of each write.
+    private var pending = CircularBuffer<(bytes: ByteBuffer, promise: EventLoopPromise<Void>?)>()
+    private var pendingBytes = 0
+    /// The session asked for body bytes when there were none: it must be told when there are.
+    private var deferred = false
+    /// Body bytes written whose write has not been seen to complete.
+    private var unsentBytes = 0
+    /// Body bytes written since the last marked write.
+    private var unmarkedBytes = 0
+    /// When the unsent bytes last made progress: the send timeout resets a stream stalled since too long.
+    private var progressed = NIODeadline.distantPast
+    private(set) var isClosed = false
+    /// A write failed: the stream was reset or the connection is going; nothing more is worth writing.
+    private var writeFailed = false
+
+    init(id: Int32, connection: HTTP2Connection) {
+        self.id = id
+        self.connection = connection
+    }
+
+    /// The request whose fields arrived; nil without `:method` or `:path`.
+    func request() -> HTTPRequestHead? {
+        guard let method = self.method, let path = self.path else { return nil }
+        if let authority = self.authority, !self.fields.contains(name: "host") {
+            self.fields.add(name: "host", value: authority)
+        }
+        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: self.fields)
+    }
+
+    /// Makes the responder that answers this stream's request.
+    func attach(plane: DataPlane, peer: ConnectionPeer, eventLoop: any EventLoop) -> RequestResponder {
+        let responder = RequestResponder(plane: plane, peer: peer, eventLoop: eventLoop, writer: self)
+        self.responder = responder
+        return responder
+    }
+
+    /// The stream is gone (closed, reset, or the connection ended): nothing more is written, the promises of
+    /// body bytes not sent fail (lent pages go back), and the responder stops.
+    func close() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        let pending = self.pending
+        self.pending.removeAll()
+        self.pendingBytes = 0
+        for (_, promise) in pending { promise?.fail(ChannelError.ioOnClosedChannel) }
+        self.responder?.detach()
+        self.responder = nil
+    }
+
+    // MARK: ResponseWriter
+
+    var allowance: SendAllowance? { self.connection.allowance }
+
+    /// Whether the stream holds unsent bytes that have made no progress since `cutoff`.
+    func isStalled(since cutoff: NIODeadline) -> Bool {
+        !self.isClosed && self.unsentBytes > 0 && self.progressed < cutoff
+    }
+
+    var isWritable: Bool {
+        !self.isClosed && !self.writeFailed && self.unsentBytes < Self.highWatermark
+            && self.connection.isChannelWritable
+    }
+
+    func writeHead(_ head: HTTPResponseHead) {
+        guard !self.isClosed else { return }
+        self.head = head
+    }
+
+    func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard !self.isClosed else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let count = bytes.readableBytes
+        if self.unsentBytes == 0 { self.progressed = .now() }
+        self.unsentBytes += count
+        self.unmarkedBytes += count
+        var promise = promise
+        // A write with a promise of its own is marked too (it costs nothing more).
+        if self.unmarkedBytes >= Self.markBytes || promise != nil {
+            let marked = self.unmarkedBytes
+            self.unmarkedBytes = 0
+            let tracked = promise ?? self.connection.eventLoop.makePromise()
+            tracked.futureResult.assumeIsolated().whenComplete { result in
+                if case .failure = result { self.writeFailed = true }
+                self.sent(marked)
+            }
+            promise = tracked
+        }
+        self.pending.append((bytes, promise))
+        self.pendingBytes += count
+        // Sent at the next flush or end (the responder flushes after each batch): the end of a body then
+        // rides on its last DATA frame instead of costing an empty one.
+        self.submitOrResume(hasBody: true)
+    }
+
+    func writeEnd(keepAlive: Bool) {
+        guard !self.isClosed else { return }
+        self.ended = true
+        self.submitOrResume(hasBody: self.pendingBytes > 0)
+        self.connection.sendSoon(flushing: true)
+    }
+
+    func flush() {
+        guard !self.isClosed else { return }
+        self.submitOrResume(hasBody: true)
+        self.connection.sendSoon(flushing: true)
+    }
+
+    func abort() { self.abort(code: NGHTTP2_INTERNAL_ERROR.rawValue) }
+
+    /// Resets the stream with `code`.
+    func abort(code: UInt32) {
+        guard !self.isClosed else { return }
+        self.connection.session?.reset(self.id, code: code)
+        self.connection.sendSoon(flushing: true)
+    }
+
+    // MARK: The session's side
+
+    private func submitOrResume(hasBody: Bool) {
+        if !self.submitted {
+            guard let head = self.head else { return }
+            self.submitted = true
+            self.connection.session?.respond(self.id, fields: HTTP2ResponseFields(head: head), hasBody: hasBody)
+        } else if self.deferred {
+            self.deferred = false
+            self.connection.session?.resume(self.id)
+        }
+    }
+
+    /// How many body bytes the next DATA frame may take (at most `maximum`) and whether they end the body;
+    /// nil when none are ready (the session waits for ``submitOrResume(hasBody:)``).
+    func bodyReady(maximum: Int) -> (count: Int, end: Bool)? {
+        guard self.pendingBytes > 0 else {
+            if self.ended { return (0, true) }
+            self.deferred = true
+            return nil
+        }
+        let count = min(maximum, self.pendingBytes)
+        return (count, self.ended && count == self.pendingBytes)
+    }
+
+    /// Hands the next `count` body bytes to `write`, whole buffers with their promises, the last one sliced
+    /// if the frame ends inside it.
+    func takeBody(_ count: Int, _ write: (ByteBuffer, EventLoopPromise<Void>?) -> Void) {
+        var remaining = count
+        self.pendingBytes -= count
+        while remaining > 0, var first = self.pending.first {
+            if first.bytes.readableBytes <= remaining {
+                remaining -= first.bytes.readableBytes
+                self.pending.removeFirst()
+                write(first.bytes, first.promise)
+            } else {
+                let slice = first.bytes.readSlice(length: remaining)!
+                remaining = 0
+                self.pending[self.pending.startIndex] = (first.bytes, first.promise)
+                write(slice, nil)
+            }
+        }
+    }
+
+    /// A marked write completed (or failed): its bytes, and every earlier one of the stream, are off the
+    /// stream's books.
+    private func sent(_ count: Int) {
+        let wasWritable = self.unsentBytes < Self.highWatermark
+        self.unsentBytes -= count
+        self.progressed = .now()
+        guard !self.isClosed, !self.writeFailed, !wasWritable, self.unsentBytes < Self.highWatermark else { return }
+        self.responder?.writabilityChanged()
+    }
+}
