@@ -6,8 +6,9 @@ import Testing
 @testable import PageShareServer
 
 /// HTTP/2 at the frame level, driven by python3-h2 (`Tests/Scripts/h2_client.py`): flow control and
-/// backpressure, RST_STREAM, request bodies past the connection's initial window. The server answers streams
-/// without per-stream channels (``HTTP2StreamsHandler``), so these are its own mechanisms under test.
+/// backpressure, RST_STREAM, request bodies past the connection's initial window, GOAWAY, limits. The server
+/// runs HTTP/2 on libnghttp2 and answers streams in its own handler (``HTTP2Connection``), so these are its
+/// mechanisms under test.
 @Suite("HTTP/2 streams", .serialized, .enabled(if: H2Client.isAvailable, "needs /usr/bin/python3 with python3-h2"))
 struct HTTP2StreamTests {
     static func makeImage() throws -> TestImage {
@@ -86,7 +87,9 @@ struct HTTP2StreamTests {
 }
 
 extension HTTP2StreamTests {
-    @Test("shutdown: GOAWAY names the stream in flight, which finishes whole; then the connection closes")
+    @Test(
+        "shutdown: a GOAWAY for the last possible stream, then one naming the stream in flight, which finishes whole; then the connection closes"
+    )
     func gracefulShutdown() async throws {
         let image = try Self.makeImage()
         defer { image.remove() }
@@ -103,6 +106,8 @@ extension HTTP2StreamTests {
         await server.server.shutdown()
         let result = try await answer
         #expect(result["goaway_last_stream"] as? Int == 1)
+        // Two steps (RFC 9113 §6.8): the last possible stream first, then, after a PING round trip, stream 1.
+        #expect(result["goaways"] as? [Int] == [2_147_483_647, 1], "\(result["goaways"] ?? "none")")
         #expect(result["status"] as? Int == 200 && result["ended"] as? Bool == true)
         #expect(result["sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!), "finished whole")
         #expect(result["late_status"] is NSNull, "a stream opened after the GOAWAY is not answered")

@@ -48,6 +48,7 @@ class DrainingConnection(h2.connection.H2Connection):
 
     def _receive_goaway_frame(self, frame):
         self.goaway_last_stream = frame.last_stream_id
+        self.goaways = getattr(self, "goaways", []) + [frame.last_stream_id]
         return [], []
 
 
@@ -207,6 +208,7 @@ def goaway(port, path):
         client.pump(acknowledge=True, timeout=0.5)
     return {
         "goaway_last_stream": client.conn.goaway_last_stream, "status": stream["status"], "ended": stream["ended"],
+        "goaways": getattr(client.conn, "goaways", []),
         "sha256": hashlib.sha256(stream["body"]).hexdigest(), "late_status": late_status,
         "closed": client.closed,
     }

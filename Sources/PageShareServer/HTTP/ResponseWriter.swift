@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Where one response goes: an HTTP/1.1 connection (``HTTP1RequestHandler``) or one HTTP/2 stream
-/// (``HTTP2StreamWriter``). A ``RequestResponder`` writes through it without knowing which. Used on the
+/// (``HTTP2Stream``). A ``RequestResponder`` writes through it without knowing which. Used on the
 /// connection's event loop only.
 protocol ResponseWriter: AnyObject {
     /// Whether another body chunk may be written now. When it turns true again the writer calls

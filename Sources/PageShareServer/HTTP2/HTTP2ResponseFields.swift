@@ -19,44 +19,34 @@ struct HTTP2ResponseFields {
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes) { storage in
             withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: count) { list in
                 var used = 0
-                var entries = 0
-                func add(_ name: StaticString?, _ nameText: String?, _ value: String, noIndex: Bool) {
-                    let nameStart = used
-                    if let name {
-                        name.withUTF8Buffer { for byte in $0 { storage[used] = byte; used += 1 } }
-                    } else if let nameText {
-                        for byte in nameText.utf8 {
-                            storage[used] = byte
-                            used += 1
-                        }
-                    }
-                    let valueStart = used
-                    for byte in value.utf8 {
+                /// Copies `text` into the storage; returns where it starts.
+                func copy(_ text: String) -> UnsafeMutablePointer<UInt8> {
+                    let start = storage.baseAddress! + used
+                    for byte in text.utf8 {
                         storage[used] = byte
                         used += 1
                     }
-                    list[entries] = nghttp2_nv(
-                        name: storage.baseAddress! + nameStart, value: storage.baseAddress! + valueStart,
-                        namelen: valueStart - nameStart, valuelen: used - valueStart,
-                        flags: UInt8(noIndex ? NGHTTP2_NV_FLAG_NO_INDEX.rawValue : NGHTTP2_NV_FLAG_NONE.rawValue))
-                    entries += 1
+                    return start
                 }
                 // The status code has three digits; written without a string.
                 let code = self.head.status.code
-                let statusStart = used
+                let status = storage.baseAddress! + used
                 for digit in [code / 100 % 10, code / 10 % 10, code % 10] {
                     storage[used] = UInt8(ascii: "0") + UInt8(digit)
                     used += 1
                 }
                 Self.status.withUTF8Buffer { name in
                     list[0] = nghttp2_nv(
-                        name: UnsafeMutablePointer(mutating: name.baseAddress!),
-                        value: storage.baseAddress! + statusStart,
-                        namelen: name.count, valuelen: 3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                        name: UnsafeMutablePointer(mutating: name.baseAddress!), value: status, namelen: name.count,
+                        valuelen: 3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
                 }
-                entries = 1
+                var entries = 1
                 for (name, value) in self.head.headers where !Self.isConnectionSpecific(name) {
-                    add(nil, name, value, noIndex: Self.isSeldomRepeated(name))
+                    let flags = Self.isSeldomRepeated(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE
+                    list[entries] = nghttp2_nv(
+                        name: copy(name), value: copy(value), namelen: name.utf8.count, valuelen: value.utf8.count,
+                        flags: UInt8(flags.rawValue))
+                    entries += 1
                 }
                 return body(UnsafeMutableBufferPointer(rebasing: list[0..<entries]))
             }
