@@ -144,6 +144,30 @@ extension HTTP2StreamTests {
         }
     }
 
+    @Test("a header list over the advertised limit is answered 431 on its own stream; the download beside it goes on")
+    func oversizedHeaderListIsRefused() async throws {
+        try await Self.withServer { server in
+            let result = try await H2Client.run(port: server.port, ["bigheaders", "/v1/images/img/files/big.bin"])
+            #expect(result["big_status"] as? Int == 431, "\(result)")
+            #expect((result["big_body"] as? String)?.contains("request-header-fields-too-large") == true)
+            #expect(result["good_status"] as? Int == 200 && result["good_ended"] as? Bool == true)
+            #expect(result["good_sha256"] as? String == Self.sha256(ServedTree.content("big.bin")!))
+            #expect(result["closed"] as? Bool == false)
+        }
+    }
+
+    @Test("a CONTINUATION flood (a header block over more than 5 frames) gets the connection closed")
+    func continuationFloodClosesTheConnection() async throws {
+        try await Self.withServer { server in
+            let result = try await H2Client.run(
+                port: server.port, ["continuation", "/v1/images/img/files/one"])
+            #expect(result["goaway_last_stream"] is Int, "a GOAWAY came: \(result)")
+            #expect(result["closed"] as? Bool == true)
+            let after = try await server.get("/v1/images/img/files/one", over: .http2)
+            #expect(after.status == 200, "the server goes on")
+        }
+    }
+
     @Test("rapid reset (CVE-2023-44487): streams opened and reset at once get the connection closed")
     func rapidResetClosesTheConnection() async throws {
         try await Self.withServer { server in

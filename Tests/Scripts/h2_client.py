@@ -12,6 +12,8 @@ curl cannot do. Prints one JSON object.
   h2_client.py PORT sendtimeout PATH      # a zero-window stream kept alive by PINGs: when the server cuts it
   h2_client.py PORT stalledstream PATH    # one stream's window kept shut beside one read slowly
   h2_client.py PORT longlived PATH SECS   # one connection, a request every half second
+  h2_client.py PORT bigheaders PATH       # a request whose header list is over the limit beside a download
+  h2_client.py PORT continuation PATH     # a header block split over 20 CONTINUATION frames
 """
 import hashlib
 import json
@@ -386,6 +388,56 @@ def longlived(port, path, seconds):
     return {"statuses": statuses, "closed": client.closed, "goaway_last_stream": client.conn.goaway_last_stream}
 
 
+def bigheaders(port, path):
+    client = Client(port, window=16384, validate=False)
+    good = client.request(path)
+    client.pump(acknowledge=False, timeout=0.3)
+    big = client.request(path, extra=[("x-padding", "p" * 20000)])
+    client.pump(acknowledge=False, timeout=0.5)
+    client.acknowledge()
+    client.pump(acknowledge=True, timeout=30)
+    return {
+        "big_status": client.streams[big]["status"], "big_reset": client.streams[big]["reset"],
+        "big_body": client.streams[big]["body"].decode(errors="replace"),
+        "good_status": client.streams[good]["status"], "good_ended": client.streams[good]["ended"],
+        "good_sha256": hashlib.sha256(client.streams[good]["body"]).hexdigest(), "closed": client.closed,
+    }
+
+
+def continuation(port, path):
+    """A HEADERS frame without END_HEADERS followed by 20 CONTINUATION frames (CVE-2024-27316 and kin): the
+    server must end the connection rather than keep buffering."""
+    import hyperframe.frame
+    client = Client(port)
+    sid = client.conn.get_next_available_stream_id()
+    block = client.conn.encoder.encode(
+        [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "127.0.0.1")]
+        + [(f"x-field-{i}", "v" * 50) for i in range(40)])
+    size = -(-len(block) // 21)
+    pieces = [block[i * size:(i + 1) * size] for i in range(21)]  # a valid block, over 21 frames
+    headers = hyperframe.frame.HeadersFrame(sid, data=pieces[0], flags=["END_STREAM"])
+    frames = [headers] + [hyperframe.frame.ContinuationFrame(sid, data=piece) for piece in pieces[1:]]
+    frames[-1].flags.add("END_HEADERS")
+    try:
+        client.sock.sendall(b"".join(frame.serialize() for frame in frames))
+    except OSError:
+        pass
+    deadline = time.monotonic() + 5
+    while not client.closed and time.monotonic() < deadline:
+        try:
+            client.sock.settimeout(0.2)
+            data = client.sock.recv(65536)
+            if not data:
+                client.closed = True
+            else:
+                client.conn.receive_data(data)
+        except socket.timeout:
+            continue
+        except (OSError, h2.exceptions.ProtocolError):
+            client.closed = True
+    return {"goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed}
+
+
 def main():
     port, scenario, *args = sys.argv[1:]
     port = int(port)
@@ -409,6 +461,10 @@ def main():
         result = stalledstream(port, args[0])
     elif scenario == "longlived":
         result = longlived(port, args[0], float(args[1]))
+    elif scenario == "bigheaders":
+        result = bigheaders(port, args[0])
+    elif scenario == "continuation":
+        result = continuation(port, args[0])
     elif scenario == "post":
         result = post(port, args[0], int(args[1]))
     else:

@@ -213,10 +213,12 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
         guard let stream = self.streams[id] else { return 0 }
-        // RFC 9113 §6.5.2: each field counts its name, its value and 32 bytes.
+        // RFC 9113 §6.5.2: each field counts its name, its value and 32 bytes. Past the advertised limit the
+        // rest is dropped (libnghttp2 still decodes it, keeping HPACK in step) and the request refused.
         stream.headerListBytes += name.count + value.count + 32
         guard stream.headerListBytes <= self.maximumHeaderListSize else {
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue  // the stream is reset
+            stream.headerListTooLarge = true
+            return 0
         }
         if name.first == UInt8(ascii: ":") {
             switch name.count {
@@ -241,7 +243,13 @@ final class HTTP2Connection: ChannelInboundHandler {
                 return
             }
             let responder = stream.attach(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop)
-            responder.receiveHead(head)
+            let refusal =
+                stream.headerListTooLarge
+                ? Problem(
+                    "request-header-fields-too-large", .requestHeaderFieldsTooLarge,
+                    "the request's header list is over \(self.maximumHeaderListSize) bytes")
+                : nil
+            responder.receiveHead(head, refusal: refusal)
         }
         // Trailers, or the last DATA frame, end the request.
         if endStream { stream.responder?.receiveEnd() }

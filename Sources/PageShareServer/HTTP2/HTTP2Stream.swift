@@ -32,6 +32,9 @@ final class HTTP2Stream: ResponseWriter {
     var fields = HTTPHeaders()
     /// Bytes of the request's header list, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them.
     var headerListBytes = 0
+    /// The header list went past the advertised limit: the fields after it were dropped, and the request
+    /// is answered 431.
+    var headerListTooLarge = false
 
     // The response.
     private var head: HTTPResponseHead?

@@ -103,13 +103,19 @@ final class NGHTTP2Session {
         Unmanaged<HTTP2Connection>.fromOpaque(user!).takeUnretainedValue()
     }
 
-    /// Feeds received bytes; false when the connection must end (the library queued a GOAWAY).
+    /// Feeds received bytes; false when the connection must end: a GOAWAY is queued (by the library, or
+    /// here for the errors it only reports — ENHANCE_YOUR_CALM for a flood, PROTOCOL_ERROR otherwise).
     func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         self.isBusy = true
         defer { self.isBusy = false }
         let read = nghttp2_session_mem_recv(
             self.session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
-        return read >= 0
+        guard read < 0 else { return true }
+        let flooded =
+            read == NGHTTP2_ERR_FLOODED.rawValue || read == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue
+        nghttp2_session_terminate_session(
+            self.session, flooded ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_PROTOCOL_ERROR.rawValue)
+        return false
     }
 
     /// Sends what the session has to send (through the delegate); false on a fatal error.
