@@ -138,10 +138,16 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     private func send(flushing: Bool) {
         guard let session = self.session, let context = self.context else { return }
-        self.sendPending = false
-        self.flushPending = false
-        if !session.send() { return self.closeAfterWrites() }
-        self.writeOutput()
+        var flushing = flushing
+        // A write failing inside the session's send (a closed channel fails it at once) may make its
+        // responder write again: that send was only noted, and is done here.
+        repeat {
+            self.sendPending = false
+            flushing = flushing || self.flushPending
+            self.flushPending = false
+            if !session.send() { return self.closeAfterWrites() }
+            self.writeOutput()
+        } while self.sendPending
         if flushing { context.flush() }
         if session.isFinished { self.closeAfterWrites() }
     }
