@@ -39,10 +39,16 @@ extension SharedPageCache {
     /// Reads `memory.count` bytes of `file` from `offset` from the first sharer that can supply them
     /// (returned); bytes past the end are zero. `context` keeps the decoded extent of a compressed file for
     /// ``fillAround``.
+    /// - Throws: `unknownImage` when no image holds the file any more (detached while the read ran),
+    ///   `imageChanged`, or `fillFailed` with the last sharer's error.
     func fill(
         _ file: SharedFile, at offset: UInt64, into memory: UnsafeMutableRawBufferPointer, context: ReadContext
     ) throws -> Sharer {
         let sharers = file.sharers.withLock { $0 }
+        // A read that opened the file before the detach of the last image holding it: that image is gone.
+        guard !sharers.isEmpty else {
+            throw PageCacheError(.unknownImage, "the images holding this file were detached during the read")
+        }
         var lastError: (any Error)? = nil
         for sharer in sharers {
             do {
