@@ -192,7 +192,11 @@ def post(port, target, size):
 def goaway(port, path):
     client = Client(port, window=16384)
     sid = client.request(path)
-    client.pump(acknowledge=False, timeout=1.5)  # the test shuts the server down meanwhile
+    # The test shuts the server down meanwhile; the download is held by its window until the GOAWAY comes
+    # (however late a loaded test run makes it).
+    deadline = time.monotonic() + 20
+    while client.conn.goaway_last_stream is None and not client.closed and time.monotonic() < deadline:
+        client.pump(acknowledge=False, timeout=0.5)
     client.acknowledge()
     client.pump(acknowledge=True, timeout=30)
     stream = client.streams[sid]
