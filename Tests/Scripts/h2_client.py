@@ -81,6 +81,26 @@ class Client:
         self.streams[sid] = {"status": None, "body": bytearray(), "ended": False, "reset": None}
         return sid
 
+    def read_until_closed(self, seconds):
+        """Reads (frames go to the connection: a GOAWAY is noted) until the server closes, for up to
+        `seconds`; returns the bytes read."""
+        deadline = time.monotonic() + seconds
+        received = 0
+        while not self.closed and time.monotonic() < deadline:
+            try:
+                self.sock.settimeout(0.2)
+                data = self.sock.recv(65536)
+                received += len(data)
+                if not data:
+                    self.closed = True
+                else:
+                    self.conn.receive_data(data)
+            except socket.timeout:
+                continue
+            except (OSError, h2.exceptions.ProtocolError):
+                self.closed = True
+        return received
+
     def acknowledge(self):
         """Gives every byte received so far back to the windows (the connection's, and open streams')."""
         for sid, count in self.unacknowledged.items():
@@ -248,21 +268,7 @@ def rapidreset(port, path):
             sent += 1
     except (OSError, h2.exceptions.ProtocolError):
         pass  # the server closed the connection
-    deadline = time.monotonic() + 5
-    received = 0
-    while not client.closed and time.monotonic() < deadline:
-        try:
-            client.sock.settimeout(0.2)
-            data = client.sock.recv(65536)
-            received += len(data)
-            if not data:
-                client.closed = True
-            else:
-                client.conn.receive_data(data)
-        except socket.timeout:
-            continue
-        except (OSError, h2.exceptions.ProtocolError):
-            client.closed = True
+    received = client.read_until_closed(5)
     return {"sent": sent, "goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed,
             "received": received}
 
@@ -426,19 +432,7 @@ def continuation(port, path):
         client.sock.sendall(b"".join(frame.serialize() for frame in frames))
     except OSError:
         pass
-    deadline = time.monotonic() + 5
-    while not client.closed and time.monotonic() < deadline:
-        try:
-            client.sock.settimeout(0.2)
-            data = client.sock.recv(65536)
-            if not data:
-                client.closed = True
-            else:
-                client.conn.receive_data(data)
-        except socket.timeout:
-            continue
-        except (OSError, h2.exceptions.ProtocolError):
-            client.closed = True
+    client.read_until_closed(5)
     return {"goaway_last_stream": client.conn.goaway_last_stream, "closed": client.closed}
 
 
