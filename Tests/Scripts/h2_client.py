@@ -95,6 +95,7 @@ class Client:
                     self.closed = True
                 else:
                     self.conn.receive_data(data)
+                    self.flush()  # acknowledgements (PING, SETTINGS) the frames asked for
             except socket.timeout:
                 continue
             except (OSError, h2.exceptions.ProtocolError):
@@ -229,9 +230,8 @@ def goaway(port, path):
         late_status = None
     # The server closes once its GOAWAY is written; wait for that, but less than its 10 s grace period (after
     # which it would close anyway).
-    deadline = time.monotonic() + 7
-    while not client.closed and time.monotonic() < deadline:
-        client.pump(acknowledge=True, timeout=0.5)
+    # (pump returns at once when every stream has ended or was reset, as a refused late stream is: read.)
+    client.read_until_closed(7)
     return {
         "goaway_last_stream": client.conn.goaway_last_stream, "status": stream["status"], "ended": stream["ended"],
         "goaways": getattr(client.conn, "goaways", []),
