@@ -153,22 +153,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         // A request the parser refused is answered 400 with a problem body, unless a response is being
         // written (its end would be lost); either way the connection closes: the parser cannot go on.
         if error is HTTPParserError, !self.responding {
-            let problem = Problem.badRequest("the request is not valid HTTP/1.1: \(error)")
-            let body = problem.encoded()
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/problem+json")
-            headers.add(name: "content-length", value: String(body.count))
-            headers.add(name: "date", value: HTTPDate.now())
-            headers.add(name: "connection", value: "close")
-            var buffer = context.channel.allocator.buffer(capacity: 256 + body.count)
-            HTTP1ResponseHead.write(
-                HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers), into: &buffer)
-            buffer.writeBytes(body)
-            context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-            self.responding = true
-            return
+            return self.answerAndClose(Problem.badRequest("the request is not valid HTTP/1.1: \(error)"), context)
         }
         context.close(promise: nil)
     }
@@ -176,12 +161,21 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// Answers a CONNECT (405, problem+json) and closes: no tunnel is opened, and nothing after the request
     /// is read.
     private func refuseConnect(context: ChannelHandlerContext) {
-        let problem = Problem.methodNotAllowed(.CONNECT)
+        self.answerAndClose(Problem.methodNotAllowed(.CONNECT), context)
+    }
+
+    /// Writes `problem` as a whole problem+json response (its own fields, such as `allow`, included), then
+    /// closes the connection once it is written.
+    private func answerAndClose(_ problem: Problem, _ context: ChannelHandlerContext) {
         let body = problem.encoded()
-        var text = "HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/problem+json\r\n"
-        text += "content-length: \(body.count)\r\ndate: \(HTTPDate.now())\r\nconnection: close\r\n\r\n"
-        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + body.count)
-        buffer.writeString(text)
+        var headers = problem.headers
+        headers.add(name: "content-type", value: "application/problem+json")
+        headers.add(name: "content-length", value: String(body.count))
+        headers.add(name: "date", value: HTTPDate.now())
+        headers.add(name: "connection", value: "close")
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.count)
+        HTTP1ResponseHead.write(
+            HTTPResponseHead(version: .http1_1, status: problem.responseStatus, headers: headers), into: &buffer)
         buffer.writeBytes(body)
         context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
