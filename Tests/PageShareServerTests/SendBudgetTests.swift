@@ -113,17 +113,30 @@ struct SendBudgetTests {
 
     @Test("an HTTP/1.1 reader that stops is closed after the send timeout; one that pauses for less is served whole")
     func stalledHTTP1ReaderIsClosed() async throws {
-        try await Self.withServer(Self.budget(timeout: .seconds(1)), huge: true) { server in
+        try await Self.withServer(Self.budget(timeout: .seconds(3)), huge: true) { server in
             let big = Self.huge
-            let stalled = try Self.closingRequest(port: server.port, target: "/v1/images/img/files/huge.bin")
-            let paused = try Self.closingRequest(port: server.port, target: "/v1/images/img/files/huge.bin")
-            try await Task.sleep(for: .milliseconds(400))
-            let whole = try Self.readToEnd(paused)
-            try await Task.sleep(for: .milliseconds(2600))
-            let cut = try Self.readToEnd(stalled)
+            let target = "/v1/images/img/files/huge.bin"
+            // On a thread of its own: the pauses are the test, and a loaded cooperative pool would stretch them.
+            let (whole, cut) = try await Self.onThread {
+                let stalled = try Self.closingRequest(port: server.port, target: target)
+                let paused = try Self.closingRequest(port: server.port, target: target)
+                let started = Date()
+                Thread.sleep(forTimeInterval: 0.4)
+                let whole = try Self.readToEnd(paused)
+                // Past the timeout and the check after it (a quarter of the timeout) before the stalled reader reads.
+                Thread.sleep(until: started + 5)
+                return (whole, try Self.readToEnd(stalled))
+            }
             #expect(whole.count > big.count && whole.suffix(big.count) == big[...], "\(whole.count) bytes")
             #expect(cut.count < big.count, "the stalled reader got \(cut.count) bytes before the close")
             #expect(try await Self.unsentAndTimeouts(server).timeouts == 1)
+        }
+    }
+
+    /// Runs blocking client code on a thread of its own and hands back what it returns.
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
         }
     }
 
