@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import PageShareServer
@@ -77,16 +78,16 @@ struct ParsingTests {
     }
 
     @Test("header values written as bytes: decimal and hex numbers as String(_:radix:) writes them")
-    func asciiWriter() {
+    func numbersAsBytes() {
         for value: UInt64 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xb3d4_6668, 1 << 63, UInt64.max] {
-            var writer = ASCIIWriter(capacity: 8)
-            writer.text("[")
-            writer.decimal(value)
-            writer.text("|")
-            writer.hexadecimal(value)
-            writer.hex([0x00, 0xAB, UInt8(truncatingIfNeeded: value)])
+            var writer = ByteBuffer()
+            writer.writeStaticString("[")
+            writer.writeDecimal(value)
+            writer.writeStaticString("|")
+            writer.writeHexadecimal(value)
+            writer.writeHex([0x00, 0xAB, UInt8(truncatingIfNeeded: value)])
             #expect(
-                writer.string
+                String(buffer: writer)
                     == "[\(value)|\(String(value, radix: 16))00ab\(Hex.string([UInt8(truncatingIfNeeded: value)]))")
         }
     }

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// One HTTP/1.1 connection (after NIO's request decoder): hands requests to its ``RequestResponder`` and
-/// writes the responses as bytes (``HTTP1ResponseHead``), closing the connection after one that is not
+/// writes the responses as bytes (``ResponseHead/http1Bytes(minorVersion:closing:)``), closing the connection after one that is not
 /// keep-alive.
 ///
 /// Pipelined requests wait their turn here: a request head that arrives while the previous response is
@@ -38,6 +38,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var draining = false
     /// Shutdown was asked for: the connection closes after the response owed.
     private var quiescing = false
+    /// The minor version of the request being answered (HTTP/1.0 gets an HTTP/1.0 status line).
+    private var minorVersion = 1
 
     /// Told when heads, bodies and responses end (the slowloris deadlines).
     private let deadline: RequestDeadline
@@ -84,15 +86,16 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         switch part {
         case .head(var head):
             self.responseOwed = true
+            self.minorVersion = head.version.minor
             guard head.method != .CONNECT else { return self.refuseConnect(context: context) }
             head.uri = Self.originForm(head.uri)
             var problem = Self.hostProblem(head)
             if problem == nil, let expectation = head.headers.first(name: "expect") {
                 if expectation.lowercased() == "100-continue" {
                     // The client waits for this before sending the body (curl for a second, on every POST).
-                    let interim = HTTPResponseHead(version: head.version, status: .continue)
+                    let interim = ResponseHead(status: .continue, allocator: context.channel.allocator, capacity: 0)
                     context.writeAndFlush(
-                        self.wrapOutboundOut(HTTP1ResponseHead.encode(interim, allocator: context.channel.allocator)),
+                        self.wrapOutboundOut(interim.http1Bytes(minorVersion: head.version.minor, closing: false)),
                         promise: nil)
                 } else {
                     problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
@@ -168,14 +171,13 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// closes the connection once it is written.
     private func answerAndClose(_ problem: Problem, _ context: ChannelHandlerContext) {
         let body = problem.encoded()
-        var headers = problem.headers
-        headers.add(name: "content-type", value: "application/problem+json")
-        headers.add(name: "content-length", value: String(body.count))
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "connection", value: "close")
-        var buffer = context.channel.allocator.buffer(capacity: 256 + body.count)
-        HTTP1ResponseHead.write(
-            HTTPResponseHead(version: .http1_1, status: problem.responseStatus, headers: headers), into: &buffer)
+        var head = ResponseHead(
+            status: problem.responseStatus, allocator: context.channel.allocator, capacity: 256 + body.count)
+        for (name, value) in problem.headers { head.add(name: name, value: value) }
+        head.add("content-type", "application/problem+json")
+        head.add("content-length", decimal: UInt64(body.count))
+        head.add("date", HTTPDate.now())
+        var buffer = head.http1Bytes(minorVersion: 1, closing: true)
         buffer.writeBytes(body)
         context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
@@ -234,15 +236,12 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    func writeHead(_ head: HTTPResponseHead) {
+    func writeHead(_ head: ResponseHead) {
         self.responding = true
         guard let context = self.context else { return }
-        var head = head
-        if self.quiescing, !head.headers.contains(name: "connection") {
-            head.headers.add(name: "connection", value: "close")
-        }
         context.write(
-            self.wrapOutboundOut(HTTP1ResponseHead.encode(head, allocator: context.channel.allocator)), promise: nil)
+            self.wrapOutboundOut(head.http1Bytes(minorVersion: self.minorVersion, closing: self.quiescing)),
+            promise: nil)
     }
 
     func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -14,42 +15,55 @@ enum HTTPDate {
     /// `seconds` since the epoch as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`: always 29 bytes, so
     /// a year outside 0-9999 (which the format cannot write) is clamped into it.
     static func format(_ seconds: Int64) -> String {
+        String(unsafeUninitializedCapacity: Self.length) { Self.fill(seconds, into: $0) }
+    }
+
+    /// Writes `seconds` as an IMF-fixdate (``format(_:)``) into `buffer`, without making a string.
+    static func write(_ seconds: Int64, into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.length) { memory in
+            Self.fill(seconds, into: memory.bindMemory(to: UInt8.self))
+        }
+    }
+
+    /// The length of an IMF-fixdate.
+    static let length = 29
+
+    /// Writes the 29 bytes of `seconds` as an IMF-fixdate at the start of `out`; returns 29.
+    private static func fill(_ seconds: Int64, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
         let (year, month, day) = Self.civil(fromDays: days)
         let weekday = Int(((days % 7) + 11) % 7)  // 1970-01-01 was a Thursday
-        return String(unsafeUninitializedCapacity: 29) { out in
-            var index = 0
-            func put(_ text: String) {
-                for byte in text.utf8 {
-                    out[index] = byte
-                    index += 1
-                }
+        var index = 0
+        func put(_ text: String) {
+            for byte in text.utf8 {
+                out[index] = byte
+                index += 1
             }
-            func digits(_ value: Int64, _ count: Int) {
-                var value = value
-                for position in stride(from: count - 1, through: 0, by: -1) {
-                    out[index + position] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                }
-                index += count
-            }
-            put(Self.dayNames[weekday])
-            put(", ")
-            digits(day, 2)
-            put(" ")
-            put(Self.monthNames[Int(month) - 1])
-            put(" ")
-            digits(min(max(year, 0), 9999), 4)
-            put(" ")
-            digits(secondOfDay / 3600, 2)
-            put(":")
-            digits(secondOfDay / 60 % 60, 2)
-            put(":")
-            digits(secondOfDay % 60, 2)
-            put(" GMT")
-            return index
         }
+        func digits(_ value: Int64, _ count: Int) {
+            var value = value
+            for position in stride(from: count - 1, through: 0, by: -1) {
+                out[index + position] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+            index += count
+        }
+        put(Self.dayNames[weekday])
+        put(", ")
+        digits(day, 2)
+        put(" ")
+        put(Self.monthNames[Int(month) - 1])
+        put(" ")
+        digits(min(max(year, 0), 9999), 4)
+        put(" ")
+        digits(secondOfDay / 3600, 2)
+        put(":")
+        digits(secondOfDay / 60 % 60, 2)
+        put(":")
+        digits(secondOfDay % 60, 2)
+        put(" GMT")
+        return index
     }
 
     /// Seconds since the epoch of an HTTP date in any of the three formats; nil if it is not one.

@@ -15,20 +15,19 @@ extension RequestResponder {
         if let catalog = self.plane.admin?.catalog {
             self.plane.metrics.publishFailedImages(catalog.failedImageCount)
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-        self.sendWhole(exposition(), status: .ok, headers: headers, for: head)
+        var response = ResponseHead(status: .ok, allocator: self.allocator)
+        response.add("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        self.sendWhole(exposition(), head: response, for: head)
     }
 
     /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
     func respondToHealth(_ path: Substring, for head: HTTPRequestHead) {
         self.route = .health
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         let ready = path == "/healthz" || self.plane.isReady
+        var response = ResponseHead(status: ready ? .ok : .serviceUnavailable, allocator: self.allocator)
+        response.add("content-type", "text/plain; charset=utf-8")
         self.sendWhole(
-            Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8),
-            status: ready ? .ok : .serviceUnavailable, headers: headers, for: head)
+            Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8), head: response, for: head)
     }
 
     /// Sends a 403 and counts it.
@@ -70,10 +69,10 @@ extension RequestResponder {
             guard self.writer != nil else { return }  // the connection or stream is gone
             switch result {
             case .success(let reply):
-                var headers = HTTPHeaders()
-                if let location = reply.location { headers.add(name: "location", value: location) }
-                if reply.body != nil { headers.add(name: "content-type", value: "application/json") }
-                self.sendWhole(reply.body ?? [], status: reply.status, headers: headers, for: head)
+                var response = ResponseHead(status: reply.status, allocator: self.allocator)
+                if let location = reply.location { response.add("location", location) }
+                if reply.body != nil { response.add("content-type", "application/json") }
+                self.sendWhole(reply.body ?? [], head: response, for: head)
             case .failure(let error):
                 self.send(
                     error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"), for: head)
@@ -145,13 +144,13 @@ extension RequestResponder {
         let plan = FileResponsePlan.make(
             file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)
-        if let problem = plan.problem { return self.send(problem, for: head) }
-        var headers = plan.headers
+        if let problem = plan.problem { return self.send(problem, for: head, fields: plan.head) }
+        var responseHead = plan.head
+        responseHead.add("date", HTTPDate.now())
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
-        if plan.status != .notModified { headers.add(name: "content-length", value: String(plan.body.length)) }
+        if plan.status != .notModified { responseHead.add("content-length", decimal: plan.body.length) }
         let keepAlive = self.keepAlive
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        let responseHead = HTTPResponseHead(version: head.version, status: plan.status, headers: headers)
+        if !keepAlive { responseHead.add("connection", "close") }
         self.status = plan.status
         guard head.method == .GET, plan.body.length > 0 else {
             self.writer?.writeHead(responseHead)

@@ -54,7 +54,7 @@ final class RequestResponder {
     /// A file body in progress (a class: the pump, fills and writability changes share one state).
     final class BodyStream {
         var file: CachedFile
-        var responseHead: HTTPResponseHead
+        var responseHead: ResponseHead
         var headSent = false
         var body: ResponseBody
         var segmentIndex = 0
@@ -69,7 +69,7 @@ final class RequestResponder {
         /// The request answered (its version, keep-alive and method decide the error response, if any).
         let request: HTTPRequestHead
 
-        init(file: CachedFile, responseHead: HTTPResponseHead, body: ResponseBody, request: HTTPRequestHead) {
+        init(file: CachedFile, responseHead: ResponseHead, body: ResponseBody, request: HTTPRequestHead) {
             self.file = file
             self.responseHead = responseHead
             self.body = body
@@ -262,25 +262,30 @@ final class RequestResponder {
     }
 
     func sendJSON(_ body: [UInt8], for head: HTTPRequestHead) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        self.sendWhole(body, status: .ok, headers: headers, for: head)
+        var response = ResponseHead(status: .ok, allocator: self.allocator)
+        response.add("content-type", "application/json")
+        self.sendWhole(body, head: response, for: head)
     }
 
-    func send(_ problem: Problem, for head: HTTPRequestHead) {
-        var headers = problem.headers
-        headers.add(name: "content-type", value: "application/problem+json")
-        self.sendWhole(
-            problem.encoded(), status: problem.responseStatus, headers: headers, for: head)
+    /// Sends `problem` as problem+json, with its own fields and those of `fields` (a file's validators).
+    func send(_ problem: Problem, for head: HTTPRequestHead, fields: ResponseHead? = nil) {
+        var response = fields ?? ResponseHead(status: problem.responseStatus, allocator: self.allocator)
+        response.status = problem.responseStatus
+        for (name, value) in problem.headers { response.add(name: name, value: value) }
+        response.add("content-type", "application/problem+json")
+        self.sendWhole(problem.encoded(), head: response, for: head)
     }
 
-    func sendWhole(_ body: [UInt8], status: HTTPResponseStatus, headers: HTTPHeaders, for head: HTTPRequestHead) {
-        var headers = headers
-        headers.add(name: "date", value: HTTPDate.now())
+    /// Sends a whole response: `response` (status and fields) with the date, length and connection fields
+    /// added, then `body`.
+    func sendWhole(_ body: [UInt8], head response: ResponseHead, for head: HTTPRequestHead) {
+        var response = response
+        let status = response.status
+        response.add("date", HTTPDate.now())
         // RFC 9110 §8.6: no Content-Length on a 204.
-        if status != .noContent { headers.add(name: "content-length", value: String(body.count)) }
-        if !self.keepAlive { headers.add(name: "connection", value: "close") }
-        self.writer?.writeHead(HTTPResponseHead(version: head.version, status: status, headers: headers))
+        if status != .noContent { response.add("content-length", decimal: UInt64(body.count)) }
+        if !self.keepAlive { response.add("connection", "close") }
+        self.writer?.writeHead(response)
         self.status = status
         if head.method != .HEAD, !body.isEmpty {
             self.sentBytes += body.count

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// Where one response goes: an HTTP/1.1 connection (``HTTP1RequestHandler``) or one HTTP/2 stream
 /// (``HTTP2Stream``). A ``RequestResponder`` writes through it without knowing which. Used on the
@@ -10,7 +9,7 @@ protocol ResponseWriter: AnyObject {
     var isWritable: Bool { get }
     /// The connection's share of the daemon's unsent-bytes budget (nil: unbounded, for tests).
     var allowance: SendAllowance? { get }
-    func writeHead(_ head: HTTPResponseHead)
+    func writeHead(_ head: ResponseHead)
     /// Writes body bytes; `promise` completes when they have been written to the connection (or failed).
     func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?)
     /// Ends the response and flushes. HTTP/1.1 closes the connection after it unless `keepAlive`.

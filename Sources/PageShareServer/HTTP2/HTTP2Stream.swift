@@ -37,7 +37,7 @@ final class HTTP2Stream: ResponseWriter {
     var headerListTooLarge = false
 
     // The response.
-    private var head: HTTPResponseHead?
+    private var head: ResponseHead?
     private var submitted = false
     private var ended = false
     /// Body buffers not yet taken by a DATA frame, with the promise of each write.
@@ -103,7 +103,7 @@ final class HTTP2Stream: ResponseWriter {
             && self.connection.isChannelWritable
     }
 
-    func writeHead(_ head: HTTPResponseHead) {
+    func writeHead(_ head: ResponseHead) {
         guard !self.isClosed else { return }
         self.head = head
     }

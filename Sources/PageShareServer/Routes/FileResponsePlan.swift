@@ -6,22 +6,23 @@ import PageCache
 /// The response to a GET or HEAD of a file, decided from its validators and the request's conditional and
 /// Range headers before any byte is read.
 struct FileResponsePlan {
-    var status: HTTPResponseStatus
-    var headers: HTTPHeaders
+    /// The status and the file's fields (validators, type, range); the responder adds the date, the length
+    /// and the connection's fields when it sends it.
+    var head: ResponseHead
     var body: ResponseBody
-    /// For 412 and 416: the problem+json answer (its headers carry the validators and `Content-Range`).
+    /// For 400, 412 and 416: the problem+json answer, sent with the head's fields (validators and
+    /// `Content-Range`).
     var problem: Problem?
 
     static let contentType = "application/octet-stream"
 
-    /// A 412 or 416 with `problem` as its body and the file's headers (but the date, which every answer
-    /// gets when it is sent).
-    private static func refusal(_ problem: Problem, headers: HTTPHeaders) -> FileResponsePlan {
-        var problem = problem
-        var kept = headers
-        kept.remove(name: "date")
-        problem.headers = kept
-        return FileResponsePlan(status: problem.responseStatus, headers: kept, body: .empty, problem: problem)
+    var status: HTTPResponseStatus { self.head.status }
+
+    /// A refusal with `problem` as its body and the file's fields.
+    private static func refusal(_ problem: Problem, head: ResponseHead) -> FileResponsePlan {
+        var head = head
+        head.status = problem.responseStatus
+        return FileResponsePlan(head: head, body: .empty, problem: problem)
     }
 
     /// Plans the response for `file` (`inode` of `image`) to `request`.
@@ -29,62 +30,69 @@ struct FileResponsePlan {
         file: CachedFile, inode: Inode, image: Image, request: HTTPRequestHead, maximumRanges: Int,
         allocator: ByteBufferAllocator
     ) -> FileResponsePlan {
-        let validators = Validators(
-            entityTag: Self.entityTag(file: file, inode: inode, image: image), lastModified: inode.mtime)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(8)
-        headers.add(name: "date", value: HTTPDate.now())
-        headers.add(name: "accept-ranges", value: "bytes")
-        headers.add(name: "etag", value: validators.entityTag)
-        headers.add(name: "last-modified", value: HTTPDate.format(inode.mtime))
+        var head = ResponseHead(status: .ok, allocator: allocator)
+        head.add("accept-ranges", "bytes")
+        head.add("etag") { Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0) }
+        head.add("last-modified") { HTTPDate.write(inode.mtime, into: &$0) }
         let fields = RangeAndConditions(request.headers)
         guard !fields.rangeRepeated else {
-            return Self.refusal(.badRequest("more than one Range field"), headers: headers)
+            return Self.refusal(.badRequest("more than one Range field"), head: head)
         }
         let rangeHeader = fields.range
-        let outcome = validators.evaluate(
-            ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
-            ifModifiedSince: fields.ifModifiedSince, ifRange: fields.ifRange, hasRange: rangeHeader != nil)
+        var outcome = PreconditionOutcome.proceed(honourRange: true)
+        if fields.hasConditions {
+            let validators = Validators(
+                entityTag: Self.entityTag(file: file, inode: inode, image: image), lastModified: inode.mtime)
+            outcome = validators.evaluate(
+                ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
+                ifModifiedSince: fields.ifModifiedSince, ifRange: fields.ifRange, hasRange: rangeHeader != nil)
+        }
         let length = file.size
         switch outcome {
         case .notModified:
-            return FileResponsePlan(status: .notModified, headers: headers, body: .empty)
+            head.status = .notModified
+            return FileResponsePlan(head: head, body: .empty)
         case .failed:
             return Self.refusal(
                 Problem("precondition-failed", .preconditionFailed, "If-Match or If-Unmodified-Since did not hold"),
-                headers: headers)
+                head: head)
         case .proceed(let honourRange):
             let ranges = ByteRangeRequest.resolve(
                 honourRange ? rangeHeader : nil, length: length, maximumRanges: maximumRanges)
             switch ranges {
             case .whole:
-                headers.add(name: "content-type", value: Self.contentType)
+                head.add("content-type", Self.contentType)
                 let body: ResponseBody = length == 0 ? .empty : .range(0...(length - 1))
-                return FileResponsePlan(status: .ok, headers: headers, body: body)
+                return FileResponsePlan(head: head, body: body)
             case .unsatisfiable:
-                headers.add(name: "content-range", value: "bytes */\(length)")
+                head.add("content-range") { value in
+                    value.writeStaticString("bytes */")
+                    value.writeDecimal(length)
+                }
                 return Self.refusal(
                     Problem(
                         "range-not-satisfiable", .rangeNotSatisfiable,
                         "no range of the Range header starts within the file's \(length) bytes"),
-                    headers: headers)
+                    head: head)
             case .partial(let list) where list.count == 1:
-                headers.add(name: "content-type", value: Self.contentType)
-                var contentRange = ASCIIWriter(capacity: 70)
-                contentRange.text("bytes ")
-                contentRange.decimal(list[0].lowerBound)
-                contentRange.text("-")
-                contentRange.decimal(list[0].upperBound)
-                contentRange.text("/")
-                contentRange.decimal(length)
-                headers.add(name: "content-range", value: contentRange.string)
-                return FileResponsePlan(status: .partialContent, headers: headers, body: .range(list[0]))
+                head.status = .partialContent
+                head.add("content-type", Self.contentType)
+                head.add("content-range") { value in
+                    value.writeStaticString("bytes ")
+                    value.writeDecimal(list[0].lowerBound)
+                    value.writeStaticString("-")
+                    value.writeDecimal(list[0].upperBound)
+                    value.writeStaticString("/")
+                    value.writeDecimal(length)
+                }
+                return FileResponsePlan(head: head, body: .range(list[0]))
             case .partial(let list):
+                head.status = .partialContent
                 let boundary = Self.boundary()
-                headers.add(name: "content-type", value: "multipart/byteranges; boundary=\(boundary)")
+                head.add("content-type", "multipart/byteranges; boundary=\(boundary)")
                 let body = ResponseBody.multipart(
                     list, fileLength: length, contentType: Self.contentType, boundary: boundary, allocator: allocator)
-                return FileResponsePlan(status: .partialContent, headers: headers, body: body)
+                return FileResponsePlan(head: head, body: body)
             }
         }
     }
@@ -93,26 +101,30 @@ struct FileResponsePlan {
     /// different images have the same tag. A privately cached file gets a tag naming its image (uuid, build
     /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
     static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
-        // Written into one string: this runs for every file response.
-        var tag = ASCIIWriter(capacity: 112)  // a private file's tag is at most 104 bytes
+        var tag = ByteBuffer()
+        Self.writeEntityTag(file: file, inode: inode, image: image, into: &tag)
+        return String(buffer: tag)
+    }
+
+    /// Writes the entity tag (``entityTag(file:inode:image:)``), quotes included, into `buffer`.
+    static func writeEntityTag(file: CachedFile, inode: Inode, image: Image, into tag: inout ByteBuffer) {
         if let digest = file.contentDigest {
-            tag.text("\"sha256-")
-            tag.hex(digest)
+            tag.writeStaticString("\"sha256-")
+            tag.writeHex(digest)
         } else {
             let superBlock = image.superBlock
-            tag.text("\"i-")
-            tag.hex(superBlock.uuid)
-            tag.text("-")
-            tag.hexadecimal(UInt64(superBlock.epoch))
-            tag.text("-")
-            tag.hexadecimal(UInt64(superBlock.checksum))
-            tag.text("-")
-            tag.decimal(UInt64(inode.nid))
-            tag.text("-")
-            tag.decimal(inode.size)
+            tag.writeStaticString("\"i-")
+            tag.writeHex(superBlock.uuid)
+            tag.writeStaticString("-")
+            tag.writeHexadecimal(UInt64(superBlock.epoch))
+            tag.writeStaticString("-")
+            tag.writeHexadecimal(UInt64(superBlock.checksum))
+            tag.writeStaticString("-")
+            tag.writeDecimal(UInt64(inode.nid))
+            tag.writeStaticString("-")
+            tag.writeDecimal(inode.size)
         }
-        tag.text("\"")
-        return tag.string
+        tag.writeStaticString("\"")
     }
 
     /// A random 128-bit multipart boundary: file bytes would have to contain it by chance to confuse a
@@ -137,6 +149,12 @@ struct RangeAndConditions {
     var ifNoneMatch: String?
     var ifModifiedSince: String?
     var ifRange: String?
+
+    /// Whether any conditional field is present (the validators are compared only then).
+    var hasConditions: Bool {
+        self.ifMatch != nil || self.ifUnmodifiedSince != nil || self.ifNoneMatch != nil
+            || self.ifModifiedSince != nil || self.ifRange != nil
+    }
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {

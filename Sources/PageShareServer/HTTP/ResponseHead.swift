@@ -1,0 +1,149 @@
+import NIOCore
+import NIOHTTP1
+
+/// A response's status and header fields, kept as HTTP/1.1 field lines (`name: value\r\n`) in one buffer,
+/// with room before them for the status line. The HTTP/1.1 writer completes the head in place and writes
+/// the buffer as it is; the HTTP/2 writer points its header list into the same bytes. One allocation per
+/// response head, and no `String` per field.
+///
+/// Field names are lowercase. Every value is made by the server from safe parts (numbers, dates, hex,
+/// fixed text, percent-encoded paths) — never a request's or an image's text — so nothing here checks for
+/// CR or LF.
+struct ResponseHead {
+    var status: HTTPResponseStatus
+    /// The status line's room (see ``statusLineRoom``), then the field lines.
+    private var lines: ByteBuffer
+    /// Whether a `connection` field was added (HTTP/1.1 adds `connection: close` on shutdown otherwise).
+    private(set) var hasConnectionField = false
+
+    /// Room reserved for `HTTP/1.1 NNN Reason\r\n`: the longest reason phrase NIO knows is 31 bytes.
+    private static let statusLineRoom = 64
+
+    init(status: HTTPResponseStatus, allocator: ByteBufferAllocator, capacity: Int = 256) {
+        self.status = status
+        self.lines = allocator.buffer(capacity: Self.statusLineRoom + capacity)
+        self.lines.moveWriterIndex(forwardBy: Self.statusLineRoom)
+        self.lines.moveReaderIndex(forwardBy: Self.statusLineRoom)
+    }
+
+    /// Adds `name: value`.
+    mutating func add(_ name: StaticString, _ value: String) {
+        self.add(name) { $0.writeString(value) }
+    }
+
+    /// Adds `name: value` for a name known only at run time (a ``Problem``'s own fields).
+    mutating func add(name: String, value: String) {
+        if name == "connection" { self.hasConnectionField = true }
+        self.lines.writeString(name)
+        self.lines.writeStaticString(": ")
+        self.lines.writeString(value)
+        self.lines.writeStaticString("\r\n")
+    }
+
+    /// Adds `name: value` with `value` in decimal.
+    mutating func add(_ name: StaticString, decimal value: UInt64) {
+        self.add(name) { $0.writeDecimal(value) }
+    }
+
+    /// Adds a field whose value `writeValue` writes straight into the head's buffer.
+    mutating func add(_ name: StaticString, _ writeValue: (inout ByteBuffer) -> Void) {
+        if Self.isConnection(name) { self.hasConnectionField = true }
+        self.lines.writeStaticString(name)
+        self.lines.writeStaticString(": ")
+        writeValue(&self.lines)
+        self.lines.writeStaticString("\r\n")
+    }
+
+    private static func isConnection(_ name: StaticString) -> Bool {
+        name.utf8CodeUnitCount == 10 && name.withUTF8Buffer { $0.elementsEqual("connection".utf8) }
+    }
+
+    /// Calls `body` with the field lines' bytes (`name: value\r\n` each), valid during the call.
+    func withFieldLines<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        self.lines.withUnsafeReadableBytes(body)
+    }
+
+    /// Calls `body` with each field's name and value in `lines` (from ``withFieldLines(_:)``), in order.
+    static func forEachField(
+        in lines: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) {
+        var start = 0
+        while start < lines.count {
+            var colon = start
+            while lines[colon] != UInt8(ascii: ":") { colon += 1 }
+            var end = colon + 2
+            while lines[end] != UInt8(ascii: "\r") { end += 1 }
+            body(
+                UnsafeRawBufferPointer(rebasing: lines[start..<colon]),
+                UnsafeRawBufferPointer(rebasing: lines[(colon + 2)..<end]))
+            start = end + 2
+        }
+    }
+
+    /// The fields as strings, in order (for tests and logs).
+    var fields: [(name: String, value: String)] {
+        var fields: [(String, String)] = []
+        self.withFieldLines { lines in
+            Self.forEachField(in: lines) { name, value in
+                fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            }
+        }
+        return fields
+    }
+
+    /// The head as HTTP/1.1 bytes: the status line (for a request of HTTP/1.`minorVersion`), the fields,
+    /// `connection: close` if `closing` and no connection field was given, the blank line. Consumes the
+    /// head's buffer: written in place, no copy.
+    consuming func http1Bytes(minorVersion: Int, closing: Bool) -> ByteBuffer {
+        var bytes = self.lines
+        if closing && !self.hasConnectionField { bytes.writeStaticString("connection: close\r\n") }
+        bytes.writeStaticString("\r\n")
+        let code = self.status.code
+        var reason = self.status.reasonPhrase
+        if 13 + reason.utf8.count + 2 > Self.statusLineRoom { reason = "" }  // a reason phrase may be empty
+        let length = 13 + reason.utf8.count + 2
+        var at = bytes.readerIndex - length
+        at += bytes.setStaticString(minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", at: at)
+        at += bytes.setInteger(UInt8(ascii: "0") + UInt8(code / 100 % 10), at: at)
+        at += bytes.setInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10), at: at)
+        at += bytes.setInteger(UInt8(ascii: "0") + UInt8(code % 10), at: at)
+        at += bytes.setInteger(UInt8(ascii: " "), at: at)
+        at += bytes.setString(reason, at: at)
+        at += bytes.setStaticString("\r\n", at: at)
+        bytes.moveReaderIndex(to: bytes.readerIndex - length)
+        return bytes
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `value` in decimal, without making a string.
+    mutating func writeDecimal(_ value: UInt64) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        withUnsafeMutableBytes(of: &digits) { memory in
+            var index = memory.count
+            var rest = value
+            repeat {
+                index -= 1
+                memory[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            self.writeBytes(UnsafeRawBufferPointer(rebasing: memory[index...]))
+        }
+    }
+
+    /// Writes `value` in lower-case hex, no leading zeros.
+    mutating func writeHexadecimal(_ value: UInt64) {
+        let digitCount = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+        for position in stride(from: digitCount - 1, through: 0, by: -1) {
+            self.writeInteger(Hex.digit(UInt8(truncatingIfNeeded: value >> (position * 4)) & 0xF))
+        }
+    }
+
+    /// Writes `bytes` in lower-case hex, two digits a byte.
+    mutating func writeHex(_ bytes: some Sequence<UInt8>) {
+        for byte in bytes {
+            self.writeInteger(Hex.digit(byte >> 4))
+            self.writeInteger(Hex.digit(byte & 0xF))
+        }
+    }
+}
