@@ -29,7 +29,8 @@ struct ResponseHeadTests {
             String(buffer: bytes)
                 == "HTTP/1.1 206 Partial Content\r\naccept-ranges: bytes\r\ncontent-length: 4096\r\n"
                 + "content-range: bytes 0-18446744073709551615\r\nallow: GET, HEAD\r\n\r\n")
-        let old = ResponseHead(status: .ok, allocator: ByteBufferAllocator()).http1Bytes(minorVersion: 0, closing: false)
+        let old = ResponseHead(status: .ok, allocator: ByteBufferAllocator()).http1Bytes(
+            minorVersion: 0, closing: false)
         #expect(String(buffer: old) == "HTTP/1.0 200 OK\r\n\r\n")
     }
 
@@ -47,7 +48,8 @@ struct ResponseHeadTests {
     @Test("a reason phrase too long for the room is left out, the status code kept")
     func longReason() {
         let head = ResponseHead(
-            status: .custom(code: 299, reasonPhrase: String(repeating: "r", count: 80)), allocator: ByteBufferAllocator())
+            status: .custom(code: 299, reasonPhrase: String(repeating: "r", count: 80)),
+            allocator: ByteBufferAllocator())
         #expect(String(buffer: head.http1Bytes(minorVersion: 1, closing: false)) == "HTTP/1.1 299 \r\n\r\n")
     }
 
