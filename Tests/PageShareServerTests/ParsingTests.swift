@@ -1,4 +1,3 @@
-import NIOCore
 import Testing
 
 @testable import PageShareServer
@@ -80,15 +79,17 @@ struct ParsingTests {
     @Test("header values written as bytes: decimal and hex numbers as String(_:radix:) writes them")
     func numbersAsBytes() {
         for value: UInt64 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xb3d4_6668, 1 << 63, UInt64.max] {
-            var writer = ByteBuffer()
-            writer.writeStaticString("[")
-            writer.writeDecimal(value)
-            writer.writeStaticString("|")
-            writer.writeHexadecimal(value)
-            writer.writeHex([0x00, 0xAB, UInt8(truncatingIfNeeded: value)])
+            let text = String(unsafeUninitializedCapacity: 64) { memory in
+                var writer = FieldValueWriter(UnsafeMutableRawBufferPointer(memory))
+                writer.text("[")
+                writer.decimal(value)
+                writer.text("|")
+                writer.hexadecimal(value)
+                writer.hex([0x00, 0xAB, UInt8(truncatingIfNeeded: value)])
+                return writer.count
+            }
             #expect(
-                String(buffer: writer)
-                    == "[\(value)|\(String(value, radix: 16))00ab\(Hex.string([UInt8(truncatingIfNeeded: value)]))")
+                text == "[\(value)|\(String(value, radix: 16))00ab\(Hex.string([UInt8(truncatingIfNeeded: value)]))")
         }
     }
 

@@ -1,4 +1,3 @@
-import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -18,18 +17,11 @@ enum HTTPDate {
         String(unsafeUninitializedCapacity: Self.length) { Self.fill(seconds, into: $0) }
     }
 
-    /// Writes `seconds` as an IMF-fixdate (``format(_:)``) into `buffer`, without making a string.
-    static func write(_ seconds: Int64, into buffer: inout ByteBuffer) {
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.length) { memory in
-            Self.fill(seconds, into: memory.bindMemory(to: UInt8.self))
-        }
-    }
-
     /// The length of an IMF-fixdate.
     static let length = 29
 
     /// Writes the 29 bytes of `seconds` as an IMF-fixdate at the start of `out`; returns 29.
-    private static func fill(_ seconds: Int64, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    static func fill(_ seconds: Int64, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
         let (year, month, day) = Self.civil(fromDays: days)

@@ -28,7 +28,10 @@ struct ResponseHead {
 
     /// Adds `name: value`.
     mutating func add(_ name: StaticString, _ value: String) {
-        self.add(name) { $0.writeString(value) }
+        var value = value
+        value.withUTF8 { bytes in
+            self.add(name, maximumBytes: bytes.count) { $0.bytes(UnsafeRawBufferPointer(bytes)) }
+        }
     }
 
     /// Adds `name: value` for a name known only at run time (a ``Problem``'s own fields).
@@ -42,16 +45,24 @@ struct ResponseHead {
 
     /// Adds `name: value` with `value` in decimal.
     mutating func add(_ name: StaticString, decimal value: UInt64) {
-        self.add(name) { $0.writeDecimal(value) }
+        self.add(name, maximumBytes: 20) { $0.decimal(value) }
     }
 
-    /// Adds a field whose value `writeValue` writes straight into the head's buffer.
-    mutating func add(_ name: StaticString, _ writeValue: (inout ByteBuffer) -> Void) {
+    /// Adds a field whose value `writeValue` writes, at most `maximumBytes` of it, straight into the head's
+    /// buffer: room for the whole line is made once, then filled without further checks of the buffer.
+    mutating func add(_ name: StaticString, maximumBytes: Int, _ writeValue: (inout FieldValueWriter) -> Void) {
         if Self.isConnection(name) { self.hasConnectionField = true }
-        self.lines.writeStaticString(name)
-        self.lines.writeStaticString(": ")
-        writeValue(&self.lines)
-        self.lines.writeStaticString("\r\n")
+        let nameCount = name.utf8CodeUnitCount
+        self.lines.writeWithUnsafeMutableBytes(minimumWritableBytes: nameCount + 4 + maximumBytes) { memory in
+            var line = FieldValueWriter(memory)
+            line.text(name)
+            line.text(": ")
+            var value = FieldValueWriter(UnsafeMutableRawBufferPointer(rebasing: memory[line.count...]))
+            writeValue(&value)
+            line.count += value.count
+            line.text("\r\n")
+            return line.count
+        }
     }
 
     private static func isConnection(_ name: StaticString) -> Bool {
@@ -115,35 +126,69 @@ struct ResponseHead {
     }
 }
 
-extension ByteBuffer {
-    /// Writes `value` in decimal, without making a string.
-    mutating func writeDecimal(_ value: UInt64) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        withUnsafeMutableBytes(of: &digits) { memory in
-            var index = memory.count
-            var rest = value
-            repeat {
-                index -= 1
-                memory[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            self.writeBytes(UnsafeRawBufferPointer(rebasing: memory[index...]))
+/// Writes a field value into memory the head made room for. Writing past that room is a programming error
+/// (every value has a known longest form), caught by a precondition.
+struct FieldValueWriter {
+    private let memory: UnsafeMutableRawBufferPointer
+    /// Bytes written.
+    fileprivate(set) var count = 0
+
+    init(_ memory: UnsafeMutableRawBufferPointer) { self.memory = memory }
+
+    private mutating func room(_ bytes: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(self.count + bytes <= self.memory.count, "a field value longer than its room")
+        defer { self.count += bytes }
+        return UnsafeMutableRawBufferPointer(rebasing: self.memory[self.count..<(self.count + bytes)])
+    }
+
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer) {
+        self.room(bytes.count).copyMemory(from: bytes)
+    }
+
+    mutating func text(_ text: StaticString) {
+        text.withUTF8Buffer { self.bytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `value` in decimal.
+    mutating func decimal(_ value: UInt64) {
+        // `% 10` by a constant compiles to a multiplication, where a variable radix costs a division a digit.
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        let out = self.room(digits)
+        rest = value
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
         }
     }
 
-    /// Writes `value` in lower-case hex, no leading zeros.
-    mutating func writeHexadecimal(_ value: UInt64) {
-        let digitCount = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
-        for position in stride(from: digitCount - 1, through: 0, by: -1) {
-            self.writeInteger(Hex.digit(UInt8(truncatingIfNeeded: value >> (position * 4)) & 0xF))
+    /// `value` in lower-case hex, no leading zeros.
+    mutating func hexadecimal(_ value: UInt64) {
+        let digits = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+        let out = self.room(digits)
+        for index in 0..<digits {
+            out[index] = Hex.digit(UInt8(truncatingIfNeeded: value >> ((digits - 1 - index) * 4)) & 0xF)
         }
     }
 
-    /// Writes `bytes` in lower-case hex, two digits a byte.
-    mutating func writeHex(_ bytes: some Sequence<UInt8>) {
+    /// `bytes` in lower-case hex, two digits a byte.
+    mutating func hex(_ bytes: some Collection<UInt8>) {
+        let out = self.room(bytes.count * 2)
+        var index = 0
         for byte in bytes {
-            self.writeInteger(Hex.digit(byte >> 4))
-            self.writeInteger(Hex.digit(byte & 0xF))
+            out[index] = Hex.digit(byte >> 4)
+            out[index + 1] = Hex.digit(byte & 0xF)
+            index += 2
         }
+    }
+
+    /// `seconds` since the epoch as an IMF-fixdate (``HTTPDate/format(_:)``).
+    mutating func date(_ seconds: Int64) {
+        let out = self.room(HTTPDate.length)
+        _ = HTTPDate.fill(seconds, into: out.bindMemory(to: UInt8.self))
     }
 }

@@ -40,11 +40,16 @@ final class SendAllowance {
     }
 
     /// An allowance for the connection of `context`, which the send timeout closes (logged at debug).
+    ///
+    /// The closure holds the channel strongly until ``close()`` drops it (the handlers call it when they are
+    /// removed): a weak reference would give the object a side table, and every retain of it — NIO retains
+    /// contexts and channels on every event — the runtime's slow path.
     convenience init(budget: SendBudget, closing context: ChannelHandlerContext, logger: Logger) {
         self.init(budget: budget, eventLoop: context.eventLoop)
-        self.onTimeout = { [weak context] in
+        let channel = context.channel
+        self.onTimeout = {
             logger.debug("send timeout: closing a connection whose writes made no progress")
-            context?.close(promise: nil)
+            channel.close(promise: nil)
         }
     }
 

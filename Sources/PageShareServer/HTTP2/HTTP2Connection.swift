@@ -63,7 +63,9 @@ final class HTTP2Connection: ChannelInboundHandler {
         self.context = context
         self.output = context.channel.allocator.buffer(capacity: 4096)
         let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
-        allowance.onTick = { [weak self] cutoff in self?.resetStalledStreams(before: cutoff) }
+        // Strong, until the allowance's close() in handlerRemoved drops it: a weak reference would put every
+        // retain of the connection (several per frame) on the runtime's slow path.
+        allowance.onTick = { cutoff in self.resetStalledStreams(before: cutoff) }
         self.allowance = allowance
         self.session = NGHTTP2Session(
             reportingTo: self,

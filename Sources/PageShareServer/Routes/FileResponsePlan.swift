@@ -32,8 +32,10 @@ struct FileResponsePlan {
     ) -> FileResponsePlan {
         var head = ResponseHead(status: .ok, allocator: allocator)
         head.add("accept-ranges", "bytes")
-        head.add("etag") { Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0) }
-        head.add("last-modified") { HTTPDate.write(inode.mtime, into: &$0) }
+        head.add("etag", maximumBytes: Self.entityTagLength) {
+            Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0)
+        }
+        head.add("last-modified", maximumBytes: HTTPDate.length) { $0.date(inode.mtime) }
         let fields = RangeAndConditions(request.headers)
         guard !fields.rangeRepeated else {
             return Self.refusal(.badRequest("more than one Range field"), head: head)
@@ -65,9 +67,9 @@ struct FileResponsePlan {
                 let body: ResponseBody = length == 0 ? .empty : .range(0...(length - 1))
                 return FileResponsePlan(head: head, body: body)
             case .unsatisfiable:
-                head.add("content-range") { value in
-                    value.writeStaticString("bytes */")
-                    value.writeDecimal(length)
+                head.add("content-range", maximumBytes: 28) { value in
+                    value.text("bytes */")
+                    value.decimal(length)
                 }
                 return Self.refusal(
                     Problem(
@@ -77,13 +79,13 @@ struct FileResponsePlan {
             case .partial(let list) where list.count == 1:
                 head.status = .partialContent
                 head.add("content-type", Self.contentType)
-                head.add("content-range") { value in
-                    value.writeStaticString("bytes ")
-                    value.writeDecimal(list[0].lowerBound)
-                    value.writeStaticString("-")
-                    value.writeDecimal(list[0].upperBound)
-                    value.writeStaticString("/")
-                    value.writeDecimal(length)
+                head.add("content-range", maximumBytes: 68) { value in
+                    value.text("bytes ")
+                    value.decimal(list[0].lowerBound)
+                    value.text("-")
+                    value.decimal(list[0].upperBound)
+                    value.text("/")
+                    value.decimal(length)
                 }
                 return FileResponsePlan(head: head, body: .range(list[0]))
             case .partial(let list):
@@ -101,30 +103,35 @@ struct FileResponsePlan {
     /// different images have the same tag. A privately cached file gets a tag naming its image (uuid, build
     /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
     static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
-        var tag = ByteBuffer()
-        Self.writeEntityTag(file: file, inode: inode, image: image, into: &tag)
-        return String(buffer: tag)
+        String(unsafeUninitializedCapacity: Self.entityTagLength) { memory in
+            var tag = FieldValueWriter(UnsafeMutableRawBufferPointer(memory))
+            Self.writeEntityTag(file: file, inode: inode, image: image, into: &tag)
+            return tag.count
+        }
     }
 
-    /// Writes the entity tag (``entityTag(file:inode:image:)``), quotes included, into `buffer`.
-    static func writeEntityTag(file: CachedFile, inode: Inode, image: Image, into tag: inout ByteBuffer) {
+    /// The longest entity tag: a private file's, `"i-` + 32 + `-` + 16 + `-` + 8 + `-` + 20 + `-` + 20 + `"`.
+    static let entityTagLength = 104
+
+    /// Writes the entity tag (``entityTag(file:inode:image:)``), quotes included.
+    static func writeEntityTag(file: CachedFile, inode: Inode, image: Image, into tag: inout FieldValueWriter) {
         if let digest = file.contentDigest {
-            tag.writeStaticString("\"sha256-")
-            tag.writeHex(digest)
+            tag.text("\"sha256-")
+            tag.hex(digest)
         } else {
             let superBlock = image.superBlock
-            tag.writeStaticString("\"i-")
-            tag.writeHex(superBlock.uuid)
-            tag.writeStaticString("-")
-            tag.writeHexadecimal(UInt64(superBlock.epoch))
-            tag.writeStaticString("-")
-            tag.writeHexadecimal(UInt64(superBlock.checksum))
-            tag.writeStaticString("-")
-            tag.writeDecimal(UInt64(inode.nid))
-            tag.writeStaticString("-")
-            tag.writeDecimal(inode.size)
+            tag.text("\"i-")
+            tag.hex(superBlock.uuid)
+            tag.text("-")
+            tag.hexadecimal(UInt64(superBlock.epoch))
+            tag.text("-")
+            tag.hexadecimal(UInt64(superBlock.checksum))
+            tag.text("-")
+            tag.decimal(UInt64(inode.nid))
+            tag.text("-")
+            tag.decimal(inode.size)
         }
-        tag.writeStaticString("\"")
+        tag.text("\"")
     }
 
     /// A random 128-bit multipart boundary: file bytes would have to contain it by chance to confuse a
