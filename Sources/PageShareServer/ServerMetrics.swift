@@ -9,7 +9,7 @@ import Synchronization
 /// seven routes, 25 statuses, four reasons; never a token or a file.
 public final class ServerMetrics: Sendable {
     /// What a request asked for, as a metrics label.
-    enum Route: Int, CaseIterable {
+    enum Endpoint: Int, CaseIterable {
         case files, stat, dirs, admin, metrics, health, other
 
         var label: String {
@@ -73,17 +73,17 @@ public final class ServerMetrics: Sendable {
                         factory: factory)
                 )
             })
-        self.requests = Route.allCases.map { route in
+        self.requests = Endpoint.allCases.map { route in
             Self.statusLabels.map { status in
                 Counter(
                     label: "pageshare_http_requests_total", dimensions: [("route", route.label), ("status", status)],
                     factory: factory)
             }
         }
-        self.sentBytes = Route.allCases.map {
+        self.sentBytes = Endpoint.allCases.map {
             Counter(label: "pageshare_http_sent_bytes_total", dimensions: [("route", $0.label)], factory: factory)
         }
-        self.durations = Route.allCases.map {
+        self.durations = Endpoint.allCases.map {
             Timer(
                 label: "pageshare_http_request_duration_seconds", dimensions: [("route", $0.label)],
                 preferredDisplayUnit: .seconds, factory: factory)
@@ -120,7 +120,7 @@ public final class ServerMetrics: Sendable {
     ]
 
     /// Records one finished request.
-    func record(route: Route, status: HTTPResponseStatus?, sentBytes: Int, started: NIODeadline) {
+    func record(route: Endpoint, status: HTTPResponseStatus?, sentBytes: Int, started: NIODeadline) {
         let statusIndex = status.map { Self.statusIndex[min(599, Int($0.code))] } ?? Self.statusLabels.count - 1
         self.requests[route.rawValue][statusIndex].increment()
         if sentBytes > 0 { self.sentBytes[route.rawValue].increment(by: sentBytes) }

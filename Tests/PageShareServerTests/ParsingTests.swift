@@ -76,6 +76,42 @@ struct ParsingTests {
         #expect(resolve("bytes=-99999999999999999999") == .partial([0...9999]), "a suffix longer than the file")
     }
 
+    @Test("routes: parsed once from the target; a target that does not parse is kept, to be answered in turn")
+    func routes() throws {
+        #expect(Route.parse("/healthz") == .health && Route.parse("/readyz?x=1") == .ready)
+        #expect(Route.parse("/metrics") == .metrics && Route.parse("/metrics").isOperations)
+        #expect(Route.parse("/v1/admin") == .admin([]))
+        #expect(Route.parse("/v1/admin/images/a%2Fb/pages?x") == .admin(["images", "a/b", "pages"]))
+        #expect(Route.parse("/v1/adminx") == .refused(.noRoute), "not the admin API")
+        #expect(Route.parse("/healthz/x") == .refused(.noRoute) && Route.parse("/") == .refused(.noRoute))
+        let data = Route.parse("/v1/images/i/stat/a/b")
+        #expect(data == .data(try RequestTarget.parse("/v1/images/i/stat/a/b")) && data.endpoint == .stat)
+        guard case .refused(.badRequest) = Route.parse("/v1/images/i/files/%zz") else {
+            Issue.record("bad percent-encoding is a bad request")
+            return
+        }
+        #expect(Route.parse("/v1/images/i/files/x").endpoint == .files && Route.parse("/x").endpoint == .other)
+    }
+
+    @Test("request fields: picked out in one pass, any case, the first value kept, repeats counted")
+    func requestFields() {
+        var fields = RequestFields()
+        let list = [
+            ("Host", "a"), ("RANGE", "bytes=0-1"), ("range", "bytes=2-3"), ("If-None-Match", "\"x\""),
+            ("authorization", "Bearer 1"), ("Authorization", "Bearer 2"),
+            ("X-Request-ID", String(repeating: "r", count: 80)),
+            ("user-agent", "curl"), ("Transfer-Encoding", "chunked"), ("content-length", "5"),
+            ("Expect", "100-continue"),
+        ]
+        for (name, value) in list { fields.add(name: name.utf8, value: value) }
+        #expect(fields.hostCount == 1 && fields.range == "bytes=0-1" && fields.rangeCount == 2)
+        #expect(fields.ifNoneMatch == "\"x\"" && fields.hasConditions && fields.ifMatch == nil)
+        #expect(fields.authorization == "Bearer 1" && fields.authorizationCount == 2)
+        #expect(fields.requestID?.utf8.count == 64 && fields.hasTransferEncoding && fields.contentLength == "5")
+        #expect(fields.expect == "100-continue")
+        #expect(!RequestFields().hasConditions)
+    }
+
     @Test("header values written as bytes: decimal and hex numbers as String(_:radix:) writes them")
     func numbersAsBytes() {
         for value: UInt64 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xb3d4_6668, 1 << 63, UInt64.max] {

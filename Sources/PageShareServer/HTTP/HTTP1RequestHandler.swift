@@ -89,8 +89,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             self.minorVersion = head.version.minor
             guard head.method != .CONNECT else { return self.refuseConnect(context: context) }
             head.uri = Self.originForm(head.uri)
-            var problem = Self.hostProblem(head)
-            if problem == nil, let expectation = head.headers.first(name: "expect") {
+            let request = Request(head)
+            var problem = Self.hostProblem(request)
+            if problem == nil, let expectation = request.fields.expect {
                 if expectation.lowercased() == "100-continue" {
                     // The client waits for this before sending the body (curl for a second, on every POST).
                     let interim = ResponseHead(status: .continue, allocator: context.channel.allocator, capacity: 0)
@@ -101,9 +102,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
                     problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
                 }
             }
-            let length = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
-            self.deadline.headReceived(hasBody: length > 0 || head.headers.contains(name: "transfer-encoding"))
-            self.responder?.receiveHead(head, refusal: problem)
+            let length = request.fields.contentLength.flatMap { Int($0) } ?? 0
+            self.deadline.headReceived(hasBody: length > 0 || request.fields.hasTransferEncoding)
+            self.responder?.receiveHead(request, refusal: problem)
         case .body(let part): self.responder?.receiveBody(part)
         case .end:
             self.deadline.requestEnded()
@@ -130,10 +131,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     /// 400 for an HTTP/1.1 request without exactly one Host field (RFC 9112 §3.2).
-    static func hostProblem(_ head: HTTPRequestHead) -> Problem? {
-        guard head.version == .http1_1 else { return nil }
-        var hosts = 0
-        for (name, _) in head.headers where name.utf8.count == 4 && name.lowercased() == "host" { hosts += 1 }
+    static func hostProblem(_ request: Request) -> Problem? {
+        guard request.version == .http1_1 else { return nil }
+        let hosts = request.fields.hostCount
         guard hosts != 1 else { return nil }
         return .badRequest(hosts == 0 ? "an HTTP/1.1 request needs a Host field" : "more than one Host field")
     }

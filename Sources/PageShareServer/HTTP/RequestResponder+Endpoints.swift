@@ -8,8 +8,8 @@ import PageCache
 /// responses (a file body then streams, see `RequestResponder+Streaming.swift`).
 extension RequestResponder {
     /// `/metrics`: the cache's series are published, then the exposition is rendered.
-    func respondWithMetrics(_ exposition: @Sendable () -> [UInt8], for head: HTTPRequestHead) {
-        self.route = .metrics
+    func respondWithMetrics() {
+        guard let exposition = self.plane.exposition else { return self.send(Problem.noRoute()) }
         self.plane.cache.publishMetrics(to: self.plane.metricsFactory, perImage: self.plane.perImageMetrics)
         self.plane.metrics.publish(self.plane.sendBudget)
         if let catalog = self.plane.admin?.catalog {
@@ -17,45 +17,36 @@ extension RequestResponder {
         }
         var response = ResponseHead(status: .ok, allocator: self.allocator)
         response.add("content-type", "text/plain; version=0.0.4; charset=utf-8")
-        self.sendWhole(exposition(), head: response, for: head)
+        self.sendWhole(exposition(), head: response)
     }
 
     /// `/healthz` (alive) and `/readyz` (state restored, listeners up): no authentication, for probes.
-    func respondToHealth(_ path: Substring, for head: HTTPRequestHead) {
-        self.route = .health
-        let ready = path == "/healthz" || self.plane.isReady
+    func respondToHealth(ready: Bool, _ route: Route) {
         var response = ResponseHead(status: ready ? .ok : .serviceUnavailable, allocator: self.allocator)
         response.add("content-type", "text/plain; charset=utf-8")
-        self.sendWhole(
-            Array((path == "/healthz" ? "ok\n" : ready ? "ready\n" : "starting\n").utf8), head: response, for: head)
+        self.sendWhole(Array((route == .health ? "ok\n" : ready ? "ready\n" : "starting\n").utf8), head: response)
     }
 
     /// Sends a 403 and counts it.
-    func refuse(_ problem: Problem, for head: HTTPRequestHead) {
+    func refuse(_ problem: Problem) {
         self.plane.metrics.authFailed(.forbidden)
-        self.send(problem, for: head)
+        self.send(problem)
     }
 
-    /// `/v1/admin/...`: admin role only; answered by the ``AdminAPI`` off the event loop.
-    func respondToAdmin(_ head: HTTPRequestHead, caller: Caller) {
-        self.route = .admin
-        guard let admin = self.plane.admin else { return self.send(Problem.noRoute(), for: head) }
-        guard caller.isAdmin else {
-            return self.refuse(.forbidden("the admin API needs the admin role"), for: head)
+    /// `/v1/admin/...` (`segments` after `/v1/admin`): admin role only; answered by the ``AdminAPI`` off the
+    /// event loop.
+    func respondToAdmin(_ segments: [String], caller: Caller) {
+        guard let admin = self.plane.admin, let method = self.context?.request.method else {
+            return self.send(Problem.noRoute())
         }
+        guard caller.isAdmin else { return self.refuse(.forbidden("the admin API needs the admin role")) }
         guard !self.bodyTooLarge else {
             return self.send(
                 Problem(
                     "body-too-large", .payloadTooLarge,
-                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"), for: head)
+                    "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"))
         }
-        let segments: [String]
-        do {
-            segments = try RequestTarget.adminSegments(head.uri)
-        } catch {
-            return self.send(Problem(for: error, target: nil), for: head)
-        }
-        let (method, body) = (head.method, self.requestBody)
+        let body = self.requestBody
         self.requestBody = []
         self.plane.logger.info(
             "admin request",
@@ -72,23 +63,22 @@ extension RequestResponder {
                 var response = ResponseHead(status: reply.status, allocator: self.allocator)
                 if let location = reply.location { response.add("location", location) }
                 if reply.body != nil { response.add("content-type", "application/json") }
-                self.sendWhole(reply.body ?? [], head: response, for: head)
+                self.sendWhole(reply.body ?? [], head: response)
             case .failure(let error):
-                self.send(
-                    error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"), for: head)
+                self.send(error as? Problem ?? Problem("internal-error", .internalServerError, "internal error"))
             }
         }
     }
 
-    func respondWithStat(_ target: RequestTarget, image: Image, for head: HTTPRequestHead) throws {
+    func respondWithStat(_ target: RequestTarget, image: Image) throws {
         let inode = try image.resolve(target.path, followingFinalSymlink: false)
         let description = try FileDescription(
             path: target.path, inode: inode, image: image, includeXattrs: true,
             includeExtents: target.queryValue("extents") == "1")
-        self.sendJSON(try JSONBody.encode(description), for: head)
+        self.sendJSON(try JSONBody.encode(description))
     }
 
-    func respondWithListing(_ target: RequestTarget, image: Image, for head: HTTPRequestHead) throws {
+    func respondWithListing(_ target: RequestTarget, image: Image) throws {
         let limits = self.plane.limits
         var limit = limits.defaultListingLimit
         if let text = target.queryValue("limit") {
@@ -103,10 +93,10 @@ extension RequestResponder {
         }
         let listing = try MetadataResponses.listing(
             image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
-        self.sendJSON(try JSONBody.encode(listing), for: head)
+        self.sendJSON(try JSONBody.encode(listing))
     }
 
-    func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool, for head: HTTPRequestHead) throws {
+    func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool) throws {
         // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
         let resolved = try self.plane.cache.resolveForReading(
             imageID: target.image, path: target.path, visible: visible)
@@ -121,7 +111,7 @@ extension RequestResponder {
             throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
         }
         if let file = resolved.file {
-            return self.startFile(file, inode: inode, image: image, for: head)
+            return self.startFile(file, inode: inode, image: image)
         }
         // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
         let cache = self.plane.cache
@@ -133,30 +123,30 @@ extension RequestResponder {
         promise.futureResult.assumeIsolated().whenComplete { result in
             guard self.writer != nil else { return }  // the connection or stream is gone
             switch result {
-            case .success(let file): self.startFile(file, inode: inode, image: image, for: head)
+            case .success(let file): self.startFile(file, inode: inode, image: image)
             case .failure(let error):
-                self.send(Problem(for: error, target: target), for: head)
+                self.send(Problem(for: error, target: target))
             }
         }
     }
 
-    func startFile(_ file: CachedFile, inode: Inode, image: Image, for head: HTTPRequestHead) {
+    func startFile(_ file: CachedFile, inode: Inode, image: Image) {
+        guard let request = self.context?.request else { return }
         let plan = FileResponsePlan.make(
-            file: file, inode: inode, image: image, request: head, maximumRanges: self.plane.limits.maximumRanges,
+            file: file, inode: inode, image: image, request: request, maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)
-        if let problem = plan.problem { return self.send(problem, for: head, fields: plan.head) }
+        if let problem = plan.problem { return self.send(problem, fields: plan.head) }
         var responseHead = plan.head
         responseHead.add("date", HTTPDate.now())
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
         if plan.status != .notModified { responseHead.add("content-length", decimal: plan.body.length) }
-        let keepAlive = self.keepAlive
-        if !keepAlive { responseHead.add("connection", "close") }
-        self.status = plan.status
-        guard head.method == .GET, plan.body.length > 0 else {
+        if !request.keepAlive { responseHead.add("connection", "close") }
+        self.context?.status = plan.status
+        guard request.method == .GET, plan.body.length > 0 else {
             self.writer?.writeHead(responseHead)
-            return self.finish(keepAlive: keepAlive)
+            return self.finish()
         }
-        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body, request: head)
+        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body)
         self.pump()
     }
 }

@@ -34,7 +34,7 @@ extension RequestResponder {
             switch stream.body.segments[stream.segmentIndex] {
             case .bytes(let bytes):
                 stream.segmentIndex += 1
-                self.sentBytes += bytes.readableBytes
+                self.context?.sentBytes += bytes.readableBytes
                 if stream.headSent {
                     writer.writeBody(bytes, promise: nil)
                 } else {
@@ -91,7 +91,7 @@ extension RequestResponder {
         guard self.stream === stream else { return }
         if stream.segmentIndex == stream.body.segments.count {
             self.dropStream()
-            self.finish(keepAlive: self.keepAlive)
+            self.finish()
         } else {
             self.writer?.flush()
         }
@@ -126,7 +126,7 @@ extension RequestResponder {
     func emit(_ chunk: Chunk, stream: BodyStream) {
         stream.segmentDone += UInt64(chunk.byteCount)
         stream.granted = max(0, stream.granted - chunk.byteCount)
-        self.sentBytes += chunk.byteCount
+        self.context?.sentBytes += chunk.byteCount
         if case .file(_, let count) = stream.body.segments[stream.segmentIndex], stream.segmentDone == count {
             stream.segmentIndex += 1
             stream.segmentDone = 0
@@ -224,10 +224,13 @@ extension RequestResponder {
         self.plane.logger.warning(
             "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
         if stream.headSent {
-            self.plane.metrics.record(route: self.route, status: nil, sentBytes: self.sentBytes, started: self.started)
+            if let context = self.context {
+                self.plane.metrics.record(
+                    route: context.endpoint, status: nil, sentBytes: context.sentBytes, started: context.started)
+            }
             self.writer?.abort()
         } else {
-            self.send(problem, for: stream.request)
+            self.send(problem)
         }
     }
 }

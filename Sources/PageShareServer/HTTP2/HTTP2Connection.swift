@@ -232,13 +232,10 @@ final class HTTP2Connection: ChannelInboundHandler {
             switch name.count {
             case 5 where name.elementsEqual(":path".utf8): stream.path = String(decoding: value, as: UTF8.self)
             case 7 where name.elementsEqual(":method".utf8): stream.method = String(decoding: value, as: UTF8.self)
-            case 10 where name.elementsEqual(":authority".utf8):
-                stream.authority = String(decoding: value, as: UTF8.self)
-            default: break  // :scheme (and :protocol) mean nothing here
+            default: break  // :authority, :scheme (and :protocol) mean nothing here
             }
         } else {
-            stream.fields.add(
-                name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            stream.fields.add(name: name, value: String(decoding: value, as: UTF8.self))
         }
         return 0
     }

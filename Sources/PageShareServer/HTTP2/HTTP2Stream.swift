@@ -28,8 +28,7 @@ final class HTTP2Stream: ResponseWriter {
     // The request, as its HEADERS frames arrive.
     var method: String?
     var path: String?
-    var authority: String?
-    var fields = HTTPHeaders()
+    var fields = RequestFields()
     /// Bytes of the request's header list, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them.
     var headerListBytes = 0
     /// The header list went past the advertised limit: the fields after it were dropped, and the request
@@ -61,12 +60,9 @@ final class HTTP2Stream: ResponseWriter {
     }
 
     /// The request whose fields arrived; nil without `:method` or `:path`.
-    func request() -> HTTPRequestHead? {
+    func request() -> Request? {
         guard let method = self.method, let path = self.path else { return nil }
-        if let authority = self.authority, !self.fields.contains(name: "host") {
-            self.fields.add(name: "host", value: authority)
-        }
-        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method), uri: path, headers: self.fields)
+        return Request(method: HTTPMethod(rawValue: method), target: path, fields: self.fields)
     }
 
     /// Makes the responder that answers this stream's request.

@@ -27,7 +27,7 @@ struct FileResponsePlan {
 
     /// Plans the response for `file` (`inode` of `image`) to `request`.
     static func make(
-        file: CachedFile, inode: Inode, image: Image, request: HTTPRequestHead, maximumRanges: Int,
+        file: CachedFile, inode: Inode, image: Image, request: Request, maximumRanges: Int,
         allocator: ByteBufferAllocator
     ) -> FileResponsePlan {
         var head = ResponseHead(status: .ok, allocator: allocator)
@@ -36,8 +36,8 @@ struct FileResponsePlan {
             Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0)
         }
         head.add("last-modified", maximumBytes: HTTPDate.length) { $0.date(inode.mtime) }
-        let fields = RangeAndConditions(request.headers)
-        guard !fields.rangeRepeated else {
+        let fields = request.fields
+        guard fields.rangeCount <= 1 else {
             return Self.refusal(.badRequest("more than one Range field"), head: head)
         }
         let rangeHeader = fields.range
@@ -141,51 +141,5 @@ struct FileResponsePlan {
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
         return "pageshare-" + String(high, radix: 16) + String(low, radix: 16)
-    }
-}
-
-/// The request fields a file response depends on, found in one pass over the headers (a lookup by name per
-/// field would pass over them six times, comparing names case-insensitively each time). The first value of
-/// each counts, as `HTTPHeaders.first(name:)` would give.
-struct RangeAndConditions {
-    var range: String?
-    /// More than one Range field: the request is ambiguous (400), not "the first one wins".
-    var rangeRepeated = false
-    var ifMatch: String?
-    var ifUnmodifiedSince: String?
-    var ifNoneMatch: String?
-    var ifModifiedSince: String?
-    var ifRange: String?
-
-    /// Whether any conditional field is present (the validators are compared only then).
-    var hasConditions: Bool {
-        self.ifMatch != nil || self.ifUnmodifiedSince != nil || self.ifNoneMatch != nil
-            || self.ifModifiedSince != nil || self.ifRange != nil
-    }
-
-    init(_ headers: HTTPHeaders) {
-        for (name, value) in headers {
-            switch name.utf8.count {
-            case 5 where Self.same(name, "range"):
-                self.rangeRepeated = self.range != nil
-                self.range = self.range ?? value
-            case 8 where Self.same(name, "if-match"): self.ifMatch = self.ifMatch ?? value
-            case 8 where Self.same(name, "if-range"): self.ifRange = self.ifRange ?? value
-            case 13 where Self.same(name, "if-none-match"): self.ifNoneMatch = self.ifNoneMatch ?? value
-            case 17 where Self.same(name, "if-modified-since"): self.ifModifiedSince = self.ifModifiedSince ?? value
-            case 19 where Self.same(name, "if-unmodified-since"):
-                self.ifUnmodifiedSince = self.ifUnmodifiedSince ?? value
-            default: continue
-            }
-        }
-    }
-
-    /// ASCII case-insensitive equality with a lowercase `field` name.
-    private static func same(_ name: String, _ field: StaticString) -> Bool {
-        field.withUTF8Buffer { expected in
-            name.utf8.elementsEqual(expected) { byte, lower in
-                (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == lower
-            }
-        }
     }
 }
