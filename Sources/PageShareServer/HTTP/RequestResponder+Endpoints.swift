@@ -146,7 +146,14 @@ extension RequestResponder {
             self.writer?.writeHead(responseHead)
             return self.finish()
         }
-        self.stream = BodyStream(file: file, responseHead: responseHead, body: plan.body)
-        self.pump()
+        guard let writer = self.writer else { return }
+        let body = BodyStreamer(
+            source: file, head: responseHead, body: plan.body, writer: writer, owner: self,
+            settings: .init(
+                chunkBytes: self.plane.limits.chunkBytes, pageWrites: self.plane.pageWrites,
+                fillExecutor: self.plane.cache.fillExecutor, allocator: self.allocator),
+            eventLoop: self.eventLoop)
+        self.body = body
+        body.start()
     }
 }

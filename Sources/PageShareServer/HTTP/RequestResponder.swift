@@ -5,23 +5,18 @@ import NIOHTTP1
 import PageCache
 
 /// Answers the requests of one HTTP/1.1 connection or one HTTP/2 stream: routing, metadata JSON, and file
-/// bodies streamed from the shared page cache, written through a ``ResponseWriter``.
-///
-/// A body is sent chunk by chunk while the writer is writable (HTTP/2 flow control, the stream's and the
-/// socket's buffers), so a reader that stops reading holds at most about one window of buffered data.
-/// Resident pages are lent by the cache or copied (``PageWrites``) on the event loop; a chunk with a missing
-/// page is filled off the event loop and the stream resumes when it is ready. Once the connection or stream
-/// is gone (``detach()``: client gone, RST_STREAM) nothing more is written and the body stops.
-final class RequestResponder {
+/// bodies (a ``BodyStreamer`` each), written through a ``ResponseWriter``. Once the connection or stream is
+/// gone (``detach()``: client gone, RST_STREAM) nothing more is written and the body stops.
+final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     let plane: DataPlane
     let peer: ConnectionPeer
     let eventLoop: any EventLoop
     let allocator = ByteBufferAllocator()
     /// Where responses go; nil once the connection or stream is gone.
     private(set) var writer: (any ResponseWriter)?
-    /// The connection's room for unsent bytes: bodies are produced only within it.
+    /// The connection's room for unsent bytes: bodies are produced only within it, whole responses charged.
     let allowance: SendAllowance?
-    /// Set while waiting in the allowance's queue (for a request to answer or a body chunk to produce).
+    /// Set while waiting in the allowance's queue for room to answer the request.
     var isWaitingForAllowance = false
     /// The request being read or answered (kept until the next one arrives).
     var context: RequestContext?
@@ -30,39 +25,8 @@ final class RequestResponder {
     /// The body of the request being read (admin API JSON), up to the limit.
     var requestBody: [UInt8] = []
     var bodyTooLarge = false
-    /// Body bytes taken from the allowance and not yet given back (produced or not, written or not).
-    var bodyBytesHeld = 0
-    /// Set when the body waits for its own writes to complete (``SendAllowance/isStreamPartHeld(_:)``).
-    var heldBackByOwnBytes = false
-    var stream: BodyStream?
-    /// Set while ``pump()`` runs: a write can report a writability change synchronously, which must not
-    /// start a second pump over the same stream.
-    var pumping = false
-    /// Set when a writability change arrived during a pump: the pump goes round once more.
-    var pumpAgain = false
-
-    /// A file body in progress (a class: the pump, fills and writability changes share one state).
-    final class BodyStream {
-        var file: CachedFile
-        var responseHead: ResponseHead
-        var headSent = false
-        var body: ResponseBody
-        var segmentIndex = 0
-        /// Bytes of the current segment already sent.
-        var segmentDone: UInt64 = 0
-        /// Literal bytes waiting for the head, which is held until the first file bytes are read so that a
-        /// failing first read still gets a proper error status.
-        var held: [ByteBuffer] = []
-        var fillInFlight = false
-        /// Bytes taken from the allowance and not yet produced.
-        var granted = 0
-
-        init(file: CachedFile, responseHead: ResponseHead, body: ResponseBody) {
-            self.file = file
-            self.responseHead = responseHead
-            self.body = body
-        }
-    }
+    /// The file body being sent.
+    var body: BodyStreamer<CachedFile>?
 
     init(plane: DataPlane, peer: ConnectionPeer, eventLoop: any EventLoop, writer: any ResponseWriter) {
         self.plane = plane
@@ -104,34 +68,47 @@ final class RequestResponder {
 
     /// The writer may take more body bytes again.
     func writabilityChanged() {
-        if self.writer?.isWritable == true, !self.isWaitingForAllowance { self.pump() }
+        self.body?.writabilityChanged()
     }
 
-    /// The allowance has room again: answer the waiting request, or go on with the body.
+    /// The allowance has room again: answer the waiting request.
     func allowanceAvailable() {
-        guard self.waitingForRoom else { return self.pump() }
+        guard self.waitingForRoom else { return }
         if let allowance = self.allowance, !allowance.mayStart { return allowance.wait(self) }
         self.waitingForRoom = false
         self.respond()
     }
 
-    /// The connection or stream is gone: nothing more is written, and a fill in flight drops its chunk.
+    /// The connection or stream is gone: nothing more is written, and the body stops.
     func detach() {
         self.writer = nil
         self.waitingForRoom = false
         self.allowance?.cancelWait(self)
-        self.dropStream()
+        self.body?.stop()
+        self.body = nil
     }
 
-    /// The body stops: room taken for bytes it will not produce goes back.
-    func dropStream() {
-        if let stream = self.stream, stream.granted > 0 {
-            self.allowance?.release(stream.granted, written: false)
-            self.bodyBytesHeld -= stream.granted
-            stream.granted = 0
+    // MARK: The file body
+
+    func bodyFinished(sentBytes: Int) {
+        self.body = nil
+        self.context?.sentBytes += sentBytes
+        self.finish()
+    }
+
+    /// A read failed: before the head went out the client gets the error status; after, the stream or
+    /// connection is closed so that the client sees a truncated body, never wrong bytes.
+    func bodyFailed(_ problem: Problem, headSent: Bool, sentBytes: Int) {
+        self.body = nil
+        self.plane.logger.warning(
+            "file read failed", metadata: ["request": "\(self.loggedRequestID)", "error": "\(problem.detail)"])
+        guard headSent else { return self.send(problem) }
+        if let context = self.context {
+            self.plane.metrics.record(
+                route: context.endpoint, status: nil, sentBytes: context.sentBytes + sentBytes,
+                started: context.started)
         }
-        self.heldBackByOwnBytes = false
-        self.stream = nil
+        self.writer?.abort()
     }
 
     // MARK: Routing
@@ -250,5 +227,16 @@ final class RequestResponder {
             self.writeCharged(self.allocator.buffer(bytes: body))
         }
         self.finish()
+    }
+
+    /// Writes a whole response's body, charged to the allowance until its write completes.
+    func writeCharged(_ bytes: ByteBuffer) {
+        guard let writer = self.writer else { return }
+        guard let allowance = self.allowance else { return writer.writeBody(bytes, promise: nil) }
+        let count = bytes.readableBytes
+        allowance.charge(count)
+        let written = self.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { result in allowance.release(count, after: result) }
+        writer.writeBody(bytes, promise: written)
     }
 }

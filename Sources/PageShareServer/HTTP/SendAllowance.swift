@@ -1,6 +1,15 @@
 import Logging
 import NIOCore
 
+/// Something that waits in a ``SendAllowance``'s queue for room: a request to answer, a body to go on.
+protocol AllowanceWaiter: AnyObject {
+    /// Set while queued.
+    var isWaitingForAllowance: Bool { get set }
+    /// There is room: called in turn. A waiter that finds too little waits again (``SendAllowance/wait(_:)``)
+    /// and keeps its place at the front.
+    func allowanceAvailable()
+}
+
 /// One connection's part of the ``SendBudget``: the response bytes it holds produced but unsent, the
 /// requests and body streams waiting for room (answered first come, first served), and the send timeout.
 /// Used on the connection's event loop only.
@@ -24,7 +33,7 @@ final class SendAllowance {
     /// When the held bytes last made progress: a completed write, or bytes taken when none were held.
     private var stalledSince = NIODeadline.distantPast
     /// Waiting for room, in arrival order.
-    private var waiters: [RequestResponder] = []
+    private var waiters: [any AllowanceWaiter] = []
     private var waking = false
     private var wakeAgain = false
     private var timer: Scheduled<Void>?
@@ -138,18 +147,18 @@ final class SendAllowance {
         }
     }
 
-    /// `responder` waits for room; it is called back (``RequestResponder/allowanceAvailable()``) in turn.
-    func wait(_ responder: RequestResponder) {
+    /// `waiter` waits for room; it is called back (``AllowanceWaiter/allowanceAvailable()``) in turn.
+    func wait(_ waiter: any AllowanceWaiter) {
         guard !self.isClosed else { return }
-        responder.isWaitingForAllowance = true
-        self.waiters.append(responder)
+        waiter.isWaitingForAllowance = true
+        self.waiters.append(waiter)
     }
 
-    /// `responder` no longer waits (its stream or connection went away).
-    func cancelWait(_ responder: RequestResponder) {
-        guard responder.isWaitingForAllowance else { return }
-        responder.isWaitingForAllowance = false
-        self.waiters.removeAll { $0 === responder }
+    /// `waiter` no longer waits (its stream or connection went away).
+    func cancelWait(_ waiter: any AllowanceWaiter) {
+        guard waiter.isWaitingForAllowance else { return }
+        waiter.isWaitingForAllowance = false
+        self.waiters.removeAll { $0 === waiter }
     }
 
     /// The connection is gone: nobody waits any more and the timer stops. Bytes still held come back as their
