@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Testing
 
 @testable import PageShareServer
@@ -91,6 +92,26 @@ struct ParsingTests {
             return
         }
         #expect(Route.parse("/v1/images/i/files/x").endpoint == .files && Route.parse("/x").endpoint == .other)
+    }
+
+    @Test("admin routes: a table of patterns; captures in order; 404 for no pattern, 405 with Allow for a method")
+    func adminRoutes() throws {
+        let router = AdminRouter.api
+        #expect(
+            try router.route(method: .DELETE, segments: ["images", "a b", "pages"], body: []).1.captures == ["a b"])
+        #expect(try router.route(method: .PUT, segments: ["domains", "d", "quota"], body: [1]).1.body == [1])
+        #expect(try router.route(method: .GET, segments: ["cache"], body: []).1.captures.isEmpty)
+        do {
+            _ = try router.route(method: .PATCH, segments: ["domains", "d", "quota"], body: [])
+            Issue.record("PATCH routed")
+        } catch {
+            #expect(error.status == 405 && error.headers.first(name: "allow") == "PUT, DELETE")
+        }
+        for segments in [["images", "a", "b"], ["cache", "x"], [], ["Images"]] {
+            #expect(throws: Problem.self, "\(segments)") {
+                try router.route(method: .GET, segments: segments, body: [])
+            }
+        }
     }
 
     @Test("request fields: picked out in one pass, any case, the first value kept, repeats counted")

@@ -20,66 +20,71 @@ struct AdminAPI: Sendable {
     }
 
     /// Answers `method` on `segments` (the percent-decoded path segments after `/v1/admin`), with the
-    /// request body.
+    /// request body, through the ``AdminRouter`` table.
     /// - Throws: ``Problem`` for every error response.
     func handle(method: HTTPMethod, segments: [String], body: [UInt8]) async throws(Problem) -> Reply {
-        switch segments.count {
-        case 1 where segments[0] == "images":
-            switch method {
-            case .GET: return try Self.ok(AdminBodies.ImageList(images: await self.catalog.list()))
-            case .POST:
-                let record = try Self.decode(ImageRecord.self, from: body)
-                let status = try await Self.control { () throws(ControlError) in try await self.catalog.attach(record) }
-                return Reply(
-                    status: .created, body: try Self.encode(status),
-                    location: AdminPath.image(record.id))
-            default: throw Problem.methodNotAllowed(method, allowed: "GET, POST")
-            }
-        case 2 where segments[0] == "images":
-            let id = segments[1]
-            switch method {
-            case .GET:
-                return try Self.ok(
-                    try await Self.control { () throws(ControlError) in try await self.catalog.status(id: id) })
-            case .DELETE:
-                try await Self.control { () throws(ControlError) in try await self.catalog.detach(id: id) }
-                return Reply(status: .noContent)
-            default: throw Problem.methodNotAllowed(method, allowed: "GET, DELETE")
-            }
-        case 3 where segments[0] == "images" && segments[2] == "pages":
-            guard method == .DELETE else { throw Problem.methodNotAllowed(method, allowed: "DELETE") }
-            do {
-                return try Self.ok(
-                    AdminBodies.DroppedPages(droppedBytes: try self.cache.dropPages(imageID: segments[1])))
-            } catch {
-                throw Problem.unknownImage(segments[1])
-            }
-        case 1 where segments[0] == "domains":
-            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
-            return try Self.ok(AdminBodies.DomainList(domains: self.domains()))
-        case 2 where segments[0] == "domains":
-            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
-            return try Self.ok(try self.domain(segments[1]))
-        case 3 where segments[0] == "domains" && segments[2] == "quota":
-            let name = segments[1]
-            let bytes: Int?
-            switch method {
-            case .PUT: bytes = try Self.decode(AdminBodies.QuotaRequest.self, from: body).bytes
-            case .DELETE: bytes = nil
-            default: throw Problem.methodNotAllowed(method, allowed: "PUT, DELETE")
-            }
-            try await Self.control { () throws(ControlError) in try await self.catalog.setQuota(bytes, domain: name) }
-            return try Self.ok(try self.domain(name))
-        case 3 where segments[0] == "domains" && segments[2] == "pages":
-            guard method == .DELETE else { throw Problem.methodNotAllowed(method, allowed: "DELETE") }
-            let domain = try self.knownDomain(segments[1])
-            return try Self.ok(AdminBodies.DroppedPages(droppedBytes: self.cache.dropPages(domain: domain)))
-        case 1 where segments[0] == "cache":
-            guard method == .GET else { throw Problem.methodNotAllowed(method, allowed: "GET") }
-            return try Self.ok(self.cacheStatus())
-        default:
-            throw Problem("no-route", .notFound, "no admin resource at /v1/admin/\(segments.joined(separator: "/"))")
+        let (handler, call) = try AdminRouter.api.route(method: method, segments: segments, body: body)
+        do {
+            return try await handler(self, call)
+        } catch let problem as Problem {
+            throw problem
+        } catch {
+            throw Problem("internal-error", .internalServerError, "internal error")
         }
+    }
+
+    // MARK: Handlers
+
+    func listImages() async throws(Problem) -> Reply {
+        try Self.ok(AdminBodies.ImageList(images: await self.catalog.list()))
+    }
+
+    func attach(_ body: [UInt8]) async throws(Problem) -> Reply {
+        let record = try Self.decode(ImageRecord.self, from: body)
+        let status = try await Self.control { () throws(ControlError) in try await self.catalog.attach(record) }
+        return Reply(status: .created, body: try Self.encode(status), location: AdminPath.image(record.id))
+    }
+
+    func image(_ id: String) async throws(Problem) -> Reply {
+        try Self.ok(try await Self.control { () throws(ControlError) in try await self.catalog.status(id: id) })
+    }
+
+    func detach(_ id: String) async throws(Problem) -> Reply {
+        try await Self.control { () throws(ControlError) in try await self.catalog.detach(id: id) }
+        return Reply(status: .noContent)
+    }
+
+    func dropPages(image id: String) throws(Problem) -> Reply {
+        do {
+            return try Self.ok(AdminBodies.DroppedPages(droppedBytes: try self.cache.dropPages(imageID: id)))
+        } catch {
+            throw Problem.unknownImage(id)
+        }
+    }
+
+    func listDomains() throws(Problem) -> Reply {
+        try Self.ok(AdminBodies.DomainList(domains: self.domains()))
+    }
+
+    func domainStatus(_ name: String) throws(Problem) -> Reply {
+        try Self.ok(try self.domain(name))
+    }
+
+    /// Sets the quota from a `QuotaRequest` body, or removes it (`body` nil: DELETE).
+    func setQuota(domain name: String, body: [UInt8]?) async throws(Problem) -> Reply {
+        var bytes: Int?
+        if let body { bytes = try Self.decode(AdminBodies.QuotaRequest.self, from: body).bytes }
+        try await Self.control { () throws(ControlError) in try await self.catalog.setQuota(bytes, domain: name) }
+        return try Self.ok(try self.domain(name))
+    }
+
+    func dropPages(domain name: String) throws(Problem) -> Reply {
+        let domain = try self.knownDomain(name)
+        return try Self.ok(AdminBodies.DroppedPages(droppedBytes: self.cache.dropPages(domain: domain)))
+    }
+
+    func cacheStatus() throws(Problem) -> Reply {
+        try Self.ok(self.cacheSummary())
     }
 
     // MARK: Views
@@ -111,7 +116,7 @@ struct AdminAPI: Sendable {
         return domain
     }
 
-    private func cacheStatus() -> AdminBodies.CacheStatus {
+    private func cacheSummary() -> AdminBodies.CacheStatus {
         let summary = self.cache.summary
         let domains = self.cache.allStatistics().values
         return AdminBodies.CacheStatus(
