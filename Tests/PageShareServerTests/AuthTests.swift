@@ -223,11 +223,11 @@ struct AuthTests {
     func openDaemonStaysLocal() async throws {
         let cache = try SharedPageCache(configuration: .init(budgetBytes: 1 << 20))
         let plane = DataPlane(cache: cache, logger: .init(label: "test"))
-        let remote = try PageShareServer(
+        let remote = try DataPlaneServer(
             configuration: .init(listeners: [.tcp(host: "0.0.0.0", port: 0)], threads: 1), plane: plane)
         await #expect(throws: ServerStartError.self) { try await remote.start() }
         await remote.shutdown()
-        let allowed = try PageShareServer(
+        let allowed = try DataPlaneServer(
             configuration: .init(
                 listeners: [.tcp(host: "0.0.0.0", port: 0)], threads: 1, allowUnauthenticatedRemote: true),
             plane: plane)
@@ -240,7 +240,7 @@ struct AuthTests {
         let withTokens = DataPlane(
             cache: cache, access: try AccessPolicy(tokensPath: directory.path + "/tokens.yaml"),
             logger: .init(label: "test"))
-        let authenticated = try PageShareServer(
+        let authenticated = try DataPlaneServer(
             configuration: .init(listeners: [.tcp(host: "0.0.0.0", port: 0)], threads: 1), plane: withTokens)
         try await authenticated.start()
         await authenticated.shutdown()

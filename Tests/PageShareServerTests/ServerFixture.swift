@@ -9,10 +9,10 @@ import Testing
 
 @testable import PageShareServer
 
-/// A real ``PageShareServer`` on an ephemeral TCP port and a unix socket, with images attached, driven by
+/// A real ``DataPlaneServer`` on an ephemeral TCP port and a unix socket, with images attached, driven by
 /// curl (HTTP/1.1, HTTP/2 with prior knowledge, TLS with ALPN).
 final class ServerFixture: Sendable {
-    let server: PageShareServer
+    let server: DataPlaneServer
     let cache: SharedPageCache
     /// The control plane behind `/v1/admin` (the images given to ``start`` are attached to the cache directly).
     let catalog: ImageCatalog
@@ -71,7 +71,7 @@ final class ServerFixture: Sendable {
             cache: cache, limits: .init(maximumRanges: maximumRanges), access: access, catalog: catalog,
             logger: logger, metricsFactory: factory, exposition: { MetricsExposition.render(registry) },
             perImageMetrics: perImageMetrics, sendBudget: sendBudget)
-        let server = try PageShareServer(configuration: configuration, plane: plane)
+        let server = try DataPlaneServer(configuration: configuration, plane: plane)
         try await server.start()
         let port = try #require(server.boundAddresses.first?.port)
         return ServerFixture(
@@ -80,7 +80,7 @@ final class ServerFixture: Sendable {
     }
 
     private init(
-        server: PageShareServer, cache: SharedPageCache, catalog: ImageCatalog, port: Int, socketPath: String,
+        server: DataPlaneServer, cache: SharedPageCache, catalog: ImageCatalog, port: Int, socketPath: String,
         directory: TemporaryDirectory,
         tlsCertificate: String?, registry: PrometheusCollectorRegistry
     ) {

@@ -5,7 +5,7 @@ import Synchronization
 
 /// Who may do what: the tokens (reloadable), whether `/metrics` is public, and the failed-auth limiter.
 ///
-/// With no tokens file the daemon is *open*: every caller is an admin. ``PageShareServer`` then refuses
+/// With no tokens file the daemon is *open*: every caller is an admin. ``DataPlaneServer`` then refuses
 /// non-loopback TCP listeners unless explicitly allowed.
 public final class AccessPolicy: Sendable {
     /// The tokens file; nil: open.

@@ -11,7 +11,7 @@ public final class PageShareDaemon: Sendable {
     public let access: AccessPolicy
     public let catalog: ImageCatalog
     public let plane: DataPlane
-    public let server: PageShareServer
+    public let server: DataPlaneServer
     /// Images that could not be attached at start (listed as `failed`), with the reasons.
     public let failures: [(id: String, reason: String)]
 
@@ -64,7 +64,7 @@ public final class PageShareDaemon: Sendable {
             cache: self.cache, limits: configuration.limits, access: self.access, catalog: self.catalog,
             logger: logger, metricsFactory: metricsFactory, exposition: exposition,
             perImageMetrics: configuration.metricsPerImage, ready: false, sendBudget: configuration.sendBudget)
-        self.server = try PageShareServer(configuration: configuration.server, plane: self.plane)
+        self.server = try DataPlaneServer(configuration: configuration.server, plane: self.plane)
     }
 
     /// Binds every listener, then `/readyz` answers 200.

@@ -8,7 +8,7 @@ import Glibc
 public struct ServerConfiguration: Sendable {
     /// A socket to listen on.
     public enum Listener: Sendable, Hashable, CustomStringConvertible {
-        /// TCP on `host:port` (port 0: an ephemeral port, see ``PageShareServer/boundAddresses``).
+        /// TCP on `host:port` (port 0: an ephemeral port, see ``DataPlaneServer/boundAddresses``).
         case tcp(host: String, port: Int)
         /// A unix domain socket at `path`, created with permission bits `mode` (an existing socket file is
         /// replaced).

@@ -8,7 +8,7 @@ import Synchronization
 
 /// The data-plane server: listeners speaking HTTP/1.1 and HTTP/2 (prior knowledge on cleartext TCP and unix
 /// sockets, ALPN over TLS), each request answered by a ``RequestResponder`` on the connection's event loop.
-public final class PageShareServer: Sendable {
+public final class DataPlaneServer: Sendable {
     public let configuration: ServerConfiguration
     private let plane: DataPlane
     private let group: MultiThreadedEventLoopGroup
@@ -242,7 +242,7 @@ private struct PeerCredentials: Sendable {
 }
 
 /// The server cannot start with this configuration.
-extension PageShareServer {
+extension DataPlaneServer {
     /// What an operator needs to read about a listener that could not be bound: which, why, and for a unix
     /// socket whose directory refused it, that directory's owner and mode.
     static func bindFailure(_ listener: ServerConfiguration.Listener, _ error: any Error) -> String {
