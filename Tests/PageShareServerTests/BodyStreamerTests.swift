@@ -48,8 +48,8 @@ struct BodyStreamerTests {
         let allowance: SendAllowance?
         var heads: [ResponseHead] = []
         var body: [UInt8] = []
-        /// Writes not completed yet: their promises and byte counts.
-        var pending: [(promise: EventLoopPromise<Void>?, bytes: Int)] = []
+        /// Writes not completed yet: their notices and byte counts.
+        var pending: [(notice: WriteNotice?, bytes: Int)] = []
         var mostPending = 0
         var flushes = 0
         var aborted = false
@@ -63,10 +63,10 @@ struct BodyStreamerTests {
             self.events.append("head")
         }
 
-        func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        func writeBody(_ bytes: ByteBuffer, notice: WriteNotice?) {
             self.body += bytes.readableBytesView
             self.events.append("body")
-            self.pending.append((promise, bytes.readableBytes))
+            self.pending.append((notice, bytes.readableBytes))
             self.mostPending = max(self.mostPending, self.pending.reduce(0) { $0 + $1.bytes })
         }
 
@@ -78,8 +78,8 @@ struct BodyStreamerTests {
         func completeWrites(failing: Bool = false) {
             let pending = self.pending
             self.pending = []
-            for (promise, _) in pending {
-                if failing { promise?.fail(ChannelError.ioOnClosedChannel) } else { promise?.succeed() }
+            for (notice, _) in pending {
+                notice?.tell(failing ? .failure(ChannelError.ioOnClosedChannel) : .success(()))
             }
         }
     }

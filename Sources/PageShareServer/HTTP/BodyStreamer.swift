@@ -39,7 +39,7 @@ protocol BodyStreamerOwner: AnyObject {
 ///
 /// The head is held until the first file bytes are read, so that a failing first read still gets a proper
 /// error status; it goes out early only when the body must wait for room. Used on the event loop only.
-final class BodyStreamer<Source: BodySource>: AllowanceWaiter {
+final class BodyStreamer<Source: BodySource>: AllowanceWaiter, WriteObserver {
     enum State: Equatable {
         case idle, sending, waitingForWriter, waitingForRoom, waitingForOwnWrites, filling, finished, stopped
     }
@@ -168,7 +168,7 @@ final class BodyStreamer<Source: BodySource>: AllowanceWaiter {
             case .bytes(let bytes):
                 self.segmentIndex += 1
                 self.sentBytes += bytes.readableBytes
-                if self.headSent { writer.writeBody(bytes, promise: nil) } else { self.heldLiterals.append(bytes) }
+                if self.headSent { writer.writeBody(bytes, notice: nil) } else { self.heldLiterals.append(bytes) }
             case .file(let offset, let count):
                 let position = offset + self.segmentDone
                 var wanted = Int(min(UInt64(self.settings.chunkBytes), count - self.segmentDone))
@@ -247,13 +247,13 @@ final class BodyStreamer<Source: BodySource>: AllowanceWaiter {
         guard let head = self.head, let writer = self.writer else { return }
         self.head = nil
         writer.writeHead(head)
-        for bytes in self.heldLiterals { writer.writeBody(bytes, promise: nil) }
+        for bytes in self.heldLiterals { writer.writeBody(bytes, notice: nil) }
         self.heldLiterals = []
     }
 
     /// Writes file bytes (after the held head and literal bytes) and moves on. The state moves before the
-    /// writes, which may re-enter. Lent pages go out as views of the cache's memory; the loan is held until
-    /// the last of them is written (its promise), so the pages cannot be reused while NIO still holds them.
+    /// writes, which may re-enter. Lent pages go out as views of the cache's memory; the loan goes with the
+    /// last write's notice, so the pages cannot be reused while NIO still holds them.
     private func emit(_ chunk: Chunk) {
         let count = chunk.byteCount
         self.segmentDone += UInt64(count)
@@ -267,25 +267,17 @@ final class BodyStreamer<Source: BodySource>: AllowanceWaiter {
         guard let writer = self.writer else { return }
         switch chunk {
         case .filled(let buffer):
-            guard self.allowance != nil else { return writer.writeBody(buffer, promise: nil) }
-            let written = self.eventLoop.makePromise(of: Void.self)
-            written.futureResult.assumeIsolated().whenComplete { result in self.written(count, result) }
-            writer.writeBody(buffer, promise: written)
+            writer.writeBody(buffer, notice: self.allowance == nil ? nil : WriteNotice(self, bytes: count))
         case .lent(let loan):
-            for page in loan.dropLast() { writer.writeBody(page, promise: nil) }
-            let written = self.eventLoop.makePromise(of: Void.self)
-            writer.writeBody(loan[loan.endIndex - 1], promise: written)
-            written.futureResult.assumeIsolated().whenComplete { result in
-                withExtendedLifetime(loan) {}
-                self.written(count, result)
-            }
+            for page in loan.dropLast() { writer.writeBody(page, notice: nil) }
+            writer.writeBody(loan[loan.endIndex - 1], notice: WriteNotice(self, bytes: count, loan: loan))
         }
     }
 
     /// A chunk's write ended: its room goes back, and a body held back by its own unsent bytes goes on. A
     /// failed write means the stream or connection is gone (a reset's dropped frames fail before the stream's
     /// close is reported): the body stops rather than produce chunks that are dropped in turn.
-    private func written(_ count: Int, _ result: Result<Void, any Error>) {
+    func written(_ count: Int, _ result: Result<Void, any Error>) {
         guard let allowance = self.allowance else { return }
         self.bytesHeld -= count
         allowance.release(count, after: result)

@@ -40,6 +40,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var quiescing = false
     /// The minor version of the request being answered (HTTP/1.0 gets an HTTP/1.0 status line).
     private var minorVersion = 1
+    /// Response bytes written since the last flush, with their notices.
+    private let writes = NoticedWrites()
 
     /// Told when heads, bodies and responses end (the slowloris deadlines).
     private let deadline: RequestDeadline
@@ -62,6 +64,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.writes.fail()
         self.allowance?.close()
         self.responder?.detach()
         self.responder = nil
@@ -95,9 +98,10 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
                 if expectation.lowercased() == "100-continue" {
                     // The client waits for this before sending the body (curl for a second, on every POST).
                     let interim = ResponseHead(status: .continue, allocator: context.channel.allocator, capacity: 0)
-                    context.writeAndFlush(
-                        self.wrapOutboundOut(interim.http1Bytes(minorVersion: head.version.minor, closing: false)),
-                        promise: nil)
+                    self.writes.write(
+                        interim.http1Bytes(minorVersion: head.version.minor, closing: false), notice: nil,
+                        context: context)
+                    self.writes.flush(context: context)
                 } else {
                     problem = Problem("expectation-failed", .expectationFailed, "only Expect: 100-continue is known")
                 }
@@ -179,6 +183,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         head.add("date", HTTPDate.now())
         var buffer = head.http1Bytes(minorVersion: 1, closing: true)
         buffer.writeBytes(body)
+        self.writes.writeHeld(context: context)
         context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
@@ -227,6 +232,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.writes.fail()
         self.allowance?.close()
         self.responder?.detach()
         context.fireChannelInactive()
@@ -239,17 +245,16 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func writeHead(_ head: ResponseHead) {
         self.responding = true
         guard let context = self.context else { return }
-        context.write(
-            self.wrapOutboundOut(head.http1Bytes(minorVersion: self.minorVersion, closing: self.quiescing)),
-            promise: nil)
+        self.writes.write(
+            head.http1Bytes(minorVersion: self.minorVersion, closing: self.quiescing), notice: nil, context: context)
     }
 
-    func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+    func writeBody(_ bytes: ByteBuffer, notice: WriteNotice?) {
         guard let context = self.context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            notice?.tell(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        context.write(self.wrapOutboundOut(bytes), promise: promise)
+        self.writes.write(bytes, notice: notice, context: context)
     }
 
     func writeEnd(keepAlive: Bool) {
@@ -261,15 +266,23 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             // Closed once what was written is out (a close now would drop unsent bytes): an empty write's
             // promise completes after the writes before it.
             let done = context.eventLoop.makePromise(of: Void.self)
+            self.writes.writeHeld(context: context)
             context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        context.flush()
+        self.writes.flush(context: context)
         if !self.queued.isEmpty || self.readHeld { self.drainQueue(context: context) }
     }
 
-    func flush() { self.context?.flush() }
+    func flush() {
+        guard let context = self.context else { return }
+        self.writes.flush(context: context)
+    }
 
-    func abort() { self.context?.close(promise: nil) }
+    func abort() {
+        // The writes held back are dropped with the connection: their notices are told now.
+        self.writes.fail()
+        self.context?.close(promise: nil)
+    }
 }

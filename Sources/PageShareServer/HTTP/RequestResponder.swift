@@ -232,11 +232,9 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// Writes a whole response's body, charged to the allowance until its write completes.
     func writeCharged(_ bytes: ByteBuffer) {
         guard let writer = self.writer else { return }
-        guard let allowance = self.allowance else { return writer.writeBody(bytes, promise: nil) }
+        guard let allowance = self.allowance else { return writer.writeBody(bytes, notice: nil) }
         let count = bytes.readableBytes
         allowance.charge(count)
-        let written = self.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenComplete { result in allowance.release(count, after: result) }
-        writer.writeBody(bytes, promise: written)
+        writer.writeBody(bytes, notice: WriteNotice(allowance, bytes: count))
     }
 }

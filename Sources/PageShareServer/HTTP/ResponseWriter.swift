@@ -10,8 +10,8 @@ protocol ResponseWriter: AnyObject {
     /// The connection's share of the daemon's unsent-bytes budget (nil: unbounded, for tests).
     var allowance: SendAllowance? { get }
     func writeHead(_ head: ResponseHead)
-    /// Writes body bytes; `promise` completes when they have been written to the connection (or failed).
-    func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?)
+    /// Writes body bytes; `notice` is told when they have been written to the connection (or failed to be).
+    func writeBody(_ bytes: ByteBuffer, notice: WriteNotice?)
     /// Ends the response and flushes. HTTP/1.1 closes the connection after it unless `keepAlive`.
     func writeEnd(keepAlive: Bool)
     func flush()

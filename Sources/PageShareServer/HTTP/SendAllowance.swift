@@ -19,7 +19,7 @@ protocol AllowanceWaiter: AnyObject {
 /// completed write is the evidence that the client reads, which lets the connection borrow beyond its floor
 /// for a second. While it holds bytes a timer checks for progress: none for the send timeout closes the
 /// connection (``onTimeout``), and ``onTick`` lets HTTP/2 reset single stalled streams.
-final class SendAllowance {
+final class SendAllowance: WriteObserver {
     /// How long a completed write lets the connection borrow beyond its floor.
     static let progressWindow = TimeAmount.seconds(1)
 
@@ -136,6 +136,11 @@ final class SendAllowance {
             self.stalledSince = now
         }
         self.wakeWaiters()
+    }
+
+    /// A whole response charged (``charge(_:)``) was written, or failed to be.
+    func written(_ bytes: Int, _ result: Result<Void, any Error>) {
+        self.release(bytes, after: result)
     }
 
     /// Gives back the bytes of a write that completed (`result`).

@@ -32,6 +32,8 @@ final class HTTP2Connection: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// Frame bytes the session produced, written before the next DATA payload or at the end of a send.
     private var output: ByteBuffer
+    /// Frames and body bytes written since the last flush, with the notices of the body writes.
+    private let writes = NoticedWrites()
     /// Set while a read burst is handled: sends and flushes wait for its end.
     private var reading = false
     private var sendPending = false
@@ -76,6 +78,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.writes.fail()
         self.allowance?.close()
         self.closeAll()
         self.session = nil
@@ -83,6 +86,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.writes.fail()
         self.allowance?.close()
         self.closeAll()
         context.fireChannelInactive()
@@ -150,13 +154,13 @@ final class HTTP2Connection: ChannelInboundHandler {
             if !session.send() { return self.closeAfterWrites() }
             self.writeOutput()
         } while self.sendPending
-        if flushing { context.flush() }
+        if flushing { self.writes.flush(context: context) }
         if session.isFinished { self.closeAfterWrites() }
     }
 
     private func writeOutput() {
         guard self.output.readableBytes > 0, let context = self.context else { return }
-        context.write(self.wrapOutboundOut(self.output), promise: nil)
+        self.writes.write(self.output, notice: nil, context: context)
         self.output = context.channel.allocator.buffer(capacity: 4096)
     }
 
@@ -167,6 +171,7 @@ final class HTTP2Connection: ChannelInboundHandler {
         self.closing = true
         self.session?.send()
         self.writeOutput()
+        self.writes.writeHeld(context: context)
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -198,8 +203,9 @@ final class HTTP2Connection: ChannelInboundHandler {
         self.output.writeBytes(header)
         self.writeOutput()
         guard let context = self.context, let stream = self.streams[id] else { return }
-        stream.takeBody(length) { bytes, promise in
-            context.write(self.wrapOutboundOut(bytes), promise: promise)
+        stream.takeBody(length) { bytes, notice, streamNotice in
+            self.writes.write(bytes, notice: notice, context: context)
+            if let streamNotice { self.writes.note(streamNotice) }
         }
     }
 

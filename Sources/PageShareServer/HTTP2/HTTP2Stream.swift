@@ -12,11 +12,12 @@ import NIOHTTP1
 ///
 /// Backpressure: bytes written but not yet on the wire (held back by the peer's flow-control window or a
 /// full socket) are counted, and the stream is writable while they are under ``highWatermark``. A write
-/// that carries a promise of its own (every body chunk: the send budget's) gives its count back when it
-/// completes, and so does every ``markBytes``-th byte of writes without one; the count can then overstate by
-/// less than `markBytes`, and since `markBytes < highWatermark` a marked write is always outstanding while
-/// the stream is blocked. The time of the last give-back is the stream's progress for the send timeout.
-final class HTTP2Stream: ResponseWriter {
+/// that carries a notice of its own (every body chunk: the send budget's) is marked, and so is every
+/// ``markBytes``-th byte of writes without one: a marked write gives its count (and that of the unmarked
+/// ones before it) back when it ends. The count can then overstate by less than `markBytes`, and since
+/// `markBytes < highWatermark` a marked write is always outstanding while the stream is blocked. The time
+/// of the last give-back is the stream's progress for the send timeout.
+final class HTTP2Stream: ResponseWriter, WriteObserver {
     static let highWatermark = 64 * 1024
     static let markBytes = 32 * 1024
 
@@ -39,8 +40,9 @@ final class HTTP2Stream: ResponseWriter {
     private var head: ResponseHead?
     private var submitted = false
     private var ended = false
-    /// Body buffers not yet taken by a DATA frame, with the promise of each write.
-    private var pending = CircularBuffer<(bytes: ByteBuffer, promise: EventLoopPromise<Void>?)>()
+    /// Body buffers not yet taken by a DATA frame, with the notice of each write and the bytes the stream
+    /// gives back when it ends (0: not marked).
+    private var pending = CircularBuffer<(bytes: ByteBuffer, notice: WriteNotice?, marked: Int)>()
     private var pendingBytes = 0
     /// The session asked for body bytes when there were none: it must be told when there are.
     private var deferred = false
@@ -72,15 +74,15 @@ final class HTTP2Stream: ResponseWriter {
         return responder
     }
 
-    /// The stream is gone (closed, reset, or the connection ended): nothing more is written, the promises of
-    /// body bytes not sent fail (lent pages go back), and the responder stops.
+    /// The stream is gone (closed, reset, or the connection ended): nothing more is written, the notices of
+    /// body bytes not sent are told so (lent pages go back), and the responder stops.
     func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
         let pending = self.pending
         self.pending.removeAll()
         self.pendingBytes = 0
-        for (_, promise) in pending { promise?.fail(ChannelError.ioOnClosedChannel) }
+        for (_, notice, _) in pending { notice?.tell(.failure(ChannelError.ioOnClosedChannel)) }
         self.responder?.detach()
         self.responder = nil
     }
@@ -104,28 +106,22 @@ final class HTTP2Stream: ResponseWriter {
         self.head = head
     }
 
-    func writeBody(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+    func writeBody(_ bytes: ByteBuffer, notice: WriteNotice?) {
         guard !self.isClosed else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            notice?.tell(.failure(ChannelError.ioOnClosedChannel))
             return
         }
         let count = bytes.readableBytes
         if self.unsentBytes == 0 { self.progressed = .now() }
         self.unsentBytes += count
         self.unmarkedBytes += count
-        var promise = promise
-        // A write with a promise of its own is marked too (it costs nothing more).
-        if self.unmarkedBytes >= Self.markBytes || promise != nil {
-            let marked = self.unmarkedBytes
+        var marked = 0
+        // A write with a notice of its own is marked too (it costs nothing more).
+        if self.unmarkedBytes >= Self.markBytes || notice != nil {
+            marked = self.unmarkedBytes
             self.unmarkedBytes = 0
-            let tracked = promise ?? self.connection.eventLoop.makePromise()
-            tracked.futureResult.assumeIsolated().whenComplete { result in
-                if case .failure = result { self.writeFailed = true }
-                self.sent(marked)
-            }
-            promise = tracked
         }
-        self.pending.append((bytes, promise))
+        self.pending.append((bytes, notice, marked))
         self.pendingBytes += count
         // Sent at the next flush or end (the responder flushes after each batch): the end of a body then
         // rides on its last DATA frame instead of costing an empty one.
@@ -179,27 +175,31 @@ final class HTTP2Stream: ResponseWriter {
         return (count, self.ended && count == self.pendingBytes)
     }
 
-    /// Hands the next `count` body bytes to `write`, whole buffers with their promises, the last one sliced
-    /// if the frame ends inside it.
-    func takeBody(_ count: Int, _ write: (ByteBuffer, EventLoopPromise<Void>?) -> Void) {
+    /// Hands the next `count` body bytes to `write`, whole buffers with their notices (the stream's own
+    /// for a marked write after the writer's), the last one sliced if the frame ends inside it.
+    func takeBody(_ count: Int, _ write: (ByteBuffer, WriteNotice?, WriteNotice?) -> Void) {
         var remaining = count
         self.pendingBytes -= count
         while remaining > 0, var first = self.pending.first {
             if first.bytes.readableBytes <= remaining {
                 remaining -= first.bytes.readableBytes
                 self.pending.removeFirst()
-                write(first.bytes, first.promise)
+                write(first.bytes, first.notice, first.marked > 0 ? WriteNotice(self, bytes: first.marked) : nil)
             } else {
                 let slice = first.bytes.readSlice(length: remaining)!
                 remaining = 0
-                self.pending[self.pending.startIndex] = (first.bytes, first.promise)
-                write(slice, nil)
+                self.pending[self.pending.startIndex] = (first.bytes, first.notice, first.marked)
+                write(slice, nil, nil)
             }
         }
     }
 
-    /// A marked write completed (or failed): its bytes, and every earlier one of the stream, are off the
-    /// stream's books.
+    /// A marked write ended: its bytes, and every earlier one of the stream, are off the stream's books.
+    func written(_ count: Int, _ result: Result<Void, any Error>) {
+        if case .failure = result { self.writeFailed = true }
+        self.sent(count)
+    }
+
     private func sent(_ count: Int) {
         let wasWritable = self.unsentBytes < Self.highWatermark
         self.unsentBytes -= count

@@ -1,0 +1,81 @@
+import NIOCore
+import PageCache
+
+/// Told when bytes it wrote have reached the connection's socket (or failed to).
+protocol WriteObserver: AnyObject {
+    func written(_ bytes: Int, _ result: Result<Void, any Error>)
+}
+
+/// The notice of one write: `observer` is told of `bytes` once the write ends; `loan` (lent cache pages the
+/// write points into) is held until then, so that the pages are not reused while NIO still holds them.
+struct WriteNotice {
+    let observer: any WriteObserver
+    let bytes: Int
+    var loan: PageLoan?
+
+    init(_ observer: any WriteObserver, bytes: Int, loan: PageLoan? = nil) {
+        self.observer = observer
+        self.bytes = bytes
+        self.loan = loan
+    }
+
+    /// Tells the observer (the loan goes with the notice).
+    func tell(_ result: Result<Void, any Error>) {
+        self.observer.written(self.bytes, result)
+    }
+}
+
+/// A connection's writes, with their notices told together when the last write of a flush ends: one
+/// promise per flush instead of one per body chunk. NIO ends a channel's writes in order (and fails every
+/// one left when the channel closes), so the last write of a batch ending means all of them have.
+///
+/// The latest write is held until the next one or the flush, so that the batch's last write — the one that
+/// carries the promise — is known when it is made.
+///
+/// A class: a write or flush may end writes at once, and the notices told then may write again (a body
+/// goes on), re-entering it — a mutating method of a struct property would hold exclusive access meanwhile.
+final class NoticedWrites {
+    private var held: ByteBuffer?
+    private var notices: [WriteNotice] = []
+
+    /// Writes `bytes` (held until the next write or flush), noting `notice`.
+    func write(_ bytes: ByteBuffer, notice: WriteNotice?, context: ChannelHandlerContext) {
+        if let held = self.held { context.write(NIOAny(held), promise: nil) }
+        self.held = bytes
+        if let notice { self.notices.append(notice) }
+    }
+
+    /// Notes `notice` for the writes made so far in this batch.
+    func note(_ notice: WriteNotice) {
+        self.notices.append(notice)
+    }
+
+    /// Makes the held write, carrying the batch's promise if anything is to be told, without flushing.
+    func writeHeld(context: ChannelHandlerContext) {
+        guard self.held != nil || !self.notices.isEmpty else { return }
+        let held = self.held ?? context.channel.allocator.buffer(capacity: 0)
+        self.held = nil
+        guard !self.notices.isEmpty else { return context.write(NIOAny(held), promise: nil) }
+        let notices = self.notices
+        self.notices.removeAll(keepingCapacity: true)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            for notice in notices { notice.tell(result) }
+        }
+        context.write(NIOAny(held), promise: promise)
+    }
+
+    /// Makes the held write, then flushes.
+    func flush(context: ChannelHandlerContext) {
+        self.writeHeld(context: context)
+        context.flush()
+    }
+
+    /// The connection is gone before the held write was made: it is dropped and its notices told `error`.
+    func fail(_ error: any Error = ChannelError.ioOnClosedChannel) {
+        self.held = nil
+        let notices = self.notices
+        self.notices = []
+        for notice in notices { notice.tell(.failure(error)) }
+    }
+}
