@@ -5,7 +5,7 @@ import NIOHTTP1
 import PageCache
 
 /// The endpoints: `/metrics`, `/healthz`, `/readyz`, the admin API, and the data API's stat, listing and file
-/// responses (a file body then streams, see `RequestResponder+Streaming.swift`).
+/// responses (a file body then streams through a ``BodyStreamer``).
 extension RequestResponder {
     /// `/metrics`: the cache's series are published, then the exposition is rendered.
     func respondWithMetrics() {
