@@ -6,10 +6,12 @@ import NIOCore
 ///
 /// NIO's `IdleStateHandler` does this by giving every write a promise of its own (a promise, a callback and
 /// a clock read per frame), which costs more than an HTTP/2 frame's own encoding. Here at most one write is
-/// tracked at a time: the next write after a tracked one completed is tracked again. A client that stops
-/// reading stops completions, so nothing counts as activity any more. Writes queued behind a tracked one
-/// that complete before any new write is made are not seen: a connection that only drains old writes, for
-/// longer than the timeout, is closed as idle.
+/// tracked at a time, and only one that carries a promise already (the last write of a flush that sends body
+/// bytes does: ``NoticedWrites``): the next such write after a tracked one completed is tracked again. A
+/// client that stops reading stops completions, so nothing counts as activity any more. Writes queued behind
+/// a tracked one that complete before any new write is made are not seen: a connection that only drains old
+/// writes, for longer than the timeout, is closed as idle; so is one that only gets responses without a
+/// body (304s, HEADs) and sends nothing — but asking for them is reading.
 final class IdleConnectionCloser: ChannelDuplexHandler {
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
@@ -49,14 +51,13 @@ final class IdleConnectionCloser: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard !self.trackingWrite else { return context.write(data, promise: promise) }
+        guard !self.trackingWrite, let promise else { return context.write(data, promise: promise) }
         self.trackingWrite = true
-        let tracked = promise ?? context.eventLoop.makePromise()
-        tracked.futureResult.assumeIsolated().whenComplete { _ in
+        promise.futureResult.assumeIsolated().whenComplete { _ in
             self.trackingWrite = false
             self.lastActivity = .now()
         }
-        context.write(data, promise: tracked)
+        context.write(data, promise: promise)
     }
 
     private func start(context: ChannelHandlerContext) {

@@ -30,7 +30,13 @@ final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     private let progress: ConnectionProgress
     private var state = State.head
+    /// When the current state's deadline passes (meaningless while quiet).
+    private var deadline = NIODeadline.distantFuture
+    /// One timer at a time, at `timerDeadline`; it is not cancelled when a request settles (that would cost a
+    /// scheduled task per request): when it fires it closes the connection if the deadline of the state then
+    /// has passed, waits again if a later one is set, and goes away if the connection is quiet.
     private var timer: Scheduled<Void>?
+    private var timerDeadline = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
     /// A response is being written: bytes that arrive meanwhile (a pipelined request) start no deadline
     /// until it ends.
@@ -90,18 +96,26 @@ final class RequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func settle() {
-        self.timer?.cancel()
-        self.timer = nil
         self.state = .quiet
     }
 
     private func arm(_ state: State, after timeout: TimeAmount) {
-        self.timer?.cancel()
         self.state = state
+        self.deadline = .now() + timeout
+        guard self.timer == nil || self.deadline < self.timerDeadline else { return }
+        self.timer?.cancel()
+        self.schedule(at: self.deadline)
+    }
+
+    private func schedule(at deadline: NIODeadline) {
         guard let context = self.context else { return }
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+        self.timerDeadline = deadline
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.timer = nil
-            context.close(promise: nil)
+            self.timerDeadline = .distantFuture
+            if case .quiet = self.state { return }
+            if NIODeadline.now() >= self.deadline { return context.close(promise: nil) }
+            self.schedule(at: self.deadline)
         }
     }
 }
