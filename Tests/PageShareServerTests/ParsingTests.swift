@@ -81,8 +81,13 @@ struct ParsingTests {
     func routes() throws {
         #expect(Route.parse("/healthz") == .health && Route.parse("/readyz?x=1") == .ready)
         #expect(Route.parse("/metrics") == .metrics && Route.parse("/metrics").isOperations)
-        #expect(Route.parse("/v1/admin") == .admin([]))
-        #expect(Route.parse("/v1/admin/images/a%2Fb/pages?x") == .admin(["images", "a/b", "pages"]))
+        #expect(Route.parse("/v1/admin") == .admin(.success([])))
+        #expect(Route.parse("/v1/admin/images/a%2Fb/pages?x") == .admin(.success(["images", "a/b", "pages"])))
+        let long = "/v1/admin/images/" + String(repeating: "0", count: 300)
+        guard case .admin(.failure(.badRequest)) = Route.parse(long) else {
+            Issue.record("an admin path that does not parse is the admin API's bad request")
+            return
+        }
         #expect(Route.parse("/v1/adminx") == .refused(.noRoute), "not the admin API")
         #expect(Route.parse("/healthz/x") == .refused(.noRoute) && Route.parse("/") == .refused(.noRoute))
         let data = Route.parse("/v1/images/i/stat/a/b")

@@ -33,9 +33,9 @@ extension RequestResponder {
         self.send(problem)
     }
 
-    /// `/v1/admin/...` (`segments` after `/v1/admin`): admin role only; answered by the ``AdminAPI`` off the
-    /// event loop.
-    func respondToAdmin(_ segments: [String], caller: Caller) {
+    /// `/v1/admin/...` (`segments` after `/v1/admin`, or why they do not parse): admin role only; answered by
+    /// the ``AdminAPI`` off the event loop.
+    func respondToAdmin(_ parsed: Result<[String], RequestTarget.Failure>, caller: Caller) {
         guard let admin = self.plane.admin, let method = self.context?.request.method else {
             return self.send(Problem.noRoute())
         }
@@ -45,6 +45,11 @@ extension RequestResponder {
                 Problem(
                     "body-too-large", .payloadTooLarge,
                     "request bodies are limited to \(self.plane.limits.maximumBodyBytes) bytes"))
+        }
+        let segments: [String]
+        switch parsed {
+        case .success(let parsedSegments): segments = parsedSegments
+        case .failure(let failure): return self.send(Problem(for: failure, target: nil))
         }
         let body = self.requestBody
         self.requestBody = []

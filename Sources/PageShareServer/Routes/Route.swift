@@ -10,8 +10,9 @@ enum Route: Equatable {
     case ready
     /// `/metrics`: the Prometheus exposition.
     case metrics
-    /// `/v1/admin/...`: the percent-decoded path segments after `/v1/admin`.
-    case admin([String])
+    /// `/v1/admin/...`: the percent-decoded path segments after `/v1/admin`, or why they do not parse (a
+    /// bad request answered to admins only, like every other admin answer).
+    case admin(Result<[String], RequestTarget.Failure>)
     /// `/v1/images/{image}/{files|stat|dirs}/{path}`.
     case data(RequestTarget)
     /// No such resource (404), or a target that does not parse (400).
@@ -27,10 +28,10 @@ enum Route: Equatable {
         case "/metrics": return .metrics
         default: break
         }
+        if path == "/v1/admin" || path.utf8.starts(with: "/v1/admin/".utf8) {
+            return .admin(Result { () throws(RequestTarget.Failure) in try RequestTarget.adminSegments(target) })
+        }
         do {
-            if path == "/v1/admin" || path.utf8.starts(with: "/v1/admin/".utf8) {
-                return .admin(try RequestTarget.adminSegments(target))
-            }
             return .data(try RequestTarget.parse(target))
         } catch {
             return .refused(error)
