@@ -51,9 +51,10 @@ struct RequestTarget: Equatable {
             throw .noRoute
         }
         let rawPath = resourceEnd < rest.endIndex ? rest[rest.index(after: resourceEnd)...] : rest[resourceEnd...]
+        // A plain path is the target's own bytes from the `/` before it: one string, made once.
         let path =
             Self.isNormalPlainPath(rawPath)
-            ? "/" + String(Substring(rawPath)) : try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
+            ? String(Substring(rest[resourceEnd...])) : try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
         return RequestTarget(image: image, resource: resource, path: path, query: try Self.parseQuery(queryBytes))
     }
 
