@@ -125,16 +125,20 @@ final class BodyStreamer<Source: BodySource>: AllowanceWaiter, WriteObserver {
     /// back, a fill in flight drops its bytes. Writes in flight still give back their room as they end.
     func stop() {
         guard self.state != .stopped else { return }
-        if self.granted > 0 {
-            self.allowance?.release(self.granted, written: false)
-            self.bytesHeld -= self.granted
-            self.granted = 0
-        }
+        self.releaseGranted()
         self.allowance?.cancelWait(self)
         self.state = .stopped
         self.writer = nil
         self.owner = nil
         self.heldLiterals = []
+    }
+
+    /// Room taken for bytes that will not be produced goes back.
+    private func releaseGranted() {
+        guard self.granted > 0 else { return }
+        self.allowance?.release(self.granted, written: false)
+        self.bytesHeld -= self.granted
+        self.granted = 0
     }
 
     // MARK: Producing chunks
@@ -218,11 +222,7 @@ final class BodyStreamer<Source: BodySource>: AllowanceWaiter, WriteObserver {
         }
         guard self.state == .sending else { return }
         self.state = .finished
-        if self.granted > 0 {
-            self.allowance?.release(self.granted, written: false)
-            self.bytesHeld -= self.granted
-            self.granted = 0
-        }
+        self.releaseGranted()
         let owner = self.owner
         self.owner = nil
         self.writer = nil

@@ -151,8 +151,9 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
             return self.send(Problem.methodNotAllowed(request.method))
         }
         guard case .data(let target) = route else {
-            if case .refused(let failure) = route { self.send(Problem(for: failure, target: nil)) }
-            return
+            // Only a refused target is left here; every route is answered, whatever it is.
+            let failure = if case .refused(let failure) = route { failure } else { RequestTarget.Failure.noRoute }
+            return self.send(Problem(for: failure, target: nil))
         }
         // A tenant sees only its domains' images; the others answer exactly like a missing image. The check
         // is made where the image is looked up (once per request).
