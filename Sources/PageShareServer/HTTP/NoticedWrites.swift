@@ -30,7 +30,8 @@ struct WriteNotice {
 /// one left when the channel closes), so the last write of a batch ending means all of them have.
 ///
 /// The latest write is held until the next one or the flush, so that the batch's last write — the one that
-/// carries the promise — is known when it is made.
+/// carries the promise — is known when it is made; a large one (``promptBytes``) is made at once, with its
+/// own promise.
 ///
 /// A class: a write or flush may end writes at once, and the notices told then may write again (a body
 /// goes on), re-entering it — a mutating method of a struct property would hold exclusive access meanwhile.
@@ -42,8 +43,16 @@ final class NoticedWrites {
     func write(_ bytes: ByteBuffer, notice: WriteNotice?, context: ChannelHandlerContext) {
         if let held = self.held { context.write(NIOAny(held), promise: nil) }
         self.held = bytes
-        if let notice { self.notices.append(notice) }
+        guard let notice else { return }
+        self.notices.append(notice)
+        // A large write is made at once with its own promise: its room goes back as soon as it is written,
+        // and nothing waits outside NIO's buffer (which the writer's writability counts). A promise per
+        // 16 KiB or more costs nothing next to the bytes; the batching is for small responses.
+        if notice.bytes >= Self.promptBytes { self.writeHeld(context: context) }
     }
+
+    /// Notices of writes this large are told as soon as their write ends, not with the flush's last one.
+    static let promptBytes = 16 * 1024
 
     /// Notes `notice` for the writes made so far in this batch.
     func note(_ notice: WriteNotice) {
