@@ -63,7 +63,7 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.output = context.channel.allocator.buffer(capacity: 4096)
+        self.output = context.channel.allocator.buffer(capacity: Self.outputCapacity)
         let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         // Strong, until the allowance's close() in handlerRemoved drops it: a weak reference would put every
         // retain of the connection (several per frame) on the runtime's slow path.
@@ -160,8 +160,17 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     private func writeOutput() {
         guard self.output.readableBytes > 0, let context = self.context else { return }
-        self.writes.write(self.output, notice: nil, context: context)
-        self.output = context.channel.allocator.buffer(capacity: 16384)
+        if self.output.readableBytes >= Self.handedOverOutputBytes {
+            self.writes.write(self.output, notice: nil, context: context)
+            self.output = context.channel.allocator.buffer(capacity: Self.outputCapacity)
+        } else {
+            // A few frames (a DATA frame's header before a large payload): copied out, and the output's
+            // buffer kept for the next ones — a fresh buffer each would hold its capacity until written.
+            var frames = context.channel.allocator.buffer(capacity: self.output.readableBytes)
+            frames.writeBuffer(&self.output)
+            self.output.clear()
+            self.writes.write(frames, notice: nil, context: context)
+        }
     }
 
     /// Closes once everything written so far is on the wire (closing at once would drop the end of the last
@@ -198,6 +207,11 @@ final class HTTP2Connection: ChannelInboundHandler {
     func sessionSend(_ bytes: UnsafeRawBufferPointer) {
         self.output.writeBytes(bytes)
     }
+
+    /// The output buffer's size: frames and small payloads of a send gather there.
+    static let outputCapacity = 16 * 1024
+    /// Output of at least this many bytes is written as it is (a new buffer takes its place); less is copied.
+    static let handedOverOutputBytes = 4096
 
     /// Body buffers up to this size are copied after their frame header into the output (one write and one
     /// iovec with the frames around them); larger ones, lent cache pages among them, go out as they are, the
