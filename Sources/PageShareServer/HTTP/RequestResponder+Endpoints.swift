@@ -76,29 +76,11 @@ extension RequestResponder {
     }
 
     func respondWithStat(_ target: RequestTarget, image: Image) throws {
-        let inode = try image.resolve(target.path, followingFinalSymlink: false)
-        let description = try FileDescription(
-            path: target.path, inode: inode, image: image, includeXattrs: true,
-            includeExtents: target.queryValue("extents") == "1")
-        self.sendJSON(try JSONBody.encode(description))
+        self.sendJSON(try MetadataResponses.stat(target, image: image))
     }
 
     func respondWithListing(_ target: RequestTarget, image: Image) throws {
-        let limits = self.plane.limits
-        var limit = limits.defaultListingLimit
-        if let text = target.queryValue("limit") {
-            guard let value = Int(text), value > 0, value <= limits.maximumListingLimit else {
-                throw Problem.badRequest("limit must be 1-\(limits.maximumListingLimit)")
-            }
-            limit = value
-        }
-        let directory = try image.resolve(target.path)
-        guard directory.fileType == .directory else {
-            throw Problem("not-a-directory", .notFound, "\(target.path) is not a directory; read it at files/")
-        }
-        let listing = try MetadataResponses.listing(
-            image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
-        self.sendJSON(try JSONBody.encode(listing))
+        self.sendJSON(try MetadataResponses.listing(target, image: image, limits: self.plane.limits))
     }
 
     func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool) throws {

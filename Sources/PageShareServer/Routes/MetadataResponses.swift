@@ -1,6 +1,7 @@
 import EROFS
+import NIOHTTP1
 
-/// JSON bodies of the metadata routes: `stat/{path}` and `dirs/{path}`.
+/// The metadata routes, `stat/{path}` and `dirs/{path}`: their JSON bodies, made apart from the responder.
 enum MetadataResponses {
     /// One directory entry of a listing.
     struct ListingEntry: Encodable {
@@ -14,6 +15,35 @@ enum MetadataResponses {
         var path: String
         var entries: [ListingEntry]
         var next: String?
+    }
+
+    /// The `stat/{path}` body: the path's inode (a symlink itself, not its target) with its xattrs, and its
+    /// extents with `?extents=1`.
+    static func stat(_ target: RequestTarget, image: Image) throws -> [UInt8] {
+        let inode = try image.resolve(target.path, followingFinalSymlink: false)
+        let description = try FileDescription(
+            path: target.path, inode: inode, image: image, includeXattrs: true,
+            includeExtents: target.queryValue("extents") == "1")
+        return try JSONBody.encode(description)
+    }
+
+    /// The `dirs/{path}` body: a page of the directory's entries after `?after=`, at most `?limit=` of them.
+    /// - Throws: ``Problem`` for a bad limit or a path that is not a directory; the image's errors.
+    static func listing(_ target: RequestTarget, image: Image, limits: DataPlane.Limits) throws -> [UInt8] {
+        var limit = limits.defaultListingLimit
+        if let text = target.queryValue("limit") {
+            guard let value = Int(text), value > 0, value <= limits.maximumListingLimit else {
+                throw Problem.badRequest("limit must be 1-\(limits.maximumListingLimit)")
+            }
+            limit = value
+        }
+        let directory = try image.resolve(target.path)
+        guard directory.fileType == .directory else {
+            throw Problem("not-a-directory", .notFound, "\(target.path) is not a directory; read it at files/")
+        }
+        let listing = try Self.listing(
+            image: image, directory: directory, path: target.path, after: target.queryValue("after"), limit: limit)
+        return try JSONBody.encode(listing)
     }
 
     /// The entries of `directory` after the name `after` (byte-wise, the on-disk order), at most `limit`.
