@@ -1,4 +1,5 @@
 import CNGHTTP2
+import Glibc
 import NIOHTTP1
 
 /// A response head as the header list of an HTTP/2 HEADERS frame (RFC 9113 §8.3.2): `:status` first, then
@@ -52,15 +53,23 @@ struct HTTP2ResponseFields {
     /// ranges) are kept out of the HPACK dynamic table: they would only push out the ones that do repeat
     /// (content type, length, date, last-modified).
     private static func isSeldomRepeated(_ name: UnsafeRawBufferPointer) -> Bool {
-        name.elementsEqual("etag".utf8) || name.elementsEqual("content-range".utf8)
+        switch name.count {  // the length first: most fields are told apart without comparing a byte
+        case 4: Self.equal(name, "etag")
+        case 13: Self.equal(name, "content-range")
+        default: false
+        }
+    }
+
+    private static func equal(_ name: UnsafeRawBufferPointer, _ field: StaticString) -> Bool {
+        name.count == field.utf8CodeUnitCount && memcmp(name.baseAddress!, field.utf8Start, name.count) == 0
     }
 
     private static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
-        switch name.count {  // the length first: no field the responder sends has one of these lengths
-        case 7: name.elementsEqual("upgrade".utf8)
-        case 10: name.elementsEqual("connection".utf8) || name.elementsEqual("keep-alive".utf8)
-        case 16: name.elementsEqual("proxy-connection".utf8)
-        case 17: name.elementsEqual("transfer-encoding".utf8)
+        switch name.count {  // the length first: only `connection` (HTTP/1.1's) has one of these lengths
+        case 7: Self.equal(name, "upgrade")
+        case 10: Self.equal(name, "connection") || Self.equal(name, "keep-alive")
+        case 16: Self.equal(name, "proxy-connection")
+        case 17: Self.equal(name, "transfer-encoding")
         default: false
         }
     }
