@@ -177,8 +177,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let body = problem.encoded()
         var head = ResponseHead(
             status: problem.responseStatus, allocator: context.channel.allocator, capacity: 256 + body.count)
-        for (name, value) in problem.headers { head.add(name: name, value: value) }
-        head.add("content-type", "application/problem+json")
+        head.answer(problem)
         head.add("content-length", decimal: UInt64(body.count))
         head.add("date", HTTPDate.now())
         var buffer = head.http1Bytes(minorVersion: 1, closing: true)

@@ -205,9 +205,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// Sends `problem` as problem+json, with its own fields and those of `fields` (a file's validators).
     func send(_ problem: Problem, fields: ResponseHead? = nil) {
         var response = fields ?? ResponseHead(status: problem.responseStatus, allocator: self.allocator)
-        response.status = problem.responseStatus
-        for (name, value) in problem.headers { response.add(name: name, value: value) }
-        response.add("content-type", "application/problem+json")
+        response.answer(problem)
         self.sendWhole(problem.encoded(), head: response)
     }
 

@@ -43,6 +43,14 @@ struct ResponseHead {
         self.lines.writeStaticString("\r\n")
     }
 
+    /// Makes this the head of `problem`'s problem+json answer: its status, its own fields (`Allow`,
+    /// `WWW-Authenticate`, …) and the content type.
+    mutating func answer(_ problem: Problem) {
+        self.status = problem.responseStatus
+        for (name, value) in problem.headers { self.add(name: name, value: value) }
+        self.add("content-type", "application/problem+json")
+    }
+
     /// Adds `name: value` with `value` in decimal.
     mutating func add(_ name: StaticString, decimal value: UInt64) {
         self.add(name, maximumBytes: 20) { $0.decimal(value) }
