@@ -56,7 +56,6 @@ final class HTTP2Connection: ChannelInboundHandler {
     /// (REFUSED_STREAM: safe to retry); past the advertised value libnghttp2 refuses them itself.
     static func advertisedStreams(serving limit: Int) -> Int { limit + max(16, limit / 8) }
 
-    var eventLoop: any EventLoop { self.context!.eventLoop }
     var isChannelWritable: Bool { self.context?.channel.isWritable ?? false }
 
     // MARK: Channel events
