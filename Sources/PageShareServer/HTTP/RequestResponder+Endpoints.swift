@@ -123,24 +123,27 @@ extension RequestResponder {
             file: file, inode: inode, image: image, request: request, maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)
         if let problem = plan.problem { return self.send(problem, fields: plan.head) }
-        var responseHead = plan.head
+        let body = plan.body
+        // The head taken out of the plan, so that adding to it does not copy its buffer (shared with the plan).
+        var responseHead = (consume plan).head
         responseHead.add("date", HTTPDate.now())
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
-        if plan.status != .notModified { responseHead.add("content-length", decimal: plan.body.length) }
+        let status = responseHead.status
+        if status != .notModified { responseHead.add("content-length", decimal: body.length) }
         if !request.keepAlive { responseHead.add("connection", "close") }
-        self.context?.status = plan.status
-        guard request.method == .GET, plan.body.length > 0 else {
+        self.context?.status = status
+        guard request.method == .GET, body.length > 0 else {
             self.writer?.writeHead(responseHead)
             return self.finish()
         }
         guard let writer = self.writer else { return }
-        let body = BodyStreamer(
-            source: file, head: responseHead, body: plan.body, writer: writer, owner: self,
+        let streamer = BodyStreamer(
+            source: file, head: responseHead, body: body, writer: writer, owner: self,
             settings: .init(
                 chunkBytes: self.plane.limits.chunkBytes, pageWrites: self.plane.pageWrites,
                 fillExecutor: self.plane.cache.fillExecutor, allocator: self.allocator),
             eventLoop: self.eventLoop)
-        self.body = body
-        body.start()
+        self.body = streamer
+        streamer.start()
     }
 }

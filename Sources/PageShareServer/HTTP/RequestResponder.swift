@@ -157,7 +157,8 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         }
         // A tenant sees only its domains' images; the others answer exactly like a missing image. The check
         // is made where the image is looked up (once per request).
-        let visible = { (domain: TrustDomain) in caller.canRead(domain: domain.name) }
+        // A local function: passed where a non-escaping closure is taken, it needs no context on the heap.
+        func visible(_ domain: TrustDomain) -> Bool { caller.canRead(domain: domain.name) }
         do {
             switch target.resource {
             case .files: try self.respondWithFile(target, visible: visible)
@@ -211,9 +212,8 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
 
     /// Sends a whole response: `response` (status and fields) with the date, length and connection fields
     /// added, then `body`.
-    func sendWhole(_ body: [UInt8], head response: ResponseHead) {
+    func sendWhole(_ body: [UInt8], head response: consuming ResponseHead) {
         guard let request = self.context?.request else { return }
-        var response = response
         let status = response.status
         response.add("date", HTTPDate.now())
         // RFC 9110 §8.6: no Content-Length on a 204.

@@ -16,6 +16,12 @@ struct FileResponsePlan {
 
     static let contentType = "application/octet-stream"
 
+    /// Room for the longest head this plan and the responder write (each field's line at its most, as
+    /// ``ResponseHead/add(_:maximumBytes:_:)`` reserves it): the head's buffer is then allocated once.
+    /// accept-ranges 22, etag 112, last-modified 46, content-type 40, content-range 85, date 37,
+    /// content-length 38, connection 19.
+    static let headCapacity = 400
+
     var status: HTTPResponseStatus { self.head.status }
 
     /// A refusal with `problem` as its body and the file's fields.
@@ -30,7 +36,7 @@ struct FileResponsePlan {
         file: CachedFile, inode: Inode, image: Image, request: Request, maximumRanges: Int,
         allocator: ByteBufferAllocator
     ) -> FileResponsePlan {
-        var head = ResponseHead(status: .ok, allocator: allocator)
+        var head = ResponseHead(status: .ok, allocator: allocator, capacity: Self.headCapacity)
         head.add("accept-ranges", "bytes")
         head.add("etag", maximumBytes: Self.entityTagLength) {
             Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0)
