@@ -42,7 +42,7 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     private var ended = false
     /// Body buffers not yet taken by a DATA frame, with the notice of each write and the bytes the stream
     /// gives back when it ends (0: not marked).
-    private var pending = CircularBuffer<(bytes: ByteBuffer, notice: WriteNotice?, marked: Int)>()
+    private var pending = PendingBodyWrites()
     private var pendingBytes = 0
     /// The session asked for body bytes when there were none: it must be told when there are.
     private var deferred = false
@@ -79,10 +79,10 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
-        let pending = self.pending
-        self.pending.removeAll()
         self.pendingBytes = 0
-        for (_, notice, _) in pending { notice?.tell(.failure(ChannelError.ioOnClosedChannel)) }
+        if !self.pending.isEmpty {
+            for (_, notice, _) in self.pending.removeAll() { notice?.tell(.failure(ChannelError.ioOnClosedChannel)) }
+        }
         self.responder?.detach()
         self.responder = nil
     }
@@ -180,15 +180,15 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     func takeBody(_ count: Int, _ write: (ByteBuffer, WriteNotice?, WriteNotice?) -> Void) {
         var remaining = count
         self.pendingBytes -= count
-        while remaining > 0, var first = self.pending.first {
+        while remaining > 0, var first = self.pending.oldest {
             if first.bytes.readableBytes <= remaining {
                 remaining -= first.bytes.readableBytes
-                self.pending.removeFirst()
+                self.pending.removeOldest()
                 write(first.bytes, first.notice, first.marked > 0 ? WriteNotice(self, bytes: first.marked) : nil)
             } else {
                 let slice = first.bytes.readSlice(length: remaining)!
                 remaining = 0
-                self.pending[self.pending.startIndex] = (first.bytes, first.notice, first.marked)
+                self.pending.replaceOldest(with: first)
                 write(slice, nil, nil)
             }
         }
