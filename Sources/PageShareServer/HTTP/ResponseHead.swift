@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOHTTP1
 
@@ -15,6 +16,8 @@ struct ResponseHead {
     private var lines: ByteBuffer
     /// Whether a `connection` field was added (HTTP/1.1 adds `connection: close` on shutdown otherwise).
     private(set) var hasConnectionField = false
+    /// How many field lines were added.
+    private(set) var fieldCount = 0
 
     /// Room reserved for `HTTP/1.1 NNN Reason\r\n`: the longest reason phrase NIO knows is 31 bytes.
     private static let statusLineRoom = 64
@@ -37,6 +40,7 @@ struct ResponseHead {
     /// Adds `name: value` for a name known only at run time (a ``Problem``'s own fields).
     mutating func add(name: String, value: String) {
         if name == "connection" { self.hasConnectionField = true }
+        self.fieldCount += 1
         self.lines.writeString(name)
         self.lines.writeStaticString(": ")
         self.lines.writeString(value)
@@ -60,6 +64,7 @@ struct ResponseHead {
     /// buffer: room for the whole line is made once, then filled without further checks of the buffer.
     mutating func add(_ name: StaticString, maximumBytes: Int, _ writeValue: (inout FieldValueWriter) -> Void) {
         if Self.isConnection(name) { self.hasConnectionField = true }
+        self.fieldCount += 1
         let nameCount = name.utf8CodeUnitCount
         self.lines.writeWithUnsafeMutableBytes(minimumWritableBytes: nameCount + 4 + maximumBytes) { memory in
             var line = FieldValueWriter(memory)
@@ -86,12 +91,15 @@ struct ResponseHead {
     static func forEachField(
         in lines: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
     ) {
+        guard let base = lines.baseAddress else { return }
+        // memchr: the lines were written here, so every one has its `: ` and its CR.
+        func find(_ byte: UInt8, from start: Int) -> Int {
+            UnsafeRawPointer(memchr(base + start, Int32(byte), lines.count - start)!) - base
+        }
         var start = 0
         while start < lines.count {
-            var colon = start
-            while lines[colon] != UInt8(ascii: ":") { colon += 1 }
-            var end = colon + 2
-            while lines[end] != UInt8(ascii: "\r") { end += 1 }
+            let colon = find(UInt8(ascii: ":"), from: start)
+            let end = find(UInt8(ascii: "\r"), from: colon + 2)
             body(
                 UnsafeRawBufferPointer(rebasing: lines[start..<colon]),
                 UnsafeRawBufferPointer(rebasing: lines[(colon + 2)..<end]))

@@ -11,9 +11,7 @@ struct HTTP2ResponseFields {
     /// Calls `body` with the header list.
     func withHeaderList<Result>(_ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> Result) -> Result {
         self.head.withFieldLines { lines in
-            var count = 1
-            for byte in lines where byte == UInt8(ascii: "\n") { count += 1 }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: count) { list in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 1 + self.head.fieldCount) { list in
                 // The status code has three digits; written without a string.
                 let code = self.head.status.code
                 var status: (UInt8, UInt8, UInt8) = (
