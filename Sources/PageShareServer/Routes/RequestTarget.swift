@@ -29,14 +29,23 @@ struct RequestTarget: Equatable {
         case badRequest(String)
     }
 
+    /// A run of a target's bytes.
+    typealias Bytes = Slice<UnsafeBufferPointer<UInt8>>
+
     /// Parses `uri` (the request line's target). Rejects NUL bytes, bad percent-encoding, `..` that would
     /// leave the image root, over-long paths and names.
     static func parse(_ uri: String) throws(Failure) -> RequestTarget {
-        var bytes = Substring(uri).utf8[...]
-        var queryBytes: Substring.UTF8View.SubSequence = ""[...].utf8[...]
-        if let mark = bytes.firstIndex(of: UInt8(ascii: "?")) {
-            queryBytes = bytes[bytes.index(after: mark)...]
-            bytes = bytes[..<mark]
+        // Over the target's UTF-8 in place, with integer offsets: this runs for every data request.
+        var uri = uri
+        return try uri.withUTF8 { bytes in Result { () throws(Failure) in try Self.parse(bytes: bytes[...]) } }.get()
+    }
+
+    private static func parse(bytes all: Bytes) throws(Failure) -> RequestTarget {
+        var bytes = all
+        var queryBytes = all[all.endIndex...]
+        if let mark = all.firstIndex(of: UInt8(ascii: "?")) {
+            queryBytes = all[(mark + 1)...]
+            bytes = all[..<mark]
         }
         let prefix = "/v1/images/".utf8
         guard bytes.starts(with: prefix) else { throw .noRoute }
@@ -45,22 +54,34 @@ struct RequestTarget: Equatable {
         let image = try Self.decode(rest[..<slash], what: "image id")
         guard !image.isEmpty, image.utf8.count <= 255, !image.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })
         else { throw .badRequest("image id must be 1-255 printable characters") }
-        rest = rest[rest.index(after: slash)...]
+        rest = rest[(slash + 1)...]
         let resourceEnd = rest.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
-        guard let resource = Resource(rawValue: String(decoding: rest[..<resourceEnd], as: UTF8.self)) else {
-            throw .noRoute
-        }
-        let rawPath = resourceEnd < rest.endIndex ? rest[rest.index(after: resourceEnd)...] : rest[resourceEnd...]
+        guard let resource = Self.resource(rest[..<resourceEnd]) else { throw .noRoute }
+        let rawPath = resourceEnd < rest.endIndex ? rest[(resourceEnd + 1)...] : rest[resourceEnd...]
         // A plain path is the target's own bytes from the `/` before it: one string, made once.
         let path =
             Self.isNormalPlainPath(rawPath)
-            ? String(Substring(rest[resourceEnd...])) : try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
+            ? String(decoding: rest[resourceEnd...], as: UTF8.self)
+            : try Self.normalise(try Self.decodeBytes(rawPath, what: "path"))
         return RequestTarget(image: image, resource: resource, path: path, query: try Self.parseQuery(queryBytes))
+    }
+
+    private static func resource(_ name: Bytes) -> Resource? {
+        if name.elementsEqual("files".utf8) { return .files }
+        if name.elementsEqual("stat".utf8) { return .stat }
+        if name.elementsEqual("dirs".utf8) { return .dirs }
+        return nil
     }
 
     /// The percent-decoded path segments of an admin-API target after `/v1/admin` (the query is ignored).
     static func adminSegments(_ uri: String) throws(Failure) -> [String] {
-        var bytes = Substring(uri).utf8[...]
+        var uri = uri
+        return try uri.withUTF8 { bytes in Result { () throws(Failure) in try Self.adminSegments(bytes: bytes[...]) } }
+            .get()
+    }
+
+    private static func adminSegments(bytes all: Bytes) throws(Failure) -> [String] {
+        var bytes = all
         if let mark = bytes.firstIndex(of: UInt8(ascii: "?")) { bytes = bytes[..<mark] }
         let prefix = "/v1/admin".utf8
         guard bytes.starts(with: prefix) else { throw .noRoute }
@@ -76,7 +97,7 @@ struct RequestTarget: Equatable {
     /// The value of query parameter `name`, if present.
     func queryValue(_ name: String) -> String? { self.query.first(where: { $0.name == name })?.value }
 
-    private static func parseQuery(_ bytes: Substring.UTF8View.SubSequence) throws(Failure) -> [(String, String)] {
+    private static func parseQuery(_ bytes: Bytes) throws(Failure) -> [(String, String)] {
         guard !bytes.isEmpty else { return [] }
         var result: [(String, String)] = []
         for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
@@ -93,7 +114,7 @@ struct RequestTarget: Equatable {
     /// Whether `raw` (a path after the resource, without its leading `/`) is already what ``normalise(_:)``
     /// would make of it: no escapes, no NUL, no empty, `.` or `..` components, no over-long name or path. The
     /// common case, served without decoding into a copy and splitting.
-    private static func isNormalPlainPath(_ raw: Substring.UTF8View.SubSequence) -> Bool {
+    private static func isNormalPlainPath(_ raw: Bytes) -> Bool {
         guard !raw.isEmpty, raw.count < Self.maximumPathBytes else { return false }
         var componentLength = 0
         var dots = 0
@@ -148,10 +169,12 @@ struct RequestTarget: Equatable {
     }
 
     private static func decode(
-        _ bytes: Substring.UTF8View.SubSequence, what: String, plusIsSpace: Bool = false
+        _ bytes: Bytes, what: String, plusIsSpace: Bool = false
     ) throws(Failure) -> String {
         if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == 0 || (plusIsSpace && $0 == UInt8(ascii: "+")) }) {
-            return String(Substring(bytes))  // nothing to decode: the common case, without a copy to decode into
+            // Nothing to decode: the common case, without a copy to decode into. The bytes are a run of a
+            // string's, cut at ASCII delimiters: valid UTF-8 already.
+            return String(decoding: bytes, as: UTF8.self)
         }
         let decoded = try Self.decodeBytes(bytes, what: what, plusIsSpace: plusIsSpace)
         guard let text = String(validating: decoded, as: UTF8.self) else {
@@ -162,7 +185,7 @@ struct RequestTarget: Equatable {
 
     /// Percent-decodes once; refuses truncated or non-hex escapes and NUL.
     private static func decodeBytes(
-        _ bytes: Substring.UTF8View.SubSequence, what: String, plusIsSpace: Bool = false
+        _ bytes: Bytes, what: String, plusIsSpace: Bool = false
     ) throws(Failure) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
