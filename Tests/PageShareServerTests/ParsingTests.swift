@@ -77,6 +77,21 @@ struct ParsingTests {
         #expect(resolve("bytes=-99999999999999999999") == .partial([0...9999]), "a suffix longer than the file")
     }
 
+    @Test("SmallList keeps its elements in order, one inline, more in an array")
+    func smallList() {
+        var list = SmallList<Int>()
+        #expect(list.isEmpty && list.count == 0)
+        list.append(7)
+        #expect(Array(list) == [7] && list[0] == 7)
+        list.append(8)
+        list.append(9)
+        #expect(Array(list) == [7, 8, 9] && list.count == 3 && list[2] == 9)
+        #expect(list == [7, 8, 9])
+        #expect(list != [7, 8])
+        #expect(([1] as SmallList<Int>) != [2])
+        #expect(Array([1, 2] as SmallList<Int>) == [1, 2])
+    }
+
     @Test("routes: parsed once from the target; a target that does not parse is kept, to be answered in turn")
     func routes() throws {
         #expect(Route.parse("/healthz") == .health && Route.parse("/readyz?x=1") == .ready)

@@ -4,7 +4,7 @@ enum ByteRangeRequest: Equatable {
     /// (which RFC 9110 §14.2 says to ignore), or one refused as abusive (see ``resolve(_:length:maximumRanges:)``).
     case whole
     /// Serve these ranges with 206 (one: a plain body with `Content-Range`; several: `multipart/byteranges`).
-    case partial([ClosedRange<UInt64>])
+    case partial(SmallList<ClosedRange<UInt64>>)
     /// No range overlaps the representation: 416 with `Content-Range: bytes */length`.
     case unsatisfiable
 
@@ -29,7 +29,7 @@ enum ByteRangeRequest: Equatable {
             bytes[index..<index + unit.count].elementsEqual(unit, by: { Self.lowercased($0) == $1 })
         else { return .whole }
         index += unit.count
-        var ranges: [ClosedRange<UInt64>] = []
+        var ranges = SmallList<ClosedRange<UInt64>>()
         var requested = 0
         while true {
             let comma = bytes[index...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex

@@ -8,7 +8,7 @@ struct ResponseBody {
         case file(offset: UInt64, count: UInt64)
     }
 
-    var segments: [Segment]
+    var segments: SmallList<Segment>
     /// Total body bytes (the `Content-Length`).
     var length: UInt64
 
@@ -22,10 +22,10 @@ struct ResponseBody {
 
     /// A `multipart/byteranges` body (RFC 9110 §14.6) for `ranges` of a `fileLength`-byte file.
     static func multipart(
-        _ ranges: [ClosedRange<UInt64>], fileLength: UInt64, contentType: String, boundary: String,
+        _ ranges: SmallList<ClosedRange<UInt64>>, fileLength: UInt64, contentType: String, boundary: String,
         allocator: ByteBufferAllocator
     ) -> ResponseBody {
-        var segments: [Segment] = []
+        var segments = SmallList<Segment>()
         var length: UInt64 = 0
         for (index, range) in ranges.enumerated() {
             var header = allocator.buffer(capacity: 128)
