@@ -5,6 +5,8 @@ import Synchronization
 final class AttachedImage: Sendable {
     let id: String
     let image: Image
+    /// The image's stamp, kept apart so that a read need not copy the image (a reference count per field).
+    let stamp: ImageStamp
     let domain: TrustDomain
     let mode: FingerprintMode
     let verify: Bool
@@ -23,6 +25,7 @@ final class AttachedImage: Sendable {
     ) {
         self.id = id
         self.image = image
+        self.stamp = image.superBlock.stamp
         self.domain = domain
         self.mode = mode
         self.verify = verify

@@ -241,10 +241,10 @@ public final class SharedPageCache: Sendable {
         try self.openWithoutHashing(try self.attachedImage(imageID), inode: inode)
     }
 
-    /// What serving a path needs, from one registry lookup: the image, the path's inode (symlinks followed,
-    /// remembered per image) and, for a regular file whose opening costs no hashing, the open file.
+    /// What serving a path needs, from one registry lookup: the image's stamp, the path's inode (symlinks
+    /// followed, remembered per image) and, for a regular file whose opening costs no hashing, the open file.
     public struct ResolvedPath: Sendable {
-        public let image: Image
+        public let stamp: ImageStamp
         public let inode: Inode
         /// Nil for a file that is not regular, or whose first open hashes it (use ``open(imageID:inode:)``).
         public let file: CachedFile?
@@ -260,7 +260,7 @@ public final class SharedPageCache: Sendable {
         let attached = try self.attachedImage(imageID, visible: visible)
         let inode = try attached.resolve(path)
         let file = inode.fileType == .regular ? try self.openWithoutHashing(attached, inode: inode) : nil
-        return ResolvedPath(image: attached.image, inode: inode, file: file)
+        return ResolvedPath(stamp: attached.stamp, inode: inode, file: file)
     }
 
     private func openWithoutHashing(_ attached: AttachedImage, inode: Inode) throws -> CachedFile? {

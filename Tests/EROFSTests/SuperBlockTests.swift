@@ -29,6 +29,9 @@ struct SuperBlockTests {
         #expect(superBlock.incompatFeatures.isEmpty)
         #expect(superBlock.inodeCount == 4)
         #expect(superBlock.uuidString.count == 36)
+        let stamp = superBlock.stamp
+        #expect(stamp.withUUIDBytes { Array($0) } == superBlock.uuid, "the stamp's uuid is the superblock's, in order")
+        #expect(stamp.epoch == superBlock.epoch && stamp.checksum == superBlock.checksum)
         #expect(try image.root().fileType == .directory)
         #expect(try image.check().inodes == 4)
     }

@@ -114,6 +114,24 @@ struct FileServingTests {
         await server.stop()
     }
 
+    @Test("a privately cached file's ETag names its image build (uuid, time, checksum) and inode, over both protocols")
+    func privateEntityTag() async throws {
+        let built = try Self.makeImage([])
+        defer { built.remove() }
+        let image = try built.open()
+        let server = try await ServerFixture.start([("p", image, "tenant", .none)])
+        let superBlock = image.superBlock
+        let inode = try image.resolve("/big.bin")
+        let uuid = superBlock.uuid.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let expected =
+            "\"i-\(uuid)-\(String(superBlock.epoch, radix: 16))-\(String(superBlock.checksum, radix: 16))-\(inode.nid)-"
+            + "\(inode.size)\""
+        for transport in [ServerFixture.Transport.http1, .http2] {
+            let response = try await server.get("/v1/images/p/files/big.bin", over: transport)
+            #expect(response.status == 200 && response.header("etag") == expected, "\(transport)")
+        }
+    }
+
     @Test("identical files in two images of a domain share one ETag and are cached once")
     func sharedContent() async throws {
         let first = try Self.makeImage([])

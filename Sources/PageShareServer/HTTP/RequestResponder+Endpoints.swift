@@ -87,7 +87,7 @@ extension RequestResponder {
         // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
         let resolved = try self.plane.cache.resolveForReading(
             imageID: target.image, path: target.path, visible: visible)
-        let (image, inode) = (resolved.image, resolved.inode)
+        let (stamp, inode) = (resolved.stamp, resolved.inode)
         switch inode.fileType {
         case .regular: break
         case .directory:
@@ -98,7 +98,7 @@ extension RequestResponder {
             throw Problem("not-a-regular-file", .notFound, "\(target.path) is a \(inode.fileType.rawValue), not a file")
         }
         if let file = resolved.file {
-            return self.startFile(file, inode: inode, image: image)
+            return self.startFile(file, inode: inode, stamp: stamp)
         }
         // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
         let cache = self.plane.cache
@@ -110,17 +110,17 @@ extension RequestResponder {
         promise.futureResult.assumeIsolated().whenComplete { result in
             guard self.writer != nil else { return }  // the connection or stream is gone
             switch result {
-            case .success(let file): self.startFile(file, inode: inode, image: image)
+            case .success(let file): self.startFile(file, inode: inode, stamp: stamp)
             case .failure(let error):
                 self.send(Problem(for: error, target: target))
             }
         }
     }
 
-    func startFile(_ file: CachedFile, inode: Inode, image: Image) {
+    func startFile(_ file: CachedFile, inode: Inode, stamp: ImageStamp) {
         guard let request = self.context?.request else { return }
         let plan = FileResponsePlan.make(
-            file: file, inode: inode, image: image, request: request, maximumRanges: self.plane.limits.maximumRanges,
+            file: file, inode: inode, stamp: stamp, request: request, maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)
         if let problem = plan.problem { return self.send(problem, fields: plan.head) }
         let body = plan.body

@@ -31,15 +31,15 @@ struct FileResponsePlan {
         return FileResponsePlan(head: head, body: .empty, problem: problem)
     }
 
-    /// Plans the response for `file` (`inode` of `image`) to `request`.
+    /// Plans the response for `file` (`inode` of the image stamped `stamp`) to `request`.
     static func make(
-        file: CachedFile, inode: Inode, image: Image, request: Request, maximumRanges: Int,
+        file: CachedFile, inode: Inode, stamp: ImageStamp, request: Request, maximumRanges: Int,
         allocator: ByteBufferAllocator
     ) -> FileResponsePlan {
         var head = ResponseHead(status: .ok, allocator: allocator, capacity: Self.headCapacity)
         head.add("accept-ranges", "bytes")
         head.add("etag", maximumBytes: Self.entityTagLength) {
-            Self.writeEntityTag(file: file, inode: inode, image: image, into: &$0)
+            Self.writeEntityTag(file: file, inode: inode, stamp: stamp, into: &$0)
         }
         head.add("last-modified", maximumBytes: HTTPDate.length) { $0.date(inode.mtime) }
         let fields = request.fields
@@ -50,7 +50,7 @@ struct FileResponsePlan {
         var outcome = PreconditionOutcome.proceed(honourRange: true)
         if fields.hasConditions {
             let validators = Validators(
-                entityTag: Self.entityTag(file: file, inode: inode, image: image), lastModified: inode.mtime)
+                entityTag: Self.entityTag(file: file, inode: inode, stamp: stamp), lastModified: inode.mtime)
             outcome = validators.evaluate(
                 ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
                 ifModifiedSince: fields.ifModifiedSince, ifRange: fields.ifRange, hasRange: rangeHeader != nil)
@@ -106,12 +106,13 @@ struct FileResponsePlan {
     }
 
     /// A strong entity tag: the content fingerprint when the file has one, so that identical files in
-    /// different images have the same tag. A privately cached file gets a tag naming its image (uuid, build
-    /// time, superblock checksum) and inode; images are immutable, so the tag changes only with the image.
-    static func entityTag(file: CachedFile, inode: Inode, image: Image) -> String {
+    /// different images have the same tag. A privately cached file gets a tag naming its image (its stamp:
+    /// uuid, build time, superblock checksum) and inode; images are immutable, so the tag changes only with
+    /// the image.
+    static func entityTag(file: CachedFile, inode: Inode, stamp: ImageStamp) -> String {
         String(unsafeUninitializedCapacity: Self.entityTagLength) { memory in
             var tag = FieldValueWriter(UnsafeMutableRawBufferPointer(memory))
-            Self.writeEntityTag(file: file, inode: inode, image: image, into: &tag)
+            Self.writeEntityTag(file: file, inode: inode, stamp: stamp, into: &tag)
             return tag.count
         }
     }
@@ -119,19 +120,18 @@ struct FileResponsePlan {
     /// The longest entity tag: a private file's, `"i-` + 32 + `-` + 16 + `-` + 8 + `-` + 20 + `-` + 20 + `"`.
     static let entityTagLength = 104
 
-    /// Writes the entity tag (``entityTag(file:inode:image:)``), quotes included.
-    static func writeEntityTag(file: CachedFile, inode: Inode, image: Image, into tag: inout FieldValueWriter) {
+    /// Writes the entity tag (``entityTag(file:inode:stamp:)``), quotes included.
+    static func writeEntityTag(file: CachedFile, inode: Inode, stamp: ImageStamp, into tag: inout FieldValueWriter) {
         if let digest = file.contentDigest {
             tag.text("\"sha256-")
             tag.hex(digest)
         } else {
-            let superBlock = image.superBlock
             tag.text("\"i-")
-            tag.hex(superBlock.uuid)
+            stamp.withUUIDBytes { tag.hex($0) }
             tag.text("-")
-            tag.hexadecimal(UInt64(superBlock.epoch))
+            tag.hexadecimal(stamp.epoch)
             tag.text("-")
-            tag.hexadecimal(UInt64(superBlock.checksum))
+            tag.hexadecimal(UInt64(stamp.checksum))
             tag.text("-")
             tag.decimal(UInt64(inode.nid))
             tag.text("-")
