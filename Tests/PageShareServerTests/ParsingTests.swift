@@ -175,6 +175,15 @@ struct ParsingTests {
         #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
         #expect(HTTPDate.format(951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        // Every weekday name (from Thursday 1 January 1970) and every month name (the 15th of each of 2024's).
+        let weekdays = (0..<7).map { HTTPDate.format(Int64($0) * 86_400).prefix(3) }
+        #expect(weekdays == ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"])
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let monthStarts: [Int64] = [0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335]
+        for (month, start) in zip(months, monthStarts) {
+            let text = HTTPDate.format(1_704_067_200 + (start + 14) * 86_400)  // 2024-01-01 + days
+            #expect(text.dropFirst(5) == "15 \(month) 2024 00:00:00 GMT", "\(text)")
+        }
         #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
         #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)
         #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") == 784_111_777)

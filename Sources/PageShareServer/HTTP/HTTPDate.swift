@@ -6,7 +6,6 @@ import Glibc
 
 /// HTTP dates (RFC 9110 §5.6.7): IMF-fixdate out; IMF-fixdate, RFC 850 and asctime in.
 enum HTTPDate {
-    private static let dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let monthNames = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
@@ -16,6 +15,10 @@ enum HTTPDate {
     static func format(_ seconds: Int64) -> String {
         String(unsafeUninitializedCapacity: Self.length) { Self.fill(seconds, into: $0) }
     }
+
+    private static let dayTable: StaticString = "SunMonTueWedThuFriSat"
+    private static let monthTable: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
+    private static let gmtTable: StaticString = "GMT"
 
     /// The length of an IMF-fixdate.
     static let length = 29
@@ -27,11 +30,16 @@ enum HTTPDate {
         let (year, month, day) = Self.civil(fromDays: days)
         let weekday = Int(((days % 7) + 11) % 7)  // 1970-01-01 was a Thursday
         var index = 0
-        func put(_ text: String) {
-            for byte in text.utf8 {
-                out[index] = byte
-                index += 1
-            }
+        // Names from fixed tables of three-letter entries: the String tables' UTF-8 walks cost more than the
+        // rest of the date (Last-Modified is written per response).
+        func put(_ table: StaticString, entry: Int) {
+            let names = table.utf8Start
+            for offset in 0..<3 { out[index + offset] = names[entry * 3 + offset] }
+            index += 3
+        }
+        func put(_ byte: UInt8) {
+            out[index] = byte
+            index += 1
         }
         func digits(_ value: Int64, _ count: Int) {
             var value = value
@@ -41,20 +49,22 @@ enum HTTPDate {
             }
             index += count
         }
-        put(Self.dayNames[weekday])
-        put(", ")
+        put(Self.dayTable, entry: weekday)
+        put(UInt8(ascii: ","))
+        put(UInt8(ascii: " "))
         digits(day, 2)
-        put(" ")
-        put(Self.monthNames[Int(month) - 1])
-        put(" ")
+        put(UInt8(ascii: " "))
+        put(Self.monthTable, entry: Int(month) - 1)
+        put(UInt8(ascii: " "))
         digits(min(max(year, 0), 9999), 4)
-        put(" ")
+        put(UInt8(ascii: " "))
         digits(secondOfDay / 3600, 2)
-        put(":")
+        put(UInt8(ascii: ":"))
         digits(secondOfDay / 60 % 60, 2)
-        put(":")
+        put(UInt8(ascii: ":"))
         digits(secondOfDay % 60, 2)
-        put(" GMT")
+        put(UInt8(ascii: " "))
+        put(Self.gmtTable, entry: 0)
         return index
     }
 
