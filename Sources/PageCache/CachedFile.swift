@@ -34,13 +34,24 @@ public struct CachedFile: Sendable {
     public func readLent(at offset: UInt64, maxBytes: Int) async throws -> PageLoan? {
         let count = try await self.cache.read(self.file, reader: self.reader, at: offset, into: .resident(maxBytes))
         guard count > 0 else { return nil }
-        return self.cache.borrowResident(self.file, reader: self.reader, at: offset, maxBytes: count, counting: false)
+        return self.cache.borrowResident(self.file, reader: self.reader, at: offset, maxBytes: count, counting: .never)
     }
 
     /// Copies from `offset` into `buffer` as long as the pages are resident; returns the bytes copied (less
     /// than asked at the first missing page). Never blocks on I/O or on another reader's fill.
     public func readResident(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         self.cache.readResident(self.file, reader: self.reader, at: offset, into: buffer)
+    }
+
+    /// Copies `buffer.count` bytes from `offset` if every one is resident (fewer only at the end of the file)
+    /// and returns how many; else returns 0, having counted nothing (what it copied is to be ignored). For a
+    /// small body sent whole when it can be, and streamed through ``readResident(at:into:)`` and the fills
+    /// otherwise. Never blocks on I/O or on another reader's fill.
+    public func readResidentWhole(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let expected = offset < self.size ? Int(min(UInt64(buffer.count), self.size - offset)) : 0
+        let copied = self.cache.readResident(
+            self.file, reader: self.reader, at: offset, into: buffer, counting: .ifWhole)
+        return copied == expected ? copied : 0
     }
 
     /// Lends the resident pages from `offset`, up to `maxBytes`, without copying (see ``PageLoan``); stops at

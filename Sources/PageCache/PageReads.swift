@@ -32,8 +32,8 @@ extension SharedPageCache {
     /// range and the bytes taken so far to `take`, until `take` finds a page not resident; counts what was
     /// taken as hits and one read. Returns the bytes taken.
     func takeResident(
-        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int, counting: Bool = true,
-        _ take: (CacheShard, PageKey, Range<Int>, Int) -> Bool
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int,
+        counting: ResidentCounting = .always, _ take: (CacheShard, PageKey, Range<Int>, Int) -> Bool
     ) -> Int {
         guard offset < file.size, maxBytes > 0 else { return 0 }
         let pageSize = UInt64(self.configuration.pageSize)
@@ -50,7 +50,9 @@ extension SharedPageCache {
             done += count
             hits += 1
         }
-        if counting { self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits) }
+        if counting.counts(taken: done, of: total) {
+            self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits)
+        }
         return done
     }
 

@@ -317,17 +317,21 @@ public final class SharedPageCache: Sendable {
     /// Copies resident pages only, from `offset`, stopping at the first page that is not resident; returns
     /// the bytes copied. Never waits, reads an image or allocates: the event-loop fast path.
     func readResident(
-        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+        counting: ResidentCounting = .always
     ) -> Int {
         if let map = file.chunkMap {
-            return self.takeResidentChunks(file, map: map, reader: reader, at: offset, maxBytes: buffer.count) {
+            return self.takeResidentChunks(
+                file, map: map, reader: reader, at: offset, maxBytes: buffer.count, counting: counting
+            ) {
                 shard, key, stamp, range, done in
                 shard.copyIfReadable(
                     key, stamp: stamp, range: range,
                     into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + range.count]))
             }
         }
-        return self.takeResident(file, reader: reader, at: offset, maxBytes: buffer.count) { shard, key, range, done in
+        return self.takeResident(file, reader: reader, at: offset, maxBytes: buffer.count, counting: counting) {
+            shard, key, range, done in
             shard.copyIfResident(
                 key, range: range, into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + range.count]))
         }
@@ -336,7 +340,8 @@ public final class SharedPageCache: Sendable {
     /// Lends resident pages from `offset`, up to `maxBytes`, stopping at the first page that is not resident;
     /// nil when that is the first. Never waits, reads an image or copies: the event-loop fast path.
     func borrowResident(
-        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int, counting: Bool = true
+        _ file: SharedFile, reader: ImageCounters, at offset: UInt64, maxBytes: Int,
+        counting: ResidentCounting = .always
     ) -> PageLoan? {
         var pages: [PageLoan.LentPage] = []
         if let map = file.chunkMap {

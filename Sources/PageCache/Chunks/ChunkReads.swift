@@ -244,7 +244,7 @@ extension SharedPageCache {
     /// the bytes taken. Never waits or reads an image: the event-loop fast path.
     func takeResidentChunks(
         _ file: SharedFile, map: ChunkMap, reader: ImageCounters, at offset: UInt64, maxBytes: Int,
-        counting: Bool = true, _ take: (ChunkShard, ChunkKey, UInt64, Range<Int>, Int) -> Bool
+        counting: ResidentCounting = .always, _ take: (ChunkShard, ChunkKey, UInt64, Range<Int>, Int) -> Bool
     ) -> Int {
         guard offset < file.size, maxBytes > 0 else { return 0 }
         let total = Int(min(UInt64(maxBytes), file.size - offset))
@@ -268,7 +268,9 @@ extension SharedPageCache {
                 index += 1
             }
         }
-        if counting { self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits) }
+        if counting.counts(taken: done, of: total) {
+            self.noteResidentRead(file, reader: reader, at: offset, bytes: done, hits: hits)
+        }
         return done
     }
 
