@@ -27,7 +27,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     /// The connection's room for unsent response bytes, shared by its streams.
     private(set) var allowance: SendAllowance?
     private(set) var session: NGHTTP2Session?
-    private var streams: [Int32: HTTP2Stream] = [:]
+    private var streams = StreamTable()
     /// Set between `handlerAdded` and `handlerRemoved`.
     private var context: ChannelHandlerContext?
     /// Frame bytes the session produced, written before the next DATA payload or at the end of a send.
@@ -118,7 +118,7 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            for stream in self.streams.values { stream.responder?.writabilityChanged() }
+            for stream in self.streams.all { stream.responder?.writabilityChanged() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -219,7 +219,7 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     func sessionSendData(stream id: Int32, header: UnsafeRawBufferPointer, length: Int) {
         self.output.writeBytes(header)
-        guard let context = self.context, let stream = self.streams[id] else { return }
+        guard let context = self.context, let stream = self.streams.stream(id) else { return }
         stream.takeBody(length) { bytes, notice, streamNotice in
             if bytes.readableBytes <= Self.copiedPayloadBytes {
                 var bytes = bytes
@@ -235,7 +235,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func sessionBodyReady(stream id: Int32, maximum: Int) -> (count: Int, end: Bool)? {
-        guard let stream = self.streams[id] else { return (0, true) }
+        guard let stream = self.streams.stream(id) else { return (0, true) }
         return stream.bodyReady(maximum: maximum)
     }
 
@@ -245,13 +245,13 @@ final class HTTP2Connection: ChannelInboundHandler {
             self.session?.reset(id, code: NGHTTP2_REFUSED_STREAM.rawValue)
             return 0
         }
-        self.streams[id] = HTTP2Stream(id: id, connection: self)
+        self.streams.insert(HTTP2Stream(id: id, connection: self))
         self.plane.metrics.streamOpened()
         return 0
     }
 
     func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
-        guard let stream = self.streams[id] else { return 0 }
+        guard let stream = self.streams.stream(id) else { return 0 }
         // RFC 9113 §6.5.2: each field counts its name, its value and 32 bytes. Past the advertised limit the
         // rest is dropped (libnghttp2 still decodes it, keeping HPACK in step) and the request refused.
         stream.headerListBytes += name.count + value.count + 32
@@ -272,7 +272,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func sessionFrameReceived(stream id: Int32, isHeaders: Bool, endStream: Bool) {
-        guard let stream = self.streams[id], let context = self.context else { return }
+        guard let stream = self.streams.stream(id), let context = self.context else { return }
         if isHeaders && stream.responder == nil {
             guard let head = stream.request() else {
                 self.session?.reset(id, code: NGHTTP2_PROTOCOL_ERROR.rawValue)
@@ -292,14 +292,14 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func sessionBody(stream id: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let stream = self.streams[id], let context = self.context else { return }
+        guard let stream = self.streams.stream(id), let context = self.context else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         stream.responder?.receiveBody(buffer)
     }
 
     func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
-        guard let stream = self.streams.removeValue(forKey: id) else { return }
+        guard let stream = self.streams.remove(id) else { return }
         stream.close()
         self.plane.metrics.streamClosed()
         if self.quiescing && self.finalGoAwaySent && self.streams.isEmpty { self.closeAfterWrites() }
@@ -319,7 +319,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     /// back as its pending writes fail.
     private func resetStalledStreams(before cutoff: NIODeadline) {
         var reset = false
-        for stream in self.streams.values where stream.isStalled(since: cutoff) {
+        for stream in self.streams.all where stream.isStalled(since: cutoff) {
             self.budget.countTimeout()
             self.plane.logger.debug("send timeout: resetting a stream whose writes made no progress")
             stream.abort(code: NGHTTP2_CANCEL.rawValue)
@@ -329,9 +329,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     private func closeAll() {
-        let streams = self.streams
-        self.streams = [:]
-        for stream in streams.values {
+        for stream in self.streams.removeAll() {
             stream.close()
             self.plane.metrics.streamClosed()
         }
