@@ -29,6 +29,9 @@ struct HTTP2ResponseFields {
                     ResponseHead.forEachField(in: lines) { name, value in
                         guard !Self.isConnectionSpecific(name) else { return }
                         let flags = Self.isSeldomRepeated(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE
+                        // The list was sized by the head's count of its fields: a line added around that count
+                        // would be a bug here, not memory written past the list.
+                        precondition(entries < list.count, "more field lines than the head counted")
                         list[entries] = nghttp2_nv(
                             name: Self.bytes(name), value: Self.bytes(value), namelen: name.count,
                             valuelen: value.count, flags: UInt8(flags.rawValue))
