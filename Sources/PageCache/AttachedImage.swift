@@ -51,7 +51,18 @@ final class AttachedImage: Sendable {
     /// The inode of `path` (symlinks followed inside the image), remembered: a repeated lookup costs a hash
     /// and one striped lock instead of a directory walk with image reads.
     func resolve(_ path: String) throws -> Inode {
-        try self.resolvedPaths.inode(for: path) { try self.image.resolve(path) }
+        try self.resolvedEntry(path).inode
+    }
+
+    /// `path`'s inode and, once it was opened for reading, its shared file (``rememberOpened(_:nid:for:)``).
+    func resolvedEntry(_ path: String) throws -> ResolvedPaths.Entry {
+        try self.resolvedPaths.entry(for: path) { try self.image.resolve(path) }
+    }
+
+    /// Keeps `file`, opened for inode `nid`, with `path`'s resolved entry: the next read of the path finds
+    /// it there, without the image's file table.
+    func rememberOpened(_ file: SharedFile, nid: UInt64, for path: String) {
+        self.resolvedPaths.remember(file, nid: nid, for: path)
     }
     func remember(_ file: SharedFile, for nid: UInt64) { self.files.withLock { $0[nid] = file } }
     func touchedFiles() -> [SharedFile] { self.files.withLock { Array($0.values) } }

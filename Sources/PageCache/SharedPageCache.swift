@@ -258,8 +258,15 @@ public final class SharedPageCache: Sendable {
         imageID: String, path: String, visible: (TrustDomain) -> Bool = { _ in true }
     ) throws -> ResolvedPath {
         let attached = try self.attachedImage(imageID, visible: visible)
-        let inode = try attached.resolve(path)
+        let entry = try attached.resolvedEntry(path)
+        let inode = entry.inode
+        if let shared = entry.file {
+            return ResolvedPath(
+                stamp: attached.stamp, inode: inode,
+                file: CachedFile(cache: self, file: shared, reader: attached.imageCounters))
+        }
         let file = inode.fileType == .regular ? try self.openWithoutHashing(attached, inode: inode) : nil
+        if let file { attached.rememberOpened(file.file, nid: inode.nid, for: path) }
         return ResolvedPath(stamp: attached.stamp, inode: inode, file: file)
     }
 
