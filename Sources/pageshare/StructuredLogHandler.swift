@@ -85,12 +85,38 @@ struct StructuredLogHandler: LogHandler {
 
 /// The log level every ``StructuredLogHandler`` of the daemon follows unless a logger sets its own.
 final class LogLevelControl: Sendable {
-    private let level: Mutex<Logger.Level>
+    /// The level as its rank (trace 0 … critical 6): read on every log call from every thread (each request
+    /// asks whether its debug line is wanted), so an atomic load rather than a lock all threads share.
+    private let level: Atomic<Int>
 
-    init(_ level: Logger.Level) { self.level = Mutex(level) }
+    init(_ level: Logger.Level) { self.level = Atomic(Self.rank(of: level)) }
 
     var current: Logger.Level {
-        get { self.level.withLock { $0 } }
-        set { self.level.withLock { $0 = newValue } }
+        get { Self.level(ranked: self.level.load(ordering: .relaxed)) }
+        set { self.level.store(Self.rank(of: newValue), ordering: .relaxed) }
+    }
+
+    private static func rank(of level: Logger.Level) -> Int {
+        switch level {
+        case .trace: 0
+        case .debug: 1
+        case .info: 2
+        case .notice: 3
+        case .warning: 4
+        case .error: 5
+        case .critical: 6
+        }
+    }
+
+    private static func level(ranked rank: Int) -> Logger.Level {
+        switch rank {
+        case 0: .trace
+        case 1: .debug
+        case 2: .info
+        case 3: .notice
+        case 4: .warning
+        case 5: .error
+        default: .critical
+        }
     }
 }
