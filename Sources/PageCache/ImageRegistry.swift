@@ -9,6 +9,9 @@ import Synchronization
 /// only content.
 public final class ImageRegistry: Sendable {
     private let state = Mutex(State())
+    /// Bumped, under the lock, by every attach and detach: a lookup remembered at one value is still right
+    /// while it holds (``ImageLookup``).
+    private let generation = Atomic<UInt64>(0)
     private let defaultSharing: SharingUnit
     private let domainSharing: [TrustDomain: SharingUnit]
 
@@ -92,6 +95,7 @@ public final class ImageRegistry: Sendable {
             let counters = self.counters(for: domain, in: &state)
             state.images[ByteKey(id)] = AttachedImage(
                 id: id, image: image, domain: domain, mode: mode, verify: verify, counters: counters)
+            self.generation.add(1, ordering: .releasing)
         }
     }
 
@@ -102,6 +106,7 @@ public final class ImageRegistry: Sendable {
             guard let attached = state.images.removeValue(forKey: ByteKey(id)) else {
                 throw PageCacheError(.unknownImage, "no image \(id) is attached")
             }
+            self.generation.add(1, ordering: .releasing)
             return Self.withdraw(attached, from: &state)
         }
     }
@@ -140,7 +145,30 @@ public final class ImageRegistry: Sendable {
     func attached(
         _ id: String, visible: (TrustDomain) -> Bool = { _ in true }, reading: Bool = true
     ) throws -> AttachedImage {
-        guard let attached = self.state.withLock({ $0.images[ByteKey(id)] }), visible(attached.domain) else {
+        try self.checked(self.state.withLock({ $0.images[ByteKey(id)] }), id, visible: visible, reading: reading)
+    }
+
+    /// As ``attached(_:visible:reading:)``, answered from `lookup` when it remembers `id` and no image was
+    /// attached or detached since; `lookup` remembers the answer otherwise.
+    func attached(
+        _ id: String, visible: (TrustDomain) -> Bool, reading: Bool, lookup: inout ImageLookup
+    ) throws -> AttachedImage {
+        // Loaded before the lookup: a change after it makes the remembered answer stale at the next request.
+        let generation = self.generation.load(ordering: .acquiring)
+        if let remembered = lookup.image(id, generation: generation) {
+            return try self.checked(remembered, id, visible: visible, reading: reading)
+        }
+        let found = self.state.withLock { $0.images[ByteKey(id)] }
+        lookup = ImageLookup(generation: found == nil ? .max : generation, attached: found)
+        return try self.checked(found, id, visible: visible, reading: reading)
+    }
+
+    /// `attached` if the caller may see it (one it may not is reported exactly like one that is not
+    /// attached) and, for `reading`, it is not marked changed on disk.
+    private func checked(
+        _ attached: AttachedImage?, _ id: String, visible: (TrustDomain) -> Bool, reading: Bool
+    ) throws -> AttachedImage {
+        guard let attached, visible(attached.domain) else {
             throw PageCacheError(.unknownImage, "no image \(id) is attached")
         }
         if reading, attached.isChanged.load(ordering: .acquiring) {

@@ -257,7 +257,16 @@ public final class SharedPageCache: Sendable {
     public func resolveForReading(
         imageID: String, path: String, visible: (TrustDomain) -> Bool = { _ in true }
     ) throws -> ResolvedPath {
-        let attached = try self.attachedImage(imageID, visible: visible)
+        var lookup = ImageLookup()
+        return try self.resolveForReading(imageID: imageID, path: path, visible: visible, lookup: &lookup)
+    }
+
+    /// As ``resolveForReading(imageID:path:visible:)``, finding the image through `lookup` (one connection's
+    /// memory of its last image) when it can, without the registry's lock.
+    public func resolveForReading(
+        imageID: String, path: String, visible: (TrustDomain) -> Bool, lookup: inout ImageLookup
+    ) throws -> ResolvedPath {
+        let attached = try self.registry.attached(imageID, visible: visible, reading: true, lookup: &lookup)
         let entry = try attached.resolvedEntry(path)
         let inode = entry.inode
         if let shared = entry.file {

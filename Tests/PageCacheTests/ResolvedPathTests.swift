@@ -44,4 +44,40 @@ struct ResolvedPathTests {
         #expect(third.contentDigest == opened.contentDigest)
         #expect(throws: PageCacheError.self) { try cache.resolveForReading(imageID: "other", path: "/f") }
     }
+
+    @Test("a connection's image lookup is never stale: detach, re-attach, visibility, a changed image, NFC and NFD ids")
+    func rememberedLookups() async throws {
+        let first = CacheFixtures.content("first", pages: 1)
+        let second = CacheFixtures.content("second", pages: 1)
+        let cache = try SharedPageCache(configuration: .init(budgetBytes: 1 << 20, shardCount: 1))
+        let nfc = "caf\u{E9}"
+        let nfd = "cafe\u{301}"
+        try cache.attach(try CacheFixtures.image([("f", first)]), id: nfc, domain: self.domain, mode: .none)
+        var lookup = ImageLookup()
+        func resolve(_ id: String, visible: Bool = true) async throws -> [UInt8] {
+            let resolved = try cache.resolveForReading(
+                imageID: id, path: "/f", visible: { _ in visible }, lookup: &lookup)
+            return try await Self.read(try #require(resolved.file), count: 8192)
+        }
+        #expect(try await resolve(nfc) == first)
+        #expect(try await resolve(nfc) == first, "from the lookup")
+        await #expect(throws: PageCacheError.self, "the NFD spelling is another id") { try await resolve(nfd) }
+        await #expect(throws: PageCacheError.self, "visibility is checked every time") {
+            try await resolve(nfc, visible: false)
+        }
+        #expect(try await resolve(nfc) == first)
+
+        try cache.detach(id: nfc)
+        await #expect(throws: PageCacheError.self, "a detached image is not served from the lookup") {
+            try await resolve(nfc)
+        }
+        try cache.attach(try CacheFixtures.image([("f", second)]), id: nfc, domain: self.domain, mode: .none)
+        #expect(try await resolve(nfc) == second, "the image attached again under the id, not the one remembered")
+
+        #expect(try await resolve(nfc) == second)
+        #expect(cache.markChanged(id: nfc, reason: "test"))
+        await #expect(throws: PageCacheError.self, "a changed image fails its reads from the lookup too") {
+            try await resolve(nfc)
+        }
+    }
 }

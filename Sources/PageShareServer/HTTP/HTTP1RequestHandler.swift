@@ -60,7 +60,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         self.allowance = allowance
         self.responder = RequestResponder(
-            plane: self.plane, peer: self.peer, eventLoop: context.eventLoop, writer: self)
+            scope: ConnectionScope(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop), writer: self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -86,7 +86,7 @@ extension RequestResponder {
     func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool) throws {
         // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
         let resolved = try self.plane.cache.resolveForReading(
-            imageID: target.image, path: target.path, visible: visible)
+            imageID: target.image, path: target.path, visible: visible, lookup: &self.scope.imageLookup)
         let (stamp, inode) = (resolved.stamp, resolved.inode)
         switch inode.fileType {
         case .regular: break

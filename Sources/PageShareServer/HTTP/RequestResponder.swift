@@ -8,9 +8,10 @@ import PageCache
 /// bodies (a ``BodyStreamer`` each), written through a ``ResponseWriter``. Once the connection or stream is
 /// gone (``detach()``: client gone, RST_STREAM) nothing more is written and the body stops.
 final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
-    let plane: DataPlane
-    let peer: ConnectionPeer
-    let eventLoop: any EventLoop
+    let scope: ConnectionScope
+    var plane: DataPlane { self.scope.plane }
+    var peer: ConnectionPeer { self.scope.peer }
+    var eventLoop: any EventLoop { self.scope.eventLoop }
     let allocator = ByteBufferAllocator()
     /// Where responses go; nil once the connection or stream is gone.
     private(set) var writer: (any ResponseWriter)?
@@ -28,10 +29,8 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// The file body being sent.
     var body: BodyStreamer<CachedFile>?
 
-    init(plane: DataPlane, peer: ConnectionPeer, eventLoop: any EventLoop, writer: any ResponseWriter) {
-        self.plane = plane
-        self.peer = peer
-        self.eventLoop = eventLoop
+    init(scope: ConnectionScope, writer: any ResponseWriter) {
+        self.scope = scope
         self.writer = writer
         self.allowance = writer.allowance
     }

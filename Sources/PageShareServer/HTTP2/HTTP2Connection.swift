@@ -26,6 +26,8 @@ final class HTTP2Connection: ChannelInboundHandler {
     private let budget: SendBudget
     /// The connection's room for unsent response bytes, shared by its streams.
     private(set) var allowance: SendAllowance?
+    /// What the streams' responders share (set in `handlerAdded`).
+    private var scope: ConnectionScope?
     private(set) var session: NGHTTP2Session?
     private var streams = StreamTable()
     /// Set between `handlerAdded` and `handlerRemoved`.
@@ -63,6 +65,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.output = context.channel.allocator.buffer(capacity: Self.outputCapacity)
+        self.scope = ConnectionScope(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop)
         let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         // Strong, until the allowance's close() in handlerRemoved drops it: a weak reference would put every
         // retain of the connection (several per frame) on the runtime's slow path.
@@ -81,6 +84,7 @@ final class HTTP2Connection: ChannelInboundHandler {
         self.allowance?.close()
         self.closeAll()
         self.session = nil
+        self.scope = nil
         self.context = nil
     }
 
@@ -272,13 +276,13 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     func sessionFrameReceived(stream id: Int32, isHeaders: Bool, endStream: Bool) {
-        guard let stream = self.streams.stream(id), let context = self.context else { return }
+        guard let stream = self.streams.stream(id), let scope = self.scope else { return }
         if isHeaders && stream.responder == nil {
             guard let head = stream.request() else {
                 self.session?.reset(id, code: NGHTTP2_PROTOCOL_ERROR.rawValue)
                 return
             }
-            let responder = stream.attach(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop)
+            let responder = stream.attach(scope)
             let refusal =
                 stream.headerListTooLarge
                 ? Problem(

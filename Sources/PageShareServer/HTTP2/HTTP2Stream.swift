@@ -68,8 +68,8 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     }
 
     /// Makes the responder that answers this stream's request.
-    func attach(plane: DataPlane, peer: ConnectionPeer, eventLoop: any EventLoop) -> RequestResponder {
-        let responder = RequestResponder(plane: plane, peer: peer, eventLoop: eventLoop, writer: self)
+    func attach(_ scope: ConnectionScope) -> RequestResponder {
+        let responder = RequestResponder(scope: scope, writer: self)
         self.responder = responder
         return responder
     }

@@ -1,0 +1,25 @@
+/// One reader's memory of the image it last looked up: a connection keeps one, and a request for the same
+/// image as the last one finds it with one atomic load (the registry's attach generation) instead of the
+/// registry's lock, which every connection's every request would otherwise take. Visibility and the
+/// image's changed mark are checked on every lookup all the same. Not shared between threads: each
+/// connection has its own.
+public struct ImageLookup {
+    /// The registry's generation when `attached` was looked up: any attach or detach since changes it.
+    var generation: UInt64 = .max
+    var attached: AttachedImage?
+
+    public init() {}
+
+    init(generation: UInt64, attached: AttachedImage?) {
+        self.generation = generation
+        self.attached = attached
+    }
+
+    /// The remembered image, if it is `id`'s and nothing was attached or detached since.
+    func image(_ id: String, generation: UInt64) -> AttachedImage? {
+        guard self.generation == generation, let attached = self.attached,
+            attached.id.utf8.elementsEqual(id.utf8)  // ids are compared as bytes, like the registry's keys
+        else { return nil }
+        return attached
+    }
+}
