@@ -203,7 +203,9 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     private func sent(_ count: Int) {
         let wasWritable = self.unsentBytes < Self.highWatermark
         self.unsentBytes -= count
-        self.progressed = .now()
+        // A stream left with nothing unsent cannot stall (and its next write starts the clock again): the
+        // time is read only while bytes remain, not once per response.
+        if self.unsentBytes > 0 { self.progressed = .now() }
         guard !self.isClosed, !self.writeFailed, !wasWritable, self.unsentBytes < Self.highWatermark else { return }
         self.responder?.writabilityChanged()
     }
