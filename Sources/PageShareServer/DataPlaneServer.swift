@@ -164,7 +164,7 @@ public final class DataPlaneServer: Sendable {
             progress: progress)
         do {
             try channel.pipeline.syncOperations.addHandlers(
-                IdleConnectionCloser(timeout: self.configuration.idleTimeout), deadline)
+                IdleConnectionCloser(timeout: self.configuration.idleTimeout, progress: progress), deadline)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
@@ -177,9 +177,11 @@ public final class DataPlaneServer: Sendable {
                 let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
                     channel.eventLoop.makeCompletedFuture {
                         if case .negotiated("h2") = result {
-                            try self.configureHTTP2(channel, peer: peer, deadline: boundDeadline.value)
+                            try self.configureHTTP2(
+                                channel, peer: peer, deadline: boundDeadline.value, progress: progress)
                         } else {
-                            try self.configureHTTP1(channel, peer: peer, deadline: boundDeadline.value)
+                            try self.configureHTTP1(
+                                channel, peer: peer, deadline: boundDeadline.value, progress: progress)
                         }
                     }
                 }
@@ -189,22 +191,31 @@ public final class DataPlaneServer: Sendable {
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
                 HTTPVersionSniffer(
-                    configureHTTP1: { try self.configureHTTP1($0, peer: peer, deadline: boundDeadline.value) },
-                    configureHTTP2: { try self.configureHTTP2($0, peer: peer, deadline: boundDeadline.value) }))
+                    configureHTTP1: {
+                        try self.configureHTTP1($0, peer: peer, deadline: boundDeadline.value, progress: progress)
+                    },
+                    configureHTTP2: {
+                        try self.configureHTTP2($0, peer: peer, deadline: boundDeadline.value, progress: progress)
+                    }))
         }
     }
 
-    private func configureHTTP1(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
+    private func configureHTTP1(
+        _ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline, progress: ConnectionProgress
+    ) throws {
         self.plane.metrics.connectionOpened("http/1.1", closing: channel)
         let operations = channel.pipeline.syncOperations
         // NIO's request decoder, then HTTP1RequestHandler: it answers parser errors (a problem+json body),
         // keeps pipelined requests in order, and writes responses as bytes itself (no response encoder).
         try operations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try operations.addHandler(
-            HTTP1RequestHandler(plane: self.plane, peer: peer, deadline: deadline, budget: self.plane.sendBudget))
+            HTTP1RequestHandler(
+                plane: self.plane, peer: peer, deadline: deadline, progress: progress, budget: self.plane.sendBudget))
     }
 
-    private func configureHTTP2(_ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline) throws {
+    private func configureHTTP2(
+        _ channel: any Channel, peer: ConnectionPeer, deadline: RequestDeadline, progress: ConnectionProgress
+    ) throws {
         deadline.stop()
         self.plane.metrics.connectionOpened("h2", closing: channel)
         // libnghttp2 does the framing, HPACK, flow control and its DoS limits; HTTP2Connection answers the
@@ -212,7 +223,8 @@ public final class DataPlaneServer: Sendable {
         try channel.pipeline.syncOperations.addHandler(
             HTTP2Connection(
                 plane: self.plane, peer: peer, maximumStreams: self.configuration.maximumConcurrentStreams,
-                maximumHeaderListSize: self.configuration.maximumHeaderListSize, budget: self.plane.sendBudget))
+                maximumHeaderListSize: self.configuration.maximumHeaderListSize, budget: self.plane.sendBudget,
+                progress: progress))
     }
 
     /// Whether `descriptor` is an IPv4 or IPv6 socket (else a unix one).

@@ -41,17 +41,21 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// The minor version of the request being answered (HTTP/1.0 gets an HTTP/1.0 status line).
     private var minorVersion = 1
     /// Response bytes written since the last flush, with their notices.
-    private let writes = NoticedWrites()
+    private let writes: NoticedWrites
 
     /// Told when heads, bodies and responses end (the slowloris deadlines).
     private let deadline: RequestDeadline
     private let budget: SendBudget
     private(set) var allowance: SendAllowance?
 
-    init(plane: DataPlane, peer: ConnectionPeer, deadline: RequestDeadline, budget: SendBudget) {
+    init(
+        plane: DataPlane, peer: ConnectionPeer, deadline: RequestDeadline, progress: ConnectionProgress,
+        budget: SendBudget
+    ) {
         self.plane = plane
         self.peer = peer
         self.deadline = deadline
+        self.writes = NoticedWrites(progress: progress)
         self.budget = budget
     }
 

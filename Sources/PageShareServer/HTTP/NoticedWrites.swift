@@ -1,5 +1,6 @@
 import NIOCore
 import PageCache
+import Synchronization
 
 /// Told when bytes it wrote have reached the connection's socket (or failed to).
 protocol WriteObserver: AnyObject {
@@ -38,6 +39,12 @@ struct WriteNotice {
 final class NoticedWrites {
     private var held: ByteBuffer?
     private var notices: [WriteNotice] = []
+    /// Told of every batch of writes that ends (the idle timeout's view of a client that reads).
+    private let progress: ConnectionProgress
+
+    init(progress: ConnectionProgress) {
+        self.progress = progress
+    }
 
     /// Writes `bytes` (held until the next write or flush), noting `notice`.
     func write(_ bytes: ByteBuffer, notice: WriteNotice?, context: ChannelHandlerContext) {
@@ -68,7 +75,9 @@ final class NoticedWrites {
         let notices = self.notices
         self.notices.removeAll(keepingCapacity: true)
         let promise = context.eventLoop.makePromise(of: Void.self)
+        let progress = self.progress
         promise.futureResult.assumeIsolated().whenComplete { result in
+            progress.writesCompleted.add(1, ordering: .relaxed)
             for notice in notices { notice.tell(result) }
         }
         context.write(NIOAny(held), promise: promise)

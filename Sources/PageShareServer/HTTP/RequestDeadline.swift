@@ -6,6 +6,9 @@ import Synchronization
 final class ConnectionProgress: Sendable {
     /// A request was read to its end on this connection.
     let completedRequest = Atomic<Bool>(false)
+    /// Flushes whose writes carried notices (response bodies) and have ended: the idle timeout's sign that
+    /// the client is still reading. Counted by the connection's ``NoticedWrites``.
+    let writesCompleted = Atomic<Int>(0)
 }
 
 /// Deadlines a client cannot stretch by sending slowly (slowloris): a request head must be complete within

@@ -35,7 +35,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     /// Frame bytes the session produced, written before the next DATA payload or at the end of a send.
     private var output: ByteBuffer
     /// Frames and body bytes written since the last flush, with the notices of the body writes.
-    private let writes = NoticedWrites()
+    private let writes: NoticedWrites
     /// Set while a read burst is handled: sends and flushes wait for its end.
     private var reading = false
     private var sendPending = false
@@ -44,7 +44,11 @@ final class HTTP2Connection: ChannelInboundHandler {
     private var finalGoAwaySent = false
     private var closing = false
 
-    init(plane: DataPlane, peer: ConnectionPeer, maximumStreams: Int, maximumHeaderListSize: Int, budget: SendBudget) {
+    init(
+        plane: DataPlane, peer: ConnectionPeer, maximumStreams: Int, maximumHeaderListSize: Int, budget: SendBudget,
+        progress: ConnectionProgress
+    ) {
+        self.writes = NoticedWrites(progress: progress)
         self.plane = plane
         self.peer = peer
         self.maximumStreams = maximumStreams
