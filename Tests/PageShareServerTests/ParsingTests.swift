@@ -77,6 +77,22 @@ struct ParsingTests {
         #expect(resolve("bytes=-99999999999999999999") == .partial([0...9999]), "a suffix longer than the file")
     }
 
+    @Test("bytes compared with fixed text: equal, prefix, empty, shorter, longer")
+    func byteComparison() {
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        bytes(":path").withUnsafeBytes { name in
+            #expect(name.isEqual(to: ":path") && !name.isEqual(to: ":pat") && !name.isEqual(to: ":paths"))
+            #expect(name.hasPrefix(":pa") && name.hasPrefix("") && !name.hasPrefix(":paths") && !name.hasPrefix("x"))
+        }
+        [UInt8]().withUnsafeBytes { empty in
+            #expect(empty.isEqual(to: "") && !empty.isEqual(to: "a") && empty.hasPrefix("") && !empty.hasPrefix("a"))
+        }
+        #expect("/v1/images/a".hasUTF8Prefix("/v1/images/") && !"/v1/image".hasUTF8Prefix("/v1/images/"))
+        #expect(
+            "caf\u{E9}/x".hasUTF8Prefix("caf\u{E9}") && !"cafe\u{301}".hasUTF8Prefix("caf\u{E9}"),
+            "bytes, not characters")
+    }
+
     @Test("SmallList keeps its elements in order, one inline, more in an array")
     func smallList() {
         var list = SmallList<Int>()

@@ -282,8 +282,8 @@ final class HTTP2Connection: ChannelInboundHandler {
         }
         if name.first == UInt8(ascii: ":") {
             switch name.count {
-            case 5 where name.elementsEqual(":path".utf8): stream.path = String(decoding: value, as: UTF8.self)
-            case 7 where name.elementsEqual(":method".utf8): stream.method = String(decoding: value, as: UTF8.self)
+            case 5 where name.isEqual(to: ":path"): stream.path = String(decoding: value, as: UTF8.self)
+            case 7 where name.isEqual(to: ":method"): stream.method = String(decoding: value, as: UTF8.self)
             default: break  // :authority, :scheme (and :protocol) mean nothing here
             }
         } else {

@@ -55,22 +55,18 @@ struct HTTP2ResponseFields {
     /// (content type, length, date, last-modified).
     private static func isSeldomRepeated(_ name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {  // the length first: most fields are told apart without comparing a byte
-        case 4: Self.equal(name, "etag")
-        case 13: Self.equal(name, "content-range")
+        case 4: name.isEqual(to: "etag")
+        case 13: name.isEqual(to: "content-range")
         default: false
         }
     }
 
-    private static func equal(_ name: UnsafeRawBufferPointer, _ field: StaticString) -> Bool {
-        name.count == field.utf8CodeUnitCount && memcmp(name.baseAddress!, field.utf8Start, name.count) == 0
-    }
-
     private static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {  // the length first: only `connection` (HTTP/1.1's) has one of these lengths
-        case 7: Self.equal(name, "upgrade")
-        case 10: Self.equal(name, "connection") || Self.equal(name, "keep-alive")
-        case 16: Self.equal(name, "proxy-connection")
-        case 17: Self.equal(name, "transfer-encoding")
+        case 7: name.isEqual(to: "upgrade")
+        case 10: name.isEqual(to: "connection") || name.isEqual(to: "keep-alive")
+        case 16: name.isEqual(to: "proxy-connection")
+        case 17: name.isEqual(to: "transfer-encoding")
         default: false
         }
     }

@@ -47,9 +47,9 @@ struct RequestTarget: Equatable {
             queryBytes = all[(mark + 1)...]
             bytes = all[..<mark]
         }
-        let prefix = "/v1/images/".utf8
-        guard bytes.starts(with: prefix) else { throw .noRoute }
-        var rest = bytes.dropFirst(prefix.count)
+        let prefix: StaticString = "/v1/images/"
+        guard UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes)).hasPrefix(prefix) else { throw .noRoute }
+        var rest = bytes.dropFirst(prefix.utf8CodeUnitCount)
         guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { throw .noRoute }
         let image = try Self.decode(rest[..<slash], what: "image id")
         guard !image.isEmpty, image.utf8.count <= 255, !image.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })

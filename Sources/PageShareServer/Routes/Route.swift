@@ -21,7 +21,7 @@ enum Route: Equatable {
     /// Parses `target` (origin form: path and query).
     static func parse(_ target: String) -> Route {
         // The data API's prefix first, by bytes: it is nearly every request, and none of the others.
-        if !target.utf8.starts(with: "/v1/images/".utf8) {
+        if !target.hasUTF8Prefix("/v1/images/") {
             // By UTF-8 bytes: looking for "?" by Characters walks grapheme clusters.
             let path = Substring(target.utf8.prefix(while: { $0 != UInt8(ascii: "?") }))
             switch path {
