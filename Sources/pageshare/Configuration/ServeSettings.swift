@@ -119,7 +119,9 @@ struct ServeSettings {
         .scalar("maxRanges", "ranges per request; more is served whole", value: { $0.daemon.limits.maximumRanges }) {
             $0.daemon.limits.maximumRanges = try Self.count($1)
         },
-        .seconds("idleTimeout", "seconds before an idle connection closes", \.daemon.server.idleTimeout),
+        .seconds(
+            "idleTimeout", "seconds with nothing read and no write completed before a connection closes",
+            \.daemon.server.idleTimeout),
         .seconds("headerTimeout", "seconds an HTTP/1.1 request head may take", \.daemon.server.headerTimeout),
         .seconds("bodyTimeout", "seconds an HTTP/1.1 request body may take", \.daemon.server.bodyTimeout),
         .scalar(
