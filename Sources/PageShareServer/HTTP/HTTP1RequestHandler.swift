@@ -18,6 +18,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private let plane: DataPlane
     private let peer: ConnectionPeer
     private var responder: RequestResponder?
+    /// What the responder shares with the connection (set in `handlerAdded`).
+    private var scope: ConnectionScope?
     /// Set between `handlerAdded` and `handlerRemoved`: the responder writes through it.
     private var context: ChannelHandlerContext?
     /// A response head was written and its end not yet.
@@ -63,8 +65,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         self.context = context
         let allowance = SendAllowance(budget: self.budget, closing: context, logger: self.plane.logger)
         self.allowance = allowance
-        self.responder = RequestResponder(
-            scope: ConnectionScope(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop), writer: self)
+        let scope = ConnectionScope(plane: self.plane, peer: self.peer, eventLoop: context.eventLoop)
+        self.scope = scope
+        self.responder = RequestResponder(scope: scope, writer: self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -76,6 +79,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.scope?.readStarted()
         let part = self.unwrapInboundIn(data)
         if !self.queued.isEmpty || (self.responseOwed && Self.isHead(part)) {
             self.queued.append(.part(part))
@@ -144,6 +148,11 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let hosts = request.fields.hostCount
         guard hosts != 1 else { return nil }
         return .badRequest(hosts == 0 ? "an HTTP/1.1 request needs a Host field" : "more than one Host field")
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.scope?.readEnded()
+        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

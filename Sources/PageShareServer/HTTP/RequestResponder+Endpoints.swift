@@ -84,9 +84,14 @@ extension RequestResponder {
     }
 
     func respondWithFile(_ target: RequestTarget, visible: (TrustDomain) -> Bool) throws {
-        // One lookup of the image for visibility, path, inode and open file: the registry lock is taken once.
-        let resolved = try self.plane.cache.resolveForReading(
-            imageID: target.image, path: target.path, visible: visible, lookup: &self.scope.imageLookup)
+        // One lookup of the image for visibility, path, inode and open file; the registry's lock is taken only
+        // when another request of the same read did not just look the image up.
+        let cache = self.plane.cache
+        let resolved =
+            self.scope.isReading
+            ? try cache.resolveForReading(
+                imageID: target.image, path: target.path, visible: visible, lookup: &self.scope.imageLookup)
+            : try cache.resolveForReading(imageID: target.image, path: target.path, visible: visible)
         let (stamp, inode) = (resolved.stamp, resolved.inode)
         switch inode.fileType {
         case .regular: break
@@ -101,7 +106,6 @@ extension RequestResponder {
             return self.startFile(file, inode: inode, stamp: stamp)
         }
         // The first open of a file in digest (or verify) mode hashes it: on a fill thread, not the event loop.
-        let cache = self.plane.cache
         let imageID = target.image
         let promise = self.eventLoop.makePromise(of: CachedFile.self)
         Task(executorPreference: cache.fillExecutor) {

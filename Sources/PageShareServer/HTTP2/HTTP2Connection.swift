@@ -103,6 +103,7 @@ final class HTTP2Connection: ChannelInboundHandler {
         let bytes = self.unwrapInboundIn(data)
         guard let session = self.session, !self.closing else { return }
         self.reading = true
+        self.scope?.readStarted()
         let accepted = bytes.withUnsafeReadableBytes { session.receive($0) }
         if !accepted {
             // A connection error: the session queued a GOAWAY; it goes out, then the connection closes.
@@ -113,6 +114,7 @@ final class HTTP2Connection: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.reading = false
+        self.scope?.readEnded()
         // What was read may have opened windows, asked for acknowledgements or reset streams: the session
         // knows what to send.
         if self.sendPending || self.flushPending || self.session?.wantsToWrite == true { self.send(flushing: true) }
