@@ -197,8 +197,10 @@ struct ParsingTests {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let monthStarts: [Int64] = [0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335]
         for (month, start) in zip(months, monthStarts) {
-            let text = HTTPDate.format(1_704_067_200 + (start + 14) * 86_400)  // 2024-01-01 + days
+            let seconds = 1_704_067_200 + (start + 14) * 86_400  // 2024-01-01 + days
+            let text = HTTPDate.format(seconds)
             #expect(text.dropFirst(5) == "15 \(month) 2024 00:00:00 GMT", "\(text)")
+            #expect(HTTPDate.parse(text) == seconds, "\(month) read back")
         }
         #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
         #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == 784_111_777)

@@ -6,10 +6,6 @@ import Glibc
 
 /// HTTP dates (RFC 9110 §5.6.7): IMF-fixdate out; IMF-fixdate, RFC 850 and asctime in.
 enum HTTPDate {
-    private static let monthNames = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-
     /// `seconds` since the epoch as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`: always 29 bytes, so
     /// a year outside 0-9999 (which the format cannot write) is clamped into it.
     static func format(_ seconds: Int64) -> String {
@@ -19,6 +15,14 @@ enum HTTPDate {
     private static let dayTable: StaticString = "SunMonTueWedThuFriSat"
     private static let monthTable: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
     private static let gmtTable: StaticString = "GMT"
+
+    /// The month (0: January) named `name` as dates write it (`Nov`), from the table the dates are written with.
+    private static func month(named name: Substring) -> Int? {
+        guard name.utf8.count == 3 else { return nil }
+        return (0..<12).first { index in
+            name.utf8.elementsEqual(UnsafeBufferPointer(start: Self.monthTable.utf8Start + index * 3, count: 3))
+        }
+    }
 
     /// The length of an IMF-fixdate.
     static let length = 29
@@ -88,7 +92,7 @@ enum HTTPDate {
         } else {
             return nil
         }
-        guard let monthIndex = Self.monthNames.firstIndex(where: { $0 == month }),
+        guard let monthIndex = Self.month(named: month),
             let dayNumber = Int64(day), (1...31).contains(dayNumber), year.count == 4, let yearNumber = Int64(year)
         else { return nil }
         let clock = time.split(separator: ":")

@@ -79,7 +79,7 @@ struct ResponseHead {
     }
 
     private static func isConnection(_ name: StaticString) -> Bool {
-        name.utf8CodeUnitCount == 10 && name.withUTF8Buffer { $0.elementsEqual("connection".utf8) }
+        name.withUTF8Buffer { UnsafeRawBufferPointer($0).isEqual(to: "connection") }
     }
 
     /// Calls `body` with the field lines' bytes (`name: value\r\n` each), valid during the call.

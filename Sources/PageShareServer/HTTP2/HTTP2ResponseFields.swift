@@ -1,5 +1,4 @@
 import CNGHTTP2
-import Glibc
 import NIOHTTP1
 
 /// A response head as the header list of an HTTP/2 HEADERS frame (RFC 9113 §8.3.2): `:status` first, then

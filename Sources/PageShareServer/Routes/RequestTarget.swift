@@ -48,7 +48,7 @@ struct RequestTarget: Equatable {
             bytes = all[..<mark]
         }
         let prefix: StaticString = "/v1/images/"
-        guard UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes)).hasPrefix(prefix) else { throw .noRoute }
+        guard Self.raw(bytes).hasPrefix(prefix) else { throw .noRoute }
         var rest = bytes.dropFirst(prefix.utf8CodeUnitCount)
         guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { throw .noRoute }
         let image = try Self.decode(rest[..<slash], what: "image id")
@@ -67,10 +67,16 @@ struct RequestTarget: Equatable {
     }
 
     private static func resource(_ name: Bytes) -> Resource? {
-        if name.elementsEqual("files".utf8) { return .files }
-        if name.elementsEqual("stat".utf8) { return .stat }
-        if name.elementsEqual("dirs".utf8) { return .dirs }
+        let name = Self.raw(name)
+        if name.isEqual(to: "files") { return .files }
+        if name.isEqual(to: "stat") { return .stat }
+        if name.isEqual(to: "dirs") { return .dirs }
         return nil
+    }
+
+    /// `bytes` as raw memory, for the comparisons with fixed text (``ByteComparison``).
+    private static func raw(_ bytes: Bytes) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes))
     }
 
     /// The percent-decoded path segments of an admin-API target after `/v1/admin` (the query is ignored).
@@ -83,10 +89,12 @@ struct RequestTarget: Equatable {
     private static func adminSegments(bytes all: Bytes) throws(Failure) -> [String] {
         var bytes = all
         if let mark = bytes.firstIndex(of: UInt8(ascii: "?")) { bytes = bytes[..<mark] }
-        let prefix = "/v1/admin".utf8
-        guard bytes.starts(with: prefix) else { throw .noRoute }
+        let prefix: StaticString = "/v1/admin"
+        guard Self.raw(bytes).hasPrefix(prefix) else { throw .noRoute }
         var segments: [String] = []
-        for raw in bytes.dropFirst(prefix.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+        for raw in bytes.dropFirst(prefix.utf8CodeUnitCount).split(
+            separator: UInt8(ascii: "/"), omittingEmptySubsequences: true)
+        {
             let segment = try Self.decode(raw, what: "path segment")
             guard segment.utf8.count <= 255 else { throw .badRequest("a path segment is longer than 255 bytes") }
             segments.append(segment)
