@@ -13,7 +13,7 @@ struct Request {
     var fields: RequestFields
 
     /// An HTTP/2 request: its pseudo-fields and the fields picked out of its header list.
-    init(method: HTTPMethod, target: String, fields: RequestFields) {
+    init(method: HTTPMethod, target: String, fields: consuming RequestFields) {
         self.method = method
         self.target = target
         self.version = .http2

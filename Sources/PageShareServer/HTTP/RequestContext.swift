@@ -3,7 +3,10 @@ import NIOHTTP1
 
 /// One request being answered: what it asked, and what its answer has been so far (for the request
 /// metrics and the log line written when it ends).
-struct RequestContext {
+///
+/// A class: the responder reads the request at several steps of its answer, and a struct of a dozen
+/// strings would be copied out of the responder at each (a retain and a release per string).
+final class RequestContext {
     let request: Request
     /// A protocol-level problem found with the head (no Host, an unknown expectation, a header list too
     /// large): the request is answered with it, whatever it asks for.
@@ -18,9 +21,9 @@ struct RequestContext {
     /// The client's `x-request-id`, or one made when something is first logged about the request.
     var requestID: String?
 
-    init(request: Request, refusal: Problem?) {
+    init(request: consuming Request, refusal: Problem?) {
+        self.requestID = request.fields.requestID
         self.request = request
         self.refusal = refusal
-        self.requestID = request.fields.requestID
     }
 }

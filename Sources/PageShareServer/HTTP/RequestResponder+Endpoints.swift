@@ -122,9 +122,10 @@ extension RequestResponder {
     }
 
     func startFile(_ file: CachedFile, inode: Inode, stamp: ImageStamp) {
-        guard let request = self.context?.request else { return }
+        guard let context = self.context else { return }
         let plan = FileResponsePlan.make(
-            file: file, inode: inode, stamp: stamp, request: request, maximumRanges: self.plane.limits.maximumRanges,
+            file: file, inode: inode, stamp: stamp, request: context.request,
+            maximumRanges: self.plane.limits.maximumRanges,
             allocator: self.allocator)
         if let problem = plan.problem { return self.send(problem, fields: plan.head) }
         let body = plan.body
@@ -134,9 +135,9 @@ extension RequestResponder {
         // A 304 carries no Content-Length: RFC 9110 §8.6 allows one only if it equals the 200's.
         let status = responseHead.status
         if status != .notModified { responseHead.add("content-length", decimal: body.length) }
-        if !request.keepAlive { responseHead.add("connection", "close") }
+        if !context.request.keepAlive { responseHead.add("connection", "close") }
         self.context?.status = status
-        guard request.method == .GET, body.length > 0 else {
+        guard context.request.method == .GET, body.length > 0 else {
             self.writer?.writeHead(responseHead)
             return self.finish()
         }

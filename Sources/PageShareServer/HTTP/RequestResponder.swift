@@ -38,7 +38,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// A request's head arrived: a new request starts.
     /// - Parameter refusal: a protocol-level problem found with the head (no Host, an unknown expectation):
     ///   the request is answered with it, whatever it asks for.
-    func receiveHead(_ request: Request, refusal: Problem? = nil) {
+    func receiveHead(_ request: consuming Request, refusal: Problem? = nil) {
         self.context = RequestContext(request: request, refusal: refusal)
         self.requestBody = []
         self.bodyTooLarge = false
@@ -116,24 +116,23 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// endpoints without authentication, the rest after it.
     func respond() {
         guard let context = self.context else { return }
-        let request = context.request
         if let refusal = context.refusal { return self.send(refusal) }
-        let route = Route.parse(request.target)
+        let route = Route.parse(context.request.target)
         self.context?.endpoint = route.endpoint
-        if route.isOperations && request.method != .GET && request.method != .HEAD {
-            return self.send(Problem.methodNotAllowed(request.method))
+        if route.isOperations && context.request.method != .GET && context.request.method != .HEAD {
+            return self.send(Problem.methodNotAllowed(context.request.method))
         }
         switch route {
         case .health, .ready: return self.respondToHealth(ready: route == .health || self.plane.isReady, route)
         case .metrics where self.plane.access.publicMetrics: return self.respondWithMetrics()
         default: break
         }
-        if !self.plane.access.isOpen, request.fields.authorizationCount > 1 {
+        if !self.plane.access.isOpen, context.request.fields.authorizationCount > 1 {
             return self.send(Problem.badRequest("more than one Authorization field"))
         }
         let caller: Caller
         switch self.plane.access.authenticate(
-            authorization: self.plane.access.isOpen ? nil : request.fields.authorization, peer: self.peer,
+            authorization: self.plane.access.isOpen ? nil : context.request.fields.authorization, peer: self.peer,
             metrics: self.plane.metrics, logger: self.plane.logger)
         {
         case .success(let authenticated): caller = authenticated
@@ -146,8 +145,8 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         case .admin(let segments): return self.respondToAdmin(segments, caller: caller)
         default: break
         }
-        guard request.method == .GET || request.method == .HEAD else {
-            return self.send(Problem.methodNotAllowed(request.method))
+        guard context.request.method == .GET || context.request.method == .HEAD else {
+            return self.send(Problem.methodNotAllowed(context.request.method))
         }
         guard case .data(let target) = route else {
             // Only a refused target is left here; every route is answered, whatever it is.
@@ -212,15 +211,15 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
     /// Sends a whole response: `response` (status and fields) with the date, length and connection fields
     /// added, then `body`.
     func sendWhole(_ body: [UInt8], head response: consuming ResponseHead) {
-        guard let request = self.context?.request else { return }
+        guard let context = self.context else { return }
         let status = response.status
         response.add("date", HTTPDate.now())
         // RFC 9110 §8.6: no Content-Length on a 204.
         if status != .noContent { response.add("content-length", decimal: UInt64(body.count)) }
-        if !request.keepAlive { response.add("connection", "close") }
+        if !context.request.keepAlive { response.add("connection", "close") }
         self.writer?.writeHead(response)
         self.context?.status = status
-        if request.method != .HEAD, !body.isEmpty {
+        if context.request.method != .HEAD, !body.isEmpty {
             self.context?.sentBytes += body.count
             self.writeCharged(self.allocator.buffer(bytes: body))
         }

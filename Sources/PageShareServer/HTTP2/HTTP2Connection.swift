@@ -297,7 +297,7 @@ final class HTTP2Connection: ChannelInboundHandler {
     func sessionFrameReceived(stream id: Int32, isHeaders: Bool, endStream: Bool) {
         guard let stream = self.streams.stream(id), let scope = self.scope else { return }
         if isHeaders && stream.responder == nil {
-            guard let head = stream.request() else {
+            guard let head = stream.takeRequest() else {
                 self.session?.reset(id, code: NGHTTP2_PROTOCOL_ERROR.rawValue)
                 return
             }

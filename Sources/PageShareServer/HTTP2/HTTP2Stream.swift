@@ -61,10 +61,13 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
         self.connection = connection
     }
 
-    /// The request whose fields arrived; nil without `:method` or `:path`.
-    func request() -> Request? {
+    /// The request whose fields arrived, taken out of the stream; nil without `:method` or `:path`.
+    func takeRequest() -> Request? {
         guard let method = self.method, let path = self.path else { return nil }
-        return Request(method: HTTPMethod(rawValue: method), target: path, fields: self.fields)
+        // Moved, not copied: the fields hold a dozen optional strings.
+        var fields = RequestFields()
+        swap(&fields, &self.fields)
+        return Request(method: HTTPMethod(rawValue: method), target: path, fields: fields)
     }
 
     /// Makes the responder that answers this stream's request.

@@ -33,7 +33,7 @@ struct FileResponsePlan {
 
     /// Plans the response for `file` (`inode` of the image stamped `stamp`) to `request`.
     static func make(
-        file: CachedFile, inode: Inode, stamp: ImageStamp, request: Request, maximumRanges: Int,
+        file: CachedFile, inode: Inode, stamp: ImageStamp, request: borrowing Request, maximumRanges: Int,
         allocator: ByteBufferAllocator
     ) -> FileResponsePlan {
         var head = ResponseHead(status: .ok, allocator: allocator, capacity: Self.headCapacity)
@@ -42,18 +42,18 @@ struct FileResponsePlan {
             Self.writeEntityTag(file: file, inode: inode, stamp: stamp, into: &$0)
         }
         head.add("last-modified", maximumBytes: HTTPDate.length) { $0.date(inode.mtime) }
-        let fields = request.fields
-        guard fields.rangeCount <= 1 else {
+        // Borrowed, and read field by field: a copy of the request would retain each of its strings.
+        guard request.fields.rangeCount <= 1 else {
             return Self.refusal(.badRequest("more than one Range field"), head: head)
         }
-        let rangeHeader = fields.range
         var outcome = PreconditionOutcome.proceed(honourRange: true)
-        if fields.hasConditions {
+        if request.fields.hasConditions {
             let validators = Validators(
                 entityTag: Self.entityTag(file: file, inode: inode, stamp: stamp), lastModified: inode.mtime)
             outcome = validators.evaluate(
-                ifMatch: fields.ifMatch, ifUnmodifiedSince: fields.ifUnmodifiedSince, ifNoneMatch: fields.ifNoneMatch,
-                ifModifiedSince: fields.ifModifiedSince, ifRange: fields.ifRange, hasRange: rangeHeader != nil)
+                ifMatch: request.fields.ifMatch, ifUnmodifiedSince: request.fields.ifUnmodifiedSince,
+                ifNoneMatch: request.fields.ifNoneMatch, ifModifiedSince: request.fields.ifModifiedSince,
+                ifRange: request.fields.ifRange, hasRange: request.fields.range != nil)
         }
         let length = file.size
         switch outcome {
@@ -66,7 +66,7 @@ struct FileResponsePlan {
                 head: head)
         case .proceed(let honourRange):
             let ranges = ByteRangeRequest.resolve(
-                honourRange ? rangeHeader : nil, length: length, maximumRanges: maximumRanges)
+                honourRange ? request.fields.range : nil, length: length, maximumRanges: maximumRanges)
             switch ranges {
             case .whole:
                 head.add("content-type", Self.contentType)
