@@ -183,15 +183,14 @@ final class HTTP2Stream: ResponseWriter, WriteObserver {
     func takeBody(_ count: Int, _ write: (ByteBuffer, WriteNotice?, WriteNotice?) -> Void) {
         var remaining = count
         self.pendingBytes -= count
-        while remaining > 0, var first = self.pending.oldest {
-            if first.bytes.readableBytes <= remaining {
-                remaining -= first.bytes.readableBytes
-                self.pending.removeOldest()
+        while remaining > 0, let oldestCount = self.pending.oldestByteCount {
+            if oldestCount <= remaining {
+                remaining -= oldestCount
+                let first = self.pending.removeOldest()!
                 write(first.bytes, first.notice, first.marked > 0 ? WriteNotice(self, bytes: first.marked) : nil)
             } else {
-                let slice = first.bytes.readSlice(length: remaining)!
+                let slice = self.pending.takeFromOldest(remaining)
                 remaining = 0
-                self.pending.replaceOldest(with: first)
                 write(slice, nil, nil)
             }
         }

@@ -12,8 +12,8 @@ struct PendingBodyWrites {
 
     var isEmpty: Bool { self.first == nil }
 
-    /// The oldest write, if any.
-    var oldest: Write? { self.first }
+    /// The bytes of the oldest write, if any.
+    var oldestByteCount: Int? { self.first?.bytes.readableBytes }
 
     mutating func append(_ write: Write) {
         if self.first == nil {
@@ -24,16 +24,16 @@ struct PendingBodyWrites {
         }
     }
 
-    /// Replaces the oldest write (what is left of it after a frame took part).
-    mutating func replaceOldest(with write: Write) {
-        precondition(self.first != nil)
-        self.first = write
+    /// Takes the first `count` bytes of the oldest write, which is longer; the rest stays queued.
+    mutating func takeFromOldest(_ count: Int) -> ByteBuffer {
+        precondition(self.first != nil && self.first!.bytes.readableBytes > count)
+        return self.first!.bytes.readSlice(length: count)!
     }
 
-    @discardableResult
+    /// Removes the oldest write and returns it, moved out (not copied: no retain of its buffer and notice).
     mutating func removeOldest() -> Write? {
-        let oldest = self.first
-        self.first = self.rest?.popFirst()
+        var oldest = self.rest?.popFirst()
+        swap(&oldest, &self.first)
         return oldest
     }
 
