@@ -22,13 +22,15 @@ final class NGHTTP2Session {
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
         nghttp2_session_callbacks_set_send_callback(callbacks) { _, data, length, _, user in
-            NGHTTP2Session.delegate(user).sessionSend(UnsafeRawBufferPointer(start: data, count: length))
+            NGHTTP2Session.delegate(user) { $0.sessionSend(UnsafeRawBufferPointer(start: data, count: length)) }
             return length
         }
         nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, user in
-            NGHTTP2Session.delegate(user).sessionSendData(
-                stream: frame!.pointee.hd.stream_id, header: UnsafeRawBufferPointer(start: header, count: 9),
-                length: length)
+            NGHTTP2Session.delegate(user) {
+                $0.sessionSendData(
+                    stream: frame!.pointee.hd.stream_id, header: UnsafeRawBufferPointer(start: header, count: 9),
+                    length: length)
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
@@ -36,7 +38,7 @@ final class NGHTTP2Session {
             guard frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.headers.cat == NGHTTP2_HCAT_REQUEST else {
                 return 0
             }
-            return NGHTTP2Session.delegate(user).sessionBeginRequest(stream: frame.hd.stream_id)
+            return NGHTTP2Session.delegate(user) { $0.sessionBeginRequest(stream: frame.hd.stream_id) }
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameLength, value, valueLength, _, user in
@@ -44,32 +46,36 @@ final class NGHTTP2Session {
             guard frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.headers.cat == NGHTTP2_HCAT_REQUEST else {
                 return 0  // trailers: their fields mean nothing here
             }
-            return NGHTTP2Session.delegate(user).sessionHeader(
-                stream: frame.hd.stream_id, name: UnsafeRawBufferPointer(start: name, count: nameLength),
-                value: UnsafeRawBufferPointer(start: value, count: valueLength))
+            return NGHTTP2Session.delegate(user) {
+                $0.sessionHeader(
+                    stream: frame.hd.stream_id, name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                    value: UnsafeRawBufferPointer(start: value, count: valueLength))
+            }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
             let frame = frame!.pointee
-            let delegate = NGHTTP2Session.delegate(user)
             let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-            switch UInt32(frame.hd.type) {
-            case NGHTTP2_HEADERS.rawValue:
-                delegate.sessionFrameReceived(stream: frame.hd.stream_id, isHeaders: true, endStream: endStream)
-            case NGHTTP2_DATA.rawValue:
-                delegate.sessionFrameReceived(stream: frame.hd.stream_id, isHeaders: false, endStream: endStream)
-            case NGHTTP2_PING.rawValue where frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
-                delegate.sessionPingAcknowledged()
-            default: break
+            NGHTTP2Session.delegate(user) { delegate in
+                switch UInt32(frame.hd.type) {
+                case NGHTTP2_HEADERS.rawValue:
+                    delegate.sessionFrameReceived(stream: frame.hd.stream_id, isHeaders: true, endStream: endStream)
+                case NGHTTP2_DATA.rawValue:
+                    delegate.sessionFrameReceived(stream: frame.hd.stream_id, isHeaders: false, endStream: endStream)
+                case NGHTTP2_PING.rawValue where frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
+                    delegate.sessionPingAcknowledged()
+                default: break
+                }
             }
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, stream, data, length, user in
-            NGHTTP2Session.delegate(user).sessionBody(
-                stream: stream, bytes: UnsafeRawBufferPointer(start: data, count: length))
+            NGHTTP2Session.delegate(user) {
+                $0.sessionBody(stream: stream, bytes: UnsafeRawBufferPointer(start: data, count: length))
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, stream, code, user in
-            NGHTTP2Session.delegate(user).sessionStreamClosed(stream: stream, errorCode: code)
+            NGHTTP2Session.delegate(user) { $0.sessionStreamClosed(stream: stream, errorCode: code) }
             return 0
         }
         var option: OpaquePointer?
@@ -99,8 +105,12 @@ final class NGHTTP2Session {
 
     deinit { nghttp2_session_del(self.session) }
 
-    private static func delegate(_ user: UnsafeMutableRawPointer?) -> HTTP2Connection {
-        Unmanaged<HTTP2Connection>.fromOpaque(user!).takeUnretainedValue()
+    /// Calls `body` with the connection behind a callback's context pointer, without a retain and release
+    /// per callback: the connection owns the session and is inside a call into it whenever a callback runs.
+    private static func delegate<Result>(
+        _ user: UnsafeMutableRawPointer?, _ body: (HTTP2Connection) -> Result
+    ) -> Result {
+        Unmanaged<HTTP2Connection>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
     }
 
     /// Feeds received bytes; false when the connection must end: a GOAWAY is queued (by the library, or
@@ -142,10 +152,8 @@ final class NGHTTP2Session {
             if hasBody {
                 var provider = nghttp2_data_provider()
                 provider.read_callback = { _, stream, _, length, flags, _, user in
-                    guard
-                        let (count, end) = NGHTTP2Session.delegate(user).sessionBodyReady(
-                            stream: stream, maximum: length)
-                    else { return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue) }
+                    let ready = NGHTTP2Session.delegate(user) { $0.sessionBodyReady(stream: stream, maximum: length) }
+                    guard let (count, end) = ready else { return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue) }
                     flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
                     if end { flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
                     return count
