@@ -12,6 +12,11 @@ struct Request {
     var keepAlive: Bool
     var fields: RequestFields
 
+    /// Whether the method is GET. Matched by case: `HTTPMethod`'s `==` compares the methods' names.
+    var isGet: Bool { if case .GET = self.method { true } else { false } }
+    /// Whether the method is HEAD (matched by case, as ``isGet``).
+    var isHead: Bool { if case .HEAD = self.method { true } else { false } }
+
     /// An HTTP/2 request: its pseudo-fields and the fields picked out of its header list.
     init(method: HTTPMethod, target: String, fields: consuming RequestFields) {
         self.method = method

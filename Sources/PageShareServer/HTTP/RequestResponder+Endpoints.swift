@@ -137,7 +137,7 @@ extension RequestResponder {
         if status != .notModified { responseHead.add("content-length", decimal: body.length) }
         if !context.request.keepAlive { responseHead.add("connection", "close") }
         self.context?.status = status
-        guard context.request.method == .GET, body.length > 0 else {
+        guard context.request.isGet, body.length > 0 else {
             self.writer?.writeHead(responseHead)
             return self.finish()
         }

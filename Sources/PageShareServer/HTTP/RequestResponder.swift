@@ -119,7 +119,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         if let refusal = context.refusal { return self.send(refusal) }
         let route = Route.parse(context.request.target)
         self.context?.endpoint = route.endpoint
-        if route.isOperations && context.request.method != .GET && context.request.method != .HEAD {
+        if route.isOperations && !context.request.isGet && !context.request.isHead {
             return self.send(Problem.methodNotAllowed(context.request.method))
         }
         switch route {
@@ -145,7 +145,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         case .admin(let segments): return self.respondToAdmin(segments, caller: caller)
         default: break
         }
-        guard context.request.method == .GET || context.request.method == .HEAD else {
+        guard context.request.isGet || context.request.isHead else {
             return self.send(Problem.methodNotAllowed(context.request.method))
         }
         guard case .data(let target) = route else {
@@ -219,7 +219,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         if !context.request.keepAlive { response.add("connection", "close") }
         self.writer?.writeHead(response)
         self.context?.status = status
-        if context.request.method != .HEAD, !body.isEmpty {
+        if !context.request.isHead, !body.isEmpty {
             self.context?.sentBytes += body.count
             self.writeCharged(self.allocator.buffer(bytes: body))
         }
