@@ -42,6 +42,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var quiescing = false
     /// The minor version of the request being answered (HTTP/1.0 gets an HTTP/1.0 status line).
     private var minorVersion = 1
+    /// The head just written is held (not yet passed down the pipeline): a small body can join it.
+    private var headHeld = false
     /// Response bytes written since the last flush, with their notices.
     private let writes: NoticedWrites
 
@@ -259,6 +261,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         guard let context = self.context else { return }
         self.writes.write(
             head.http1Bytes(minorVersion: self.minorVersion, closing: self.quiescing), notice: nil, context: context)
+        self.headHeld = true
     }
 
     func writeBody(_ bytes: ByteBuffer, notice: WriteNotice?) {
@@ -266,10 +269,21 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             notice?.tell(.failure(ChannelError.ioOnClosedChannel))
             return
         }
-        self.writes.write(bytes, notice: notice, context: context)
+        // A small first body write is copied after the head (a larger one, lent cache pages among them, goes
+        // out as it is).
+        if self.headHeld && bytes.readableBytes <= Self.joinedBodyBytes {
+            self.writes.writeJoined(bytes, notice: notice, context: context)
+        } else {
+            self.writes.write(bytes, notice: notice, context: context)
+        }
+        self.headHeld = false
     }
 
+    /// A first body write up to this size is copied after the head: as HTTP/2 copies DATA payloads this size.
+    static let joinedBodyBytes = HTTP2Connection.copiedPayloadBytes
+
     func writeEnd(keepAlive: Bool) {
+        self.headHeld = false
         self.responding = false
         self.responseOwed = false
         self.deadline.responseEnded()
@@ -288,6 +302,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func flush() {
+        self.headHeld = false
         guard let context = self.context else { return }
         self.writes.flush(context: context)
     }
