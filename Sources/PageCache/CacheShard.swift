@@ -77,7 +77,7 @@ final class CacheShard: Sendable, LoanPinning {
     ) -> Lookup {
         self.state.withLock { state -> Lookup in
             if let slot = state.index.slot(for: key, keys: state.keys) {
-                state.visited[Int(slot)] = true
+                state.visited.markVisited(Int(slot))
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
                 return .hit
             }
@@ -115,7 +115,7 @@ final class CacheShard: Sendable, LoanPinning {
     func copyIfResident(_ key: PageKey, range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) -> Bool {
         self.state.withLock { state -> Bool in
             guard let slot = state.index.slot(for: key, keys: state.keys) else { return false }
-            state.visited[Int(slot)] = true
+            state.visited.markVisited(Int(slot))
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.arena.page(slot)[range]))
             return true
         }
@@ -126,7 +126,7 @@ final class CacheShard: Sendable, LoanPinning {
     func borrowIfResident(_ key: PageKey, range: Range<Int>) -> (bytes: ByteBuffer, slot: Int32)? {
         self.state.withLock { state -> (bytes: ByteBuffer, slot: Int32)? in
             guard let slot = state.index.slot(for: key, keys: state.keys) else { return nil }
-            state.visited[Int(slot)] = true
+            state.visited.markVisited(Int(slot))
             state.pins[Int(slot)] += 1
             return (self.arena.view(of: slot, range: range), slot)
         }

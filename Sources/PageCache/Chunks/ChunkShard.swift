@@ -93,7 +93,7 @@ final class ChunkShard: Sendable, LoanPinning {
         self.state.withLock { state -> Lookup in
             if let slot = state.index.slot(for: key, keys: state.keys) {
                 guard state.stamps[Int(slot)] == stamp else { return .unverified }
-                state.visited[Int(slot)] = true
+                state.visited.markVisited(Int(slot))
                 destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.bytes(&state, slot)[range]))
                 return .hit
             }
@@ -191,7 +191,7 @@ final class ChunkShard: Sendable, LoanPinning {
             let resident = self.bytes(&state, slot)
             guard Self.equal(resident, bytes) else { return .differs }
             state.holders[Int(slot)] += 1
-            state.visited[Int(slot)] = true
+            state.visited.markVisited(Int(slot))
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: resident[range]))
             return .joined(stamp: state.stamps[Int(slot)])
         }
@@ -204,7 +204,7 @@ final class ChunkShard: Sendable, LoanPinning {
         self.state.withLock { state -> Bool in
             guard let slot = state.index.slot(for: key, keys: state.keys), state.stamps[Int(slot)] == stamp
             else { return false }
-            state.visited[Int(slot)] = true
+            state.visited.markVisited(Int(slot))
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: self.bytes(&state, slot)[range]))
             return true
         }
@@ -217,7 +217,7 @@ final class ChunkShard: Sendable, LoanPinning {
             guard let slot = state.index.slot(for: key, keys: state.keys), state.stamps[Int(slot)] == stamp
             else { return nil }
             let index = Int(slot)
-            state.visited[index] = true
+            state.visited.markVisited(index)
             state.pins[index] += 1
             state.segmentPins[Int(state.segments[index])] += 1
             let start = Int(state.offsets[index]) + range.lowerBound
