@@ -40,6 +40,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var draining = false
     /// Shutdown was asked for: the connection closes after the response owed.
     private var quiescing = false
+    /// The last response is written and the connection lingers before it closes (``LingeringClose``):
+    /// nothing more is read as a request, answered or queued.
+    private var closing = false
     /// The minor version of the request being answered (HTTP/1.0 gets an HTTP/1.0 status line).
     private var minorVersion = 1
     /// The head just written is held (not yet passed down the pipeline): a small body can join it.
@@ -81,6 +84,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else { return }
         self.scope?.readStarted()
         let part = self.unwrapInboundIn(data)
         if !self.queued.isEmpty || (self.responseOwed && Self.isHead(part)) {
@@ -163,6 +167,11 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Lingering, the parser's complaints about what the client still sends are expected; and once the
+        // parser failed (its error is answered in turn), every later read is reported as data received in
+        // that state: closing then would cut the responses still owed.
+        guard !self.closing else { return }
+        if case ByteToMessageDecoderError.dataReceivedInErrorState = error { return }
         if error is HTTPParserError, !self.queued.isEmpty || self.responseOwed {
             self.queued.append(.error(error))
             return
@@ -198,14 +207,24 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         var buffer = head.http1Bytes(minorVersion: 1, closing: true)
         buffer.writeBytes(body)
         self.writes.writeHeld(context: context)
-        context.writeAndFlush(self.wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
         self.responding = true
+        self.closeLingering(after: context.writeAndFlush(self.wrapOutboundOut(buffer)), context: context)
+    }
+
+    /// Closes the connection once `written` completes, lingering (``LingeringClose``): what the client
+    /// still sends is read and dropped, the requests queued with it too.
+    private func closeLingering(after written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        self.closing = true
+        self.queued.removeAll()
+        if self.readHeld {
+            self.readHeld = false
+            context.read()
+        }
+        LingeringClose.close(context, after: written)
     }
 
     func read(context: ChannelHandlerContext) {
-        guard self.queued.isEmpty else {
+        guard self.queued.isEmpty || self.closing else {
             self.readHeld = true
             return
         }
@@ -290,12 +309,10 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         guard let context = self.context else { return }
         guard keepAlive && !self.quiescing else {
             // Closed once what was written is out (a close now would drop unsent bytes): an empty write's
-            // promise completes after the writes before it.
-            let done = context.eventLoop.makePromise(of: Void.self)
+            // future completes after the writes before it.
             self.writes.writeHeld(context: context)
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
-            done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            return
+            let written = context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+            return self.closeLingering(after: written, context: context)
         }
         self.writes.flush(context: context)
         if !self.queued.isEmpty || self.readHeld { self.drainQueue(context: context) }

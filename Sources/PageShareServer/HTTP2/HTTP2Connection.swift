@@ -183,30 +183,18 @@ final class HTTP2Connection: ChannelInboundHandler {
     }
 
     /// Closes once everything written so far is on the wire (closing at once would drop the end of the last
-    /// response if the socket is full), lingering: the sending side is shut first, and what the client still
-    /// sends is read and dropped until it closes or ``lingerTime`` passes. Closing with its bytes unread
-    /// would reset the connection, and a reset can discard the GOAWAY before the client reads why (a client
-    /// cut off for a flood of resets or CONTINUATION frames is still sending them).
+    /// response if the socket is full), lingering (``LingeringClose``): a client cut off for a flood of
+    /// resets or CONTINUATION frames is still sending them, and a reset could discard the GOAWAY that says
+    /// why. What arrives meanwhile is dropped (``closing``).
     private func closeAfterWrites() {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
         self.session?.send()
         self.writeOutput()
         self.writes.writeHeld(context: context)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { _ in
-            let halfClosed = context.eventLoop.makePromise(of: Void.self)
-            context.close(mode: .output, promise: halfClosed)
-            halfClosed.futureResult.assumeIsolated().whenComplete { result in
-                guard case .success = result else { return context.close(promise: nil) }
-                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
-            }
-        }
+        let written = context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+        LingeringClose.close(context, after: written)
     }
-
-    /// How long a closing connection reads and drops what its client still sends.
-    static let lingerTime = TimeAmount.seconds(1)
 
     /// Graceful shutdown: with streams in flight, a GOAWAY naming the last possible stream and a PING;
     /// the final GOAWAY when the PING comes back (``sessionPingAcknowledged()``). Without, the final GOAWAY
