@@ -13,12 +13,13 @@
 #   a) 4 KiB range GETs of hot files, 32 connections x 16 streams
 #   b) 1 MiB range GETs, 32 connections x 16 streams
 #   c) 4 KiB range GETs, 100 connections x 100 streams
-#   d) 1 MiB range GETs over HTTP/1.1, 32 connections (PageShare writes lent cache pages, nginx sendfile)
+#   d) 1 MiB range GETs over HTTP/1.1, 32 connections (PageShare copies 4 KiB pages into 64 KiB buffers,
+#      PageWrites; nginx sendfile)
 #   e) whole small files (2,000 bytes), 32 connections x 16 streams
 #   f) 4 KiB range GETs over HTTP/1.1 keep-alive, 32 connections
 # Reported per server: requests/s, MB/s, p50/p99 request latency (from h2load's per-request log), server
-# CPU per request (utime + stime of its processes over the run / requests) and peak RSS (VmHWM; nginx and
-# h2o: master + workers).
+# CPU per request (utime + stime of its processes over the run / requests; and utime alone, the server's
+# own code beside the kernel's) and peak RSS (VmHWM; nginx and h2o: master + workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
@@ -107,22 +108,24 @@ peak_rss_kib() { # sum of VmHWM over the given pids
     echo "$total"
 }
 
-cpu_ticks() { # utime + stime, in clock ticks, summed over the given pids
-    local total=0 pid
+cpu_ticks() { # "utime+stime utime", in clock ticks, summed over the given pids
+    local total=0 user=0 pid both utime
     for pid in "$@"; do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+        read -r both utime < <(awk '{print $14 + $15, $14}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
+        total=$((total + ${both:-0}))
+        user=$((user + ${utime:-0}))
     done
-    echo "$total"
+    echo "$total $user"
 }
 
 # run_h2load "PIDS" URL_BASE URIS RANGE CONNECTIONS STREAMS REQUESTS [H2LOAD-FLAGS...]
-#   -> prints "req/s MB/s p50_ms p99_ms cpu_us_per_request ok=N"
+#   -> prints "req/s MB/s p50_ms p99_ms cpu_us_per_request user_cpu_us_per_request ok=N"
 run_h2load() {
     local pids=$1 base=$2 uris=$3 range=$4 connections=$5 streams=$6 requests=$7
     shift 7
-    local before
+    local before before_user
     # shellcheck disable=SC2086
-    before=$(cpu_ticks $pids)
+    read -r before before_user < <(cpu_ticks $pids)
     sed "s|^|$base|" "$uris" > "$work/uris.txt"
     local log="$work/h2load.log"
     rm -f "$log"
@@ -138,12 +141,14 @@ run_h2load() {
     local p50 p99
     read -r p50 p99 < <(awk '{print $3}' "$log" | sort -n | awk '{a[NR]=$1} END {
         printf "%.3f %.3f\n", a[int(NR*0.50)]/1000, a[int(NR*0.99)]/1000 }')
-    local after cpu
+    local after after_user cpu user
     # shellcheck disable=SC2086
-    after=$(cpu_ticks $pids)
+    read -r after after_user < <(cpu_ticks $pids)
     cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
         'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-    echo "$rps $mbs $p50 $p99 $cpu ok=$ok"
+    user=$(awk -v t=$((after_user - before_user)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    echo "$rps $mbs $p50 $p99 $cpu $user ok=$ok"
 }
 
 declare -A results
@@ -191,7 +196,7 @@ scenario() { # NAME RANGE CONNECTIONS STREAMS REQUESTS URIS-KIND [h1]
     if [ "$ROUNDS" -gt 1 ]; then results["$name/rounds"]=${rounds% | }; fi
 }
 
-median_run() { # the run lines ("req/s MB/s p50 p99 cpu ok=N") -> the median line by requests/s
+median_run() { # the run lines ("req/s MB/s p50 p99 cpu user ok=N") -> the median line by requests/s
     echo "$1" | awk 'NF' | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
 }
 
@@ -232,12 +237,14 @@ for server in "${servers[@]}"; do
     rss[$server]=$(peak_rss_kib $(server_pids "$server"))
 done
 
-printf "\n%-34s %-10s %12s %10s %9s %9s %8s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms" "CPU µs"
+printf "\n%-34s %-10s %12s %10s %9s %9s %8s %8s\n" scenario server "req/s" "MB/s" "p50 ms" "p99 ms" "CPU µs" \
+    "user µs"
 for name in "${names[@]}"; do
     [ -n "${results[$name/pageshare]:-}" ] || continue
     for server in "${servers[@]}"; do
-        read -r rps mbs p50 p99 cpu ok <<<"${results[$name/$server]}"
-        printf "%-34s %-10s %12s %10s %9s %9s %8s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$cpu" "$ok"
+        read -r rps mbs p50 p99 cpu user ok <<<"${results[$name/$server]}"
+        printf "%-34s %-10s %12s %10s %9s %9s %8s %8s  %s\n" "$name" "$server" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
+            "$user" "$ok"
     done
     if [ -n "${results[$name/rounds]:-}" ]; then printf "%-34s rounds (req/s): %s\n" "" "${results[$name/rounds]}"; fi
     read -r prps _ _ _ pcpu _ <<<"${results[$name/pageshare]}"
