@@ -4,7 +4,7 @@ import NIOHTTP1
 
 /// One HTTP/1.1 connection (after NIO's request decoder): hands requests to its ``RequestResponder`` and
 /// writes the responses as bytes (``ResponseHead/http1Bytes(minorVersion:closing:)``, ``NoticedWrites``),
-/// closing the connection after one that is not keep-alive.
+/// closing the connection after one that is not keep-alive (lingering: ``LingeringClose``).
 ///
 /// Pipelined requests wait their turn here: a request head that arrives while the previous response is
 /// owed is queued with the parts after it, and reading from the socket stops until the queue is drained,
