@@ -66,7 +66,7 @@ final class NoticedWrites {
         self.held = nil  // `held` the only reference: the bytes are added in place if there is room
         held.writeImmutableBuffer(bytes)
         self.held = held
-        if let notice { self.notices.append(notice) }
+        if let notice { self.note(notice) }
     }
 
     /// Notices of writes this large are told as soon as their write ends, not with the flush's last one.

@@ -136,14 +136,14 @@ extension RequestResponder {
         let status = responseHead.status
         if status != .notModified { responseHead.add("content-length", decimal: body.length) }
         if !context.request.keepAlive { responseHead.add("connection", "close") }
-        self.context?.status = status
+        context.status = status
         guard context.request.isGet, body.length > 0 else {
             self.writer?.writeHead(responseHead)
             return self.finish()
         }
         if let bytes = self.residentSmallBody(file, body) {
             self.writer?.writeHead(responseHead)
-            self.context?.sentBytes += bytes.readableBytes
+            context.sentBytes += bytes.readableBytes
             self.writeCharged(bytes)
             return self.finish()
         }

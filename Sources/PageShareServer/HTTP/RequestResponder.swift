@@ -118,7 +118,7 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         guard let context = self.context else { return }
         if let refusal = context.refusal { return self.send(refusal) }
         let route = Route.parse(context.request.target)
-        self.context?.endpoint = route.endpoint
+        context.endpoint = route.endpoint
         if route.isOperations && !context.request.isGet && !context.request.isHead {
             return self.send(Problem.methodNotAllowed(context.request.method))
         }
@@ -218,9 +218,9 @@ final class RequestResponder: AllowanceWaiter, BodyStreamerOwner {
         if status != .noContent { response.add("content-length", decimal: UInt64(body.count)) }
         if !context.request.keepAlive { response.add("connection", "close") }
         self.writer?.writeHead(response)
-        self.context?.status = status
+        context.status = status
         if !context.request.isHead, !body.isEmpty {
-            self.context?.sentBytes += body.count
+            context.sentBytes += body.count
             self.writeCharged(self.allocator.buffer(bytes: body))
         }
         self.finish()
